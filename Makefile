@@ -1,0 +1,91 @@
+# Gyre: one Makefile drives the venv, the checks, the test cluster and the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+export UV_NATIVE_TLS := 1
+KUBECONFIG ?= $(ROOT)/.cluster/kubeconfig
+export KUBECONFIG
+
+.PHONY: help venv lock lint typecheck verify manifests test test-unit test-integration test-e2e \
+        cluster-build cluster-up cluster-down cluster-env cluster-status image deploy undeploy demo \
+        e2e-kind bench-drift bench-serving clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@hack/venv.sh
+	@touch $@
+
+venv: $(VENV)/.installed ## Create .venv with the project and its dev tools
+
+lock: ## Re-pin constraints.txt from pyproject.toml
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -q -o constraints.txt.new
+	{ echo '# Pinned versions for the dev venv and the image: regenerate with `make lock`.'; cat constraints.txt.new; } > constraints.txt
+	rm -f constraints.txt.new
+
+manifests: venv ## Regenerate CRD YAML in manifests/ and charts/ from gyre.api
+	$(PY) -m gyre.api.crdgen --write
+
+lint: venv ## ruff, import-linter contracts
+	ruff check operator tests benchmarks pipelines
+	ruff format --check operator tests benchmarks pipelines
+	lint-imports
+
+typecheck: venv ## mypy --strict on the package
+	mypy
+
+verify: venv ## Fail when generated files, lint or types are not clean
+	$(PY) -m gyre.api.crdgen --check
+	$(MAKE) -s lint typecheck
+
+test: venv ## Run every tier: unit, integration and e2e (brings the test cluster up)
+	hack/test-all.sh
+
+test-unit: venv ## Pure code, seconds
+	$(PY) -m pytest tests/unit -q
+
+test-integration: venv cluster-up ## The operator against a real API server
+	$(PY) -m pytest tests/integration -q
+
+test-e2e: venv cluster-up image ## Real pods running the project image
+	$(PY) -m pytest tests/e2e -q
+
+cluster-build: ## Build (or reuse) the pinned Kubernetes components
+	hack/cluster/build.sh
+
+cluster-up: ## Bring up the single-node test cluster (idempotent)
+	hack/cluster/up.sh
+
+cluster-down: ## Tear the test cluster down and restore the host
+	hack/cluster/down.sh
+
+cluster-env: ## Print export lines for KUBECONFIG and PATH
+	@hack/cluster/env.sh
+
+image: ## Build gyre:dev and make it available to the cluster
+	hack/image.sh
+
+deploy: venv ## Install the CRDs and the operator (gyre:dev) into the KUBECONFIG cluster
+	hack/deploy.sh
+
+undeploy: ## Remove the operator and the CRDs
+	hack/deploy.sh --delete
+
+demo: venv cluster-up image deploy ## The whole loop on the local cluster
+	hack/demo.sh
+
+e2e-kind: venv ## Run the e2e suite on a kind cluster (needs Docker that can pull images)
+	hack/e2e-kind.sh
+
+bench-drift: venv ## Drift benchmark against Evidently
+	$(PY) benchmarks/drift/run.py
+
+bench-serving: venv ## Serving benchmark against MLServer and KServe
+	$(PY) benchmarks/serving/run.py
+
+clean: ## Remove the venv and caches inside the repo
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
