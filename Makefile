@@ -6,7 +6,12 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 export UV_NATIVE_TLS := 1
-KUBECONFIG ?= $(ROOT)/.cluster/kubeconfig
+# A KUBECONFIG from the environment means "test against that cluster"; otherwise the local test cluster.
+ifeq ($(origin KUBECONFIG),environment)
+EXTERNAL_CLUSTER := 1
+else
+KUBECONFIG := $(ROOT)/.cluster/kubeconfig
+endif
 export KUBECONFIG
 
 .PHONY: help venv lock lint typecheck verify manifests test test-unit test-integration test-e2e \
@@ -27,8 +32,9 @@ lock: ## Re-pin constraints.txt from pyproject.toml
 	{ echo '# Pinned versions for the dev venv and the image: regenerate with `make lock`.'; cat constraints.txt.new; } > constraints.txt
 	rm -f constraints.txt.new
 
-manifests: venv ## Regenerate CRD YAML in manifests/ and charts/ from gyre.api
+manifests: venv ## Regenerate CRD YAML (from gyre.api), the rendered install and Argo CD health checks
 	$(PY) -m gyre.api.crdgen --write
+	eval "$$(hack/cluster/env.sh)" && $(PY) hack/generate_install.py --write
 
 lint: venv ## ruff, import-linter contracts
 	ruff check operator tests benchmarks pipelines
@@ -40,6 +46,7 @@ typecheck: venv ## mypy --strict on the package
 
 verify: venv ## Fail when generated files, lint or types are not clean
 	$(PY) -m gyre.api.crdgen --check
+	eval "$$(hack/cluster/env.sh)" && $(PY) hack/generate_install.py --check
 	$(MAKE) -s lint typecheck
 
 test: venv ## Run every tier: unit, integration and e2e (brings the test cluster up)
@@ -58,7 +65,11 @@ cluster-build: ## Build (or reuse) the pinned Kubernetes components
 	hack/cluster/build.sh
 
 cluster-up: ## Bring up the single-node test cluster (idempotent)
+ifeq ($(EXTERNAL_CLUSTER),1)
+	@echo "cluster-up: using the cluster that KUBECONFIG=$(KUBECONFIG) names"
+else
 	hack/cluster/up.sh
+endif
 
 cluster-down: ## Tear the test cluster down and restore the host
 	hack/cluster/down.sh

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 __all__ = [
     "MANIFEST_FILE",
@@ -22,23 +23,33 @@ MANIFEST_FILE = "manifest.json"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    # camelCase on disk, snake_case in Python (as in gyre.api).
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
 class FeatureSpec(_Model):
+    """One input feature of the model."""
+
     name: str
     kind: Literal["numeric", "categorical", "binary"]
+    dtype: Literal["number", "string"] = "number"
+    """How values are fed to the model (gyre.training.features.coerce_features): numbers become float64 (missing:
+    NaN); strings become str (missing: the empty string)."""
     categories: list[str | int | float | bool] | None = None
     """Known categories seen in training (categorical and binary columns)."""
 
 
 class TargetSpec(_Model):
+    """The predicted column."""
+
     name: str
     classes: list[str | int | float | bool] | None = None
     """Class labels in the order of predict_proba columns; None for regression."""
 
 
 class DatasetRef(_Model):
+    """The dataset version a model was trained on."""
+
     uri: str
     fingerprint: str
     version: int | None = None
@@ -46,20 +57,34 @@ class DatasetRef(_Model):
 
 
 class ArtifactRef(_Model):
+    """The skops file and its sha256."""
+
     path: str = "model.skops"
     sha256: str
 
 
 class OnnxInfo(_Model):
+    """The optional ONNX twin of the model, kept only when proven equivalent on held-out rows."""
+
     status: Literal["verified", "unavailable"]
     path: str | None = None
     sha256: str | None = None
     reason: str = ""
-    max_abs_proba_diff: float | None = Field(default=None, alias="maxAbsProbaDiff")
+    max_abs_proba_diff: float | None = None
+    """Largest |onnx - sklearn| over the verification rows: probabilities (classification) or predictions."""
+    inputs: dict[str, str] | None = None
+    """Feature name -> ONNX input name; each input is an [N, 1] tensor, float32 for number features and string
+    for string features."""
+    outputs: list[str] | None = None
+    """ONNX output names: [label, probabilities] for classifiers, [variable] for regressors."""
+    verified_rows: int | None = None
+    """How many held-out rows the equivalence check ran on."""
 
 
 class Lineage(_Model):
-    training_run: str | None = Field(default=None, alias="trainingRun")
+    """Where a model came from."""
+
+    training_run: str | None = None
     """namespace/name of the TrainingRun that produced the model."""
     trial: int | None = None
     trigger: str = "manual"
@@ -67,7 +92,9 @@ class Lineage(_Model):
 
 
 class ModelManifest(_Model):
-    format_version: Literal[1] = Field(default=1, alias="formatVersion")
+    """`manifest.json`: everything known about a model directory; the server checks artifact.sha256 first."""
+
+    format_version: Literal[1] = 1
     name: str
     task: Literal["classification", "regression"]
     estimator: str
@@ -75,14 +102,16 @@ class ModelManifest(_Model):
     features: list[FeatureSpec]
     target: TargetSpec
     metrics: dict[str, float] = Field(default_factory=dict)
-    dataset: DatasetRef
+    dataset: DatasetRef | None = None
+    """The data the model was trained on; None for imported models."""
     artifact: ArtifactRef
     onnx: OnnxInfo
     seed: int
     image: str | None = None
     libraries: dict[str, str] = Field(default_factory=dict)
-    created_at: datetime = Field(alias="createdAt")
+    created_at: datetime
     lineage: Lineage = Field(default_factory=Lineage)
 
     def to_json(self) -> str:
+        """The manifest as written to manifest.json (camelCase keys)."""
         return self.model_dump_json(by_alias=True, indent=2)

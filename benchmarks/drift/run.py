@@ -1,0 +1,376 @@
+"""Drift benchmark: Gyre's profile + check against Evidently's default data-drift report, same tables, same machine.
+
+    .venv/bin/python benchmarks/drift/run.py [--ref-rows 1000000] [--cur-rows 100000] [--quick]
+
+Generates a mixed table (10 numeric, 6 categorical, 4 binary columns; 6 of them drifted in the current table),
+writes both as Parquet, then runs three child processes, one at a time:
+
+- gyre-profile: read the reference, build the profile, write profile.json (done once per Dataset version);
+- gyre-check: read profile.json and the current table, run the check (what a DriftMonitor does on schedule);
+- evidently: read both tables, run `Report([DataDriftPreset()])` (Evidently's default), in its own venv under
+  ${GYRE_CACHE:-~/.cache/gyre}/bench/evidently-venv, created here on first use (Evidently's pins conflict with ours).
+
+Wall time is measured around each child; peak memory is the child's own ru_maxrss from os.wait4 (tracemalloc misses
+numpy's allocations). Both sides pay for interpreter start, imports and Parquet reads; the in-process compute time
+is reported too. Prints a table of ratios and per-column verdict agreement, and writes WORKDIR/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+EVIDENTLY_REQUIREMENTS = ["evidently==0.7.23", "pandas>=2.2,<3", "pyarrow"]
+"""Evidently 0.7.23 imports a pandas internal that pandas 3 removed, hence the cap."""
+
+# Evidently's method names -> Gyre's.
+METHOD_NAMES = {
+    "Wasserstein distance (normed)": "wasserstein",
+    "Jensen-Shannon distance": "jensenshannon",
+    "K-S p_value": "ks",
+    "chi-square p_value": "chisquare",
+    "Z-test p_value": "z",
+    "PSI": "psi",
+}
+
+
+def cache_dir() -> Path:
+    """${GYRE_CACHE:-~/.cache/gyre}/bench."""
+    return Path(os.environ.get("GYRE_CACHE") or Path.home() / ".cache" / "gyre") / "bench"
+
+
+def ensure_evidently_venv() -> Path:
+    """Create (once) a venv with Evidently and return its python."""
+    venv = cache_dir() / "evidently-venv"
+    python = venv / "bin" / "python"
+    stamp = venv / ".gyre-requirements"
+    wanted = "\n".join(EVIDENTLY_REQUIREMENTS)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    print(f"creating {venv} with {' '.join(EVIDENTLY_REQUIREMENTS)} (once)...", flush=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    env = dict(os.environ)
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    if Path(ca).exists():
+        env.setdefault("PIP_CERT", ca)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *EVIDENTLY_REQUIREMENTS],
+        check=True,
+        env=env,
+    )
+    stamp.write_text(wanted)
+    return python
+
+
+# --- data -----------------------------------------------------------------------------------------------------------
+
+
+def schema() -> dict[str, str]:
+    """Column -> kind of the benchmark table."""
+    kinds = {f"n{i}": "numeric" for i in range(10)}
+    kinds.update({f"c{i}": "categorical" for i in range(6)})
+    kinds.update({f"b{i}": "binary" for i in range(4)})
+    return kinds
+
+
+EXPECTED_DRIFT = {"n0", "n3", "n8", "c1", "c3", "b1"}
+
+
+def generate(n: int, *, current: bool, seed: int) -> Any:
+    """One table; `current=True` applies the drifts listed in EXPECTED_DRIFT."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+
+    def cats(k: int, probs: Any = None, prefix: str = "v") -> Any:
+        labels = np.array([f"{prefix}{i}" for i in range(k)], dtype=object)
+        return labels[rng.choice(k, n, p=probs)]
+
+    zipf = 1.0 / np.arange(1, 201) ** 1.1
+    zipf /= zipf.sum()
+    c1_ref = np.full(10, 0.1)
+    c1_cur = np.array([0.25, 0.2, 0.15, 0.1, 0.08, 0.07, 0.05, 0.04, 0.03, 0.03])
+    c4_ref = np.array([0.4, 0.3, 0.2, 0.1])
+    c4_cur = np.array([0.39, 0.31, 0.2, 0.1])
+    cols: dict[str, Any] = {
+        "n0": rng.normal(0.5 if current else 0.0, 1.0, n),  # drift: mean shift 0.5 sd
+        "n1": rng.normal(100.3 if current else 100.0, 15.0, n),  # 0.02 sd: no drift
+        "n2": rng.lognormal(0.0, 0.7, n),
+        "n3": rng.normal(0.0, 2.0 if current else 1.0, n),  # drift: variance x4
+        "n4": rng.uniform(0.0, 1.0, n),
+        "n5": rng.normal(5.0, 2.0, n),
+        "n6": rng.poisson(3.0, n).astype(np.int64),
+        "n7": rng.exponential(1.03 if current else 1.0, n),  # 0.03 sd: no drift
+        "n8": rng.normal(0.15 if current else 0.0, 1.0, n),  # drift: 0.15 sd, above the 0.1 threshold
+        "n9": rng.standard_t(5, n),
+        "c0": cats(3, [0.5, 0.3, 0.2]),
+        "c1": cats(10, c1_cur if current else c1_ref),  # drift: frequencies
+        "c2": cats(50),
+        "c3": cats(5),
+        "c4": cats(4, c4_cur if current else c4_ref),  # mild change: no drift
+        "c5": cats(200, zipf),
+        "b0": (rng.random(n) < 0.3).astype(np.int64),
+        "b1": np.where(rng.random(n) < (0.75 if current else 0.5), "yes", "no").astype(object),  # drift
+        "b2": rng.random(n) < 0.6,
+        "b3": (rng.random(n) < 0.1).astype(np.int64),
+    }
+    frame = pd.DataFrame(cols)
+    frame.loc[rng.random(n) < 0.05, "n5"] = np.nan  # 5% missing on both sides
+    if current:
+        frame.loc[rng.random(n) < 0.25, "c3"] = "unseen"  # drift: a new category
+    return frame
+
+
+# --- children ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One child process."""
+
+    wall_s: float
+    maxrss_mib: float
+    result: dict[str, Any]
+
+
+def run_child(argv: list[str], result_file: Path) -> Run:
+    """Run a child to completion; wall time and the child's own peak RSS (os.wait4)."""
+    result_file.unlink(missing_ok=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed ({proc.returncode}): {' '.join(argv)}")
+    return Run(wall, usage.ru_maxrss / 1024, json.loads(result_file.read_text()))
+
+
+def child_profile(workdir: Path) -> None:
+    """Child: build and store the reference profile."""
+    t0 = time.perf_counter()
+    import pandas as pd
+
+    from gyre.drift.profile import build_profile
+
+    t_import = time.perf_counter()
+    kinds = json.loads((workdir / "schema.json").read_text())
+    reference = pd.read_parquet(workdir / "reference.parquet")
+    t_read = time.perf_counter()
+    profile = build_profile(reference, kinds)
+    text = profile.to_json()
+    t_done = time.perf_counter()
+    (workdir / "profile.json").write_text(text)
+    out = {
+        "import_s": t_import - t0,
+        "read_s": t_read - t_import,
+        "compute_s": t_done - t_read,
+        "bytes": len(text),
+    }
+    (workdir / "gyre-profile.json").write_text(json.dumps(out))
+
+
+def child_check(workdir: Path) -> None:
+    """Child: the scheduled check, from the stored profile."""
+    t0 = time.perf_counter()
+    import pandas as pd
+
+    from gyre.drift.check import check_frame
+    from gyre.drift.profile import ReferenceProfile
+
+    t_import = time.perf_counter()
+    profile = ReferenceProfile.from_json((workdir / "profile.json").read_bytes())
+    current = pd.read_parquet(workdir / "current.parquet")
+    t_read = time.perf_counter()
+    report = check_frame(profile, current)
+    t_done = time.perf_counter()
+    out = {
+        "import_s": t_import - t0,
+        "read_s": t_read - t_import,
+        "compute_s": t_done - t_read,
+        "columns": {
+            c.column: {"method": c.method, "score": c.score, "threshold": c.threshold, "drifted": c.drifted}
+            for c in report.columns
+        },
+        "drift_share": report.drift_share,
+        "verdict": report.verdict,
+    }
+    (workdir / "gyre-check.json").write_text(json.dumps(out))
+
+
+# --- report -----------------------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model and RAM of this machine."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    except (OSError, StopIteration):
+        mem_kb = 0
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kb / 1024**2, 1),
+        "python": platform.python_version(),
+    }
+
+
+def compare(gyre: dict[str, Any], evidently: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-column verdicts side by side."""
+    rows = []
+    for column, g in gyre["columns"].items():
+        e = evidently["columns"].get(column)
+        if e is None:
+            continue
+        e_method = METHOD_NAMES.get(e["method"], e["method"])
+        same_method = e_method == g["method"]
+        rows.append(
+            {
+                "column": column,
+                "gyre_method": g["method"],
+                "gyre_score": g["score"],
+                "gyre_drifted": g["drifted"],
+                "evidently_method": e_method,
+                "evidently_score": e["score"],
+                "evidently_drifted": e["drifted"],
+                "same_method": same_method,
+                "score_diff": abs(g["score"] - e["score"])
+                if same_method and g["score"] is not None
+                else None,
+                "agree": g["drifted"] == e["drifted"],
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or one child, with --child)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ref-rows", type=int, default=1_000_000)
+    parser.add_argument("--cur-rows", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--quick", action="store_true", help="20k/5k rows: a smoke run")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--child", choices=["profile", "check"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.ref_rows, args.cur_rows = 20_000, 5_000
+    workdir = args.workdir or cache_dir() / "drift" / f"{args.ref_rows}x{args.cur_rows}"
+    if args.child == "profile":
+        child_profile(workdir)
+        return 0
+    if args.child == "check":
+        child_check(workdir)
+        return 0
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    evidently_python = ensure_evidently_venv()
+    print(
+        f"generating {args.ref_rows:,} reference and {args.cur_rows:,} current rows x 20 columns in {workdir}"
+    )
+    (workdir / "schema.json").write_text(json.dumps(schema()))
+    generate(args.ref_rows, current=False, seed=args.seed).to_parquet(workdir / "reference.parquet")
+    generate(args.cur_rows, current=True, seed=args.seed + 1).to_parquet(workdir / "current.parquet")
+
+    me = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir), "--child"]
+    print("gyre: profile...", flush=True)
+    profile = run_child([*me, "profile"], workdir / "gyre-profile.json")
+    print("gyre: check...", flush=True)
+    check = run_child([*me, "check"], workdir / "gyre-check.json")
+    print("evidently: DataDriftPreset...", flush=True)
+    evidently = run_child(
+        [str(evidently_python), str(HERE / "evidently_child.py"), str(workdir)], workdir / "evidently.json"
+    )
+
+    rows = compare(check.result, evidently.result)
+    gyre_total_wall = profile.wall_s + check.wall_s
+    gyre_total_compute = profile.result["compute_s"] + check.result["compute_s"]
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "ref_rows": args.ref_rows,
+        "cur_rows": args.cur_rows,
+        "columns": 20,
+        "evidently_version": evidently.result["version"],
+        "gyre_profile": {"wall_s": profile.wall_s, "maxrss_mib": profile.maxrss_mib, **profile.result},
+        "gyre_check": {"wall_s": check.wall_s, "maxrss_mib": check.maxrss_mib, **check.result},
+        "evidently": {"wall_s": evidently.wall_s, "maxrss_mib": evidently.maxrss_mib, **evidently.result},
+        "agreement": rows,
+    }
+    (workdir / "results.json").write_text(json.dumps(results, indent=1))
+
+    ev = evidently
+    print()
+    print(
+        f"{args.ref_rows:,} reference x {args.cur_rows:,} current rows, 20 columns; Evidently {results['evidently_version']}"
+    )
+    print(f"{'':34}{'wall s':>9}{'compute s':>11}{'peak MiB':>10}{'Evidently/Gyre (wall, compute, mem)':>40}")
+
+    def line(name: str, wall: float, compute: float, rss: float) -> None:
+        ratio = (
+            f"{ev.wall_s / wall:8.1f}x {ev.result['compute_s'] / compute:8.1f}x {ev.maxrss_mib / rss:8.1f}x"
+        )
+        print(f"{name:34}{wall:9.2f}{compute:11.3f}{rss:10.0f}{ratio:>40}")
+
+    line("gyre check (scheduled)", check.wall_s, check.result["compute_s"], check.maxrss_mib)
+    line("gyre profile (once per version)", profile.wall_s, profile.result["compute_s"], profile.maxrss_mib)
+    line(
+        "gyre profile + check", gyre_total_wall, gyre_total_compute, max(profile.maxrss_mib, check.maxrss_mib)
+    )
+    print(
+        f"{'evidently DataDriftPreset':34}{ev.wall_s:9.2f}{ev.result['compute_s']:11.3f}{ev.maxrss_mib:10.0f}"
+    )
+    print()
+    print(
+        f"{'column':8}{'gyre method':>15}{'score':>11}{'drift':>7}  {'evidently method':>16}{'score':>11}{'drift':>7}  agree"
+    )
+    for r in rows:
+        print(
+            f"{r['column']:8}{r['gyre_method']:>15}{r['gyre_score']:11.4f}{r['gyre_drifted']!s:>7}  "
+            f"{r['evidently_method']:>16}{r['evidently_score']:11.4f}{r['evidently_drifted']!s:>7}  "
+            f"{'yes' if r['agree'] else 'NO'}"
+        )
+    same = [r for r in rows if r["same_method"]]
+    agree_same = sum(r["agree"] for r in same)
+    max_diff = max((r["score_diff"] for r in same if r["score_diff"] is not None), default=0.0)
+    print()
+    print(
+        f"verdicts agree on {sum(r['agree'] for r in rows)}/{len(rows)} columns "
+        f"({agree_same}/{len(same)} where the methods coincide; max score difference {max_diff:.2e})"
+    )
+    print(
+        f"dataset: gyre share {check.result['drift_share']:.2f} ({check.result['verdict']}), "
+        f"evidently share {ev.result['drifted_columns_count']['share']:.2f}"
+    )
+    print(f"expected drifted columns: {sorted(EXPECTED_DRIFT)}")
+    print(f"results: {workdir / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

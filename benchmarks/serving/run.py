@@ -1,0 +1,556 @@
+#!/usr/bin/env python
+"""Serving benchmark: `gyre serve` against MLServer and KServe's Python model server, same model, same machine.
+
+What runs (all on loopback, one worker each):
+- gyre: `gyre serve` on the model directory written by Gyre's trainer (skops + verified ONNX); v2 and v1 requests,
+  ONNX path (default) and the forced scikit-learn path.
+- MLServer (mlserver + mlserver-sklearn) with the same fitted forest saved with joblib: in-process inference
+  (parallel_workers=0), without and with adaptive batching.
+- KServe: kserve.ModelServer with a kserve.Model that predicts with the joblib model, v1 protocol.
+- echo: a bare aiohttp server that parses the JSON body with orjson and returns a fixed reply: the HTTP ceiling.
+
+The load generator is `wrk` (closed loop: C connections each with one request in flight, fixed duration) with a Lua
+script POSTing one body. Server processes are pinned to CPU 0 and wrk to CPU 1 with taskset, so they do not fight
+over a core. Peers live in their own venvs under ${GYRE_CACHE:-~/.cache/gyre}/bench, created on first run.
+
+Usage: .venv/bin/python benchmarks/serving/run.py [--duration 3] [--only gyre-v2,mlserver] [--write-docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("GYRE_CACHE", Path.home() / ".cache" / "gyre")) / "bench"
+SERVER_CPU = os.environ.get("GYRE_BENCH_SERVER_CPU", "0")
+CLIENT_CPU = os.environ.get("GYRE_BENCH_CLIENT_CPU", "1")
+SKLEARN_VERSION = "1.9.1"  # the peers must unpickle the very same estimator
+PEERS = {
+    "mlserver": ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", f"scikit-learn=={SKLEARN_VERSION}", "joblib"],
+    "kserve": ["kserve==0.21.0", f"scikit-learn=={SKLEARN_VERSION}", "joblib"],
+}
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+# -- the model ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchModel:
+    gyre_dir: Path
+    joblib_path: Path
+    rows: np.ndarray  # query rows (float64, feature order)
+    expected: np.ndarray  # sklearn's labels for `rows`
+    pipeline: Any
+    numpy_pipeline: Any
+
+
+def _write_model_dir(result: Any, directory: Path) -> None:
+    """Gyre's model directory via the trainer's artifact writer (skops + verified ONNX + manifest)."""
+    from gyre.training.artifact import write_model_dir
+
+    manifest = write_model_dir(directory, result, name="iris", dataset=None)
+    if manifest.onnx.status != "verified":
+        raise RuntimeError(f"the benchmark model has no verified ONNX export: {manifest.onnx.reason}")
+
+
+def build_model(work: Path) -> BenchModel:
+    """A 100-tree random forest on iris through Gyre's trainer; the peers get the same fitted objects."""
+    import joblib
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.pipeline import Pipeline
+
+    from gyre.training.trainer import TrainOptions, train_model
+
+    frame = load_iris(as_frame=True).frame
+    frame.columns = [*FEATURES, "target"]
+    result = train_model(
+        frame, TrainOptions(target="target", estimator="RandomForestClassifier", params={"n_estimators": 100})
+    )
+    gyre_dir = work / "gyre-model"
+    _write_model_dir(result, gyre_dir)
+    # The trainer's pipeline selects columns by name (a DataFrame in); the peers are sent plain arrays, so they get
+    # the same fitted imputer, scaler and forest chained for arrays. Predictions are checked identical below.
+    ct = result.pipeline.named_steps["preprocess"]
+    numeric = ct.named_transformers_["numeric"]
+    numpy_pipeline = copy.deepcopy(Pipeline([*numeric.steps, ("model", result.pipeline.named_steps["model"])]))
+    for step in numpy_pipeline.steps[:-1]:
+        with contextlib.suppress(AttributeError):
+            del step[1].feature_names_in_
+    joblib_path = work / "model.joblib"
+    joblib.dump(numpy_pipeline, joblib_path)
+    rows = frame[FEATURES].to_numpy(dtype=np.float64)
+    expected = result.pipeline.predict(pd.DataFrame(rows, columns=FEATURES))
+    assert (numpy_pipeline.predict(rows) == expected).all(), "array pipeline disagrees with the trained one"
+    return BenchModel(gyre_dir, joblib_path, rows, expected, result.pipeline, numpy_pipeline)
+
+
+# -- peers' venvs --------------------------------------------------------------------------------------------------
+
+
+def ensure_venv(name: str) -> Path:
+    """`CACHE/<name>/bin/python`, created with uv (or python -m venv + pip) on first use."""
+    venv = CACHE / name
+    python = venv / "bin" / "python"
+    marker = venv / ".gyre-bench-ready"
+    if marker.exists():
+        return python
+    CACHE.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "UV_NATIVE_TLS": "1", "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt"}
+    print(f"creating the {name} venv in {venv} (first run only)...", flush=True)
+    uv = shutil.which("uv")
+    if uv:
+        subprocess.run([uv, "venv", "-q", "--allow-existing", "-p", "python3.11", str(venv)], check=True, env=env)
+        subprocess.run([uv, "pip", "install", "-q", "-p", str(python), *PEERS[name]], check=True, env=env)
+    else:
+        subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS[name]], check=True, env=env)
+    marker.touch()
+    return python
+
+
+# -- servers -------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 2.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def post_json(url: str, body: bytes, timeout: float = 10.0) -> Any:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class Server:
+    name: str
+    cmd: list[str]
+    ready_url: str
+    base: str
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.log = Path(tempfile.mkstemp(prefix=f"bench-{self.name}-", suffix=".log")[1])
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, *self.cmd],
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+            if _get(self.ready_url) == 200:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def gyre_server(model: BenchModel, *, inference: str = "auto", batching: bool = True, extra: list[str] | None = None) -> Server:
+    port = free_port()
+    python = ROOT / ".venv" / "bin" / "python"
+    cmd = [
+        str(python), "-m", "gyre.cli", "serve", "--model-dir", str(model.gyre_dir), "--host", "127.0.0.1",
+        "--port", str(port), "--inference", inference, "--batching" if batching else "--no-batching",
+        *(extra or []),
+    ]  # fmt: skip
+    env = {"GYRE_LOG_STORE": "", "GYRE_ARTIFACT_STORE": ""}
+    base = f"http://127.0.0.1:{port}"
+    return Server("gyre", cmd, f"{base}/v2/health/ready", base, env=env)
+
+
+def mlserver_server(model: BenchModel, work: Path, *, adaptive: bool) -> Server:
+    python = ensure_venv("mlserver")
+    port, grpc, metrics = free_port(), free_port(), free_port()
+    folder = work / ("mlserver-adaptive" if adaptive else "mlserver")
+    folder.mkdir(exist_ok=True)
+    shutil.copy(model.joblib_path, folder / "model.joblib")
+    settings = {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": grpc,
+        "metrics_port": metrics,
+        "parallel_workers": 0,  # inference in the server process: fastest for a small model
+        "debug": False,
+    }
+    model_settings: dict[str, Any] = {
+        "name": "iris",
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib", "version": "v1"},
+    }
+    if adaptive:
+        model_settings["max_batch_size"] = 32
+        model_settings["max_batch_time"] = 0.002
+    (folder / "settings.json").write_text(json.dumps(settings))
+    (folder / "model-settings.json").write_text(json.dumps(model_settings))
+    base = f"http://127.0.0.1:{port}"
+    cmd = [str(python.parent / "mlserver"), "start", str(folder)]
+    name = "mlserver-adaptive" if adaptive else "mlserver"
+    return Server(name, cmd, f"{base}/v2/models/iris/ready", base, env={"MLSERVER_LOGGING_LEVEL": "WARNING"})
+
+
+KSERVE_LAUNCHER = '''
+import logging, sys
+import joblib, numpy as np, uvicorn
+import kserve
+
+_config = uvicorn.Config.__init__
+def _loopback(self, *args, **kwargs):  # the benchmark only listens on loopback
+    kwargs["host"] = "127.0.0.1"
+    _config(self, *args, **kwargs)
+uvicorn.Config.__init__ = _loopback
+
+class Forest(kserve.Model):
+    def __init__(self, name, path):
+        super().__init__(name)
+        self.model = joblib.load(path)
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        instances = payload["instances"]
+        return {"predictions": self.model.predict(np.asarray(instances)).tolist()}
+
+if __name__ == "__main__":
+    port, path = int(sys.argv[1]), sys.argv[2]
+    server = kserve.ModelServer(http_port=port, workers=1, enable_grpc=False, enable_latency_logging=False)
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("kserve").setLevel(logging.WARNING)
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    server.start([Forest("iris", path)])
+'''
+
+
+def kserve_server(model: BenchModel, work: Path) -> Server:
+    python = ensure_venv("kserve")
+    launcher = work / "kserve_launcher.py"
+    launcher.write_text(textwrap.dedent(KSERVE_LAUNCHER))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [str(python), str(launcher), str(port), str(model.joblib_path)]
+    return Server("kserve", cmd, f"{base}/v1/models/iris", base)
+
+
+ECHO = '''
+import sys, orjson
+from aiohttp import web
+
+REPLY = b'{"predictions":[0]}'
+
+async def echo(request):
+    orjson.loads(await request.read())
+    return web.Response(body=REPLY, content_type="application/json")
+
+async def ready(request):
+    return web.Response(body=b"{}", content_type="application/json")
+
+app = web.Application()
+app.router.add_post("/echo", echo)
+app.router.add_get("/ready", ready)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+'''
+
+
+def echo_server(work: Path) -> Server:
+    script = work / "echo.py"
+    script.write_text(textwrap.dedent(ECHO))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    return Server("echo", [str(ROOT / ".venv" / "bin" / "python"), str(script), str(port)], f"{base}/ready", base)
+
+
+# -- load generation ---------------------------------------------------------------------------------------------------
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("{body}", "rb")
+wrk.body = f:read("*a")
+f:close()
+
+function done(summary, latency, requests)
+  io.write(string.format("GYRE %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.mean, latency.max))
+end
+"""
+
+
+@dataclass
+class Cell:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def run_wrk(url: str, body: bytes, connections: int, duration: float, work: Path) -> Cell:
+    """One closed-loop wrk run (one thread, `connections` requests in flight)."""
+    body_path = work / f"body-{abs(hash(body))}.json"
+    body_path.write_bytes(body)
+    script = work / f"wrk-{abs(hash(body))}.lua"
+    script.write_text(WRK_LUA.replace("{body}", str(body_path)))
+    cmd = [
+        "taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "5s",
+        "-s", str(script), url,
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"^GYRE (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.M)
+    if not match:
+        raise RuntimeError(f"unexpected wrk output: {out}")
+    requests, duration_us, status_errors, socket_errors, p50, p99, _mean, _max = (int(g) for g in match.groups())
+    return Cell(requests / (duration_us / 1e6), p50 / 1000, p99 / 1000, status_errors + socket_errors)
+
+
+# -- request bodies ----------------------------------------------------------------------------------------------------
+
+
+def v2_body(rows: np.ndarray) -> bytes:
+    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def v1_body(rows: np.ndarray) -> bytes:
+    return json.dumps({"instances": rows.tolist()}).encode()
+
+
+def v2_labels(reply: Any) -> list[Any]:
+    return list(reply["outputs"][0]["data"])
+
+
+def v1_labels(reply: Any) -> list[Any]:
+    return list(reply["predictions"])
+
+
+# -- the run -------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    label: str
+    server: Server
+    path: str
+    protocol: str  # v1 | v2 | echo
+
+
+def in_process_limits(model: BenchModel, rows_per_request: int) -> dict[str, float]:
+    """Rows/s of the model call alone, single thread: sklearn predict, and onnxruntime for the same rows."""
+    import onnxruntime as ort
+
+    rows = model.rows[:rows_per_request]
+    out: dict[str, float] = {}
+
+    def rate(fn: Any, budget: float = 1.0) -> float:
+        fn()
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < budget:
+            fn()
+            n += 1
+        return n / (time.perf_counter() - start)
+
+    out["sklearn"] = rate(lambda: model.numpy_pipeline.predict(rows))
+    manifest = json.loads((model.gyre_dir / "manifest.json").read_text())
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(model.gyre_dir / manifest["onnx"]["path"]), options)
+    inputs = manifest["onnx"].get("inputs") or {f: f for f in FEATURES}
+    feed = {inputs[f]: rows[:, i : i + 1].astype(np.float32) for i, f in enumerate(FEATURES)}
+    out["onnx"] = rate(lambda: session.run(None, feed))
+    return out
+
+
+def check(target: Target, model: BenchModel) -> None:
+    rows = model.rows
+    if target.protocol == "echo":
+        return
+    body = v2_body(rows) if target.protocol == "v2" else v1_body(rows)
+    reply = post_json(target.server.base + target.path, body)
+    labels = v2_labels(reply) if target.protocol == "v2" else v1_labels(reply)
+    if labels != model.expected.tolist():
+        raise RuntimeError(f"{target.label}: predictions differ from scikit-learn's")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
+    parser.add_argument("--only", default="", help="comma-separated target labels to run")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--rows", default="1,64")
+    parser.add_argument("--json", type=Path, help="also write raw results here")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is required: apt-get install wrk", file=sys.stderr)
+        return 2
+    concurrency = [int(c) for c in args.concurrency.split(",")]
+    row_counts = [int(r) for r in args.rows.split(",")]
+    only = {x for x in args.only.split(",") if x}
+    work = Path(tempfile.mkdtemp(prefix="gyre-bench-serving-"))
+    model = build_model(work)
+
+    def targets() -> Iterator[tuple[str, Any]]:
+        yield "gyre-v2", lambda: (gyre_server(model), "/v2/models/iris/infer", "v2")
+        yield "gyre-v1", lambda: (gyre_server(model), "/v1/models/iris:predict", "v1")
+        yield "gyre-v2-nobatch", lambda: (gyre_server(model, batching=False), "/v2/models/iris/infer", "v2")
+        yield "gyre-v2-sklearn", lambda: (gyre_server(model, inference="sklearn"), "/v2/models/iris/infer", "v2")
+        yield "mlserver", lambda: (mlserver_server(model, work, adaptive=False), "/v2/models/iris/infer", "v2")
+        yield "mlserver-adaptive", lambda: (mlserver_server(model, work, adaptive=True), "/v2/models/iris/infer", "v2")
+        yield "kserve", lambda: (kserve_server(model, work), "/v1/models/iris:predict", "v1")
+        yield "echo", lambda: (echo_server(work), "/echo", "echo")
+
+    results: dict[str, dict[str, Cell]] = {}
+    for label, make in targets():
+        if only and label not in only:
+            continue
+        server, path, protocol = make()
+        target = Target(label, server, path, protocol)
+        print(f"== {label}", flush=True)
+        with running(server):
+            check(target, model)
+            cells: dict[str, Cell] = {}
+            for n in row_counts:
+                rows = model.rows[:n]
+                body = v2_body(rows) if protocol in ("v2", "echo") else v1_body(rows)
+                run_wrk(server.base + path, body, 8, 1, work)  # warm-up
+                for c in concurrency:
+                    cell = run_wrk(server.base + path, body, c, args.duration, work)
+                    cells[f"{n}x{c}"] = cell
+                    print(
+                        f"  rows={n:<3} c={c:<3} {cell.rps:9.0f} req/s  p50 {cell.p50_ms:7.2f} ms  "
+                        f"p99 {cell.p99_ms:7.2f} ms  errors {cell.errors}",
+                        flush=True,
+                    )
+            results[label] = cells
+    limits = {n: in_process_limits(model, n) for n in row_counts}
+    report = render(results, limits, row_counts, concurrency, args.duration)
+    print(report)
+    if args.json:
+        args.json.write_text(
+            json.dumps({k: {c: vars(v) for c, v in cells.items()} for k, cells in results.items()}, indent=1)
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = 0.0
+    with contextlib.suppress(OSError, ValueError):
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def render(
+    results: dict[str, dict[str, Cell]],
+    limits: dict[int, dict[str, float]],
+    row_counts: list[int],
+    concurrency: list[int],
+    duration: float,
+) -> str:
+    """Markdown tables: absolute numbers, then Gyre's ratios to each peer."""
+    lines = [
+        f"Run {datetime.now(tz=UTC).strftime('%Y-%m-%d %H:%M UTC')} on {machine()}; wrk, {duration:g} s per cell, "
+        f"server on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}.",
+        "",
+        "| server | rows | conc | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, cells in results.items():
+        for key, cell in cells.items():
+            n, c = key.split("x")
+            lines.append(
+                f"| {label} | {n} | {c} | {cell.rps:,.0f} | {cell.p50_ms:.2f} | {cell.p99_ms:.2f} | {cell.errors} |"
+            )
+    lines += ["", "In-process model call limit (one thread, same rows), calls/s:", ""]
+    for n, lim in limits.items():
+        lines.append(f"- {n} row(s): scikit-learn predict {lim['sklearn']:,.0f}/s, onnxruntime {lim['onnx']:,.0f}/s")
+    pairs = [
+        ("gyre-v2", "mlserver"),
+        ("gyre-v2", "mlserver-adaptive"),
+        ("gyre-v1", "kserve"),
+        ("gyre-v2", "echo"),
+    ]
+    lines += ["", "| ratio | rows | conc | throughput | p50 | p99 |", "|---|---:|---:|---:|---:|---:|"]
+    for ours, peer in pairs:
+        if ours not in results or peer not in results:
+            continue
+        for key, cell in results[ours].items():
+            other = results[peer].get(key)
+            if other is None or other.rps == 0:
+                continue
+            n, c = key.split("x")
+            lines.append(
+                f"| {ours} / {peer} | {n} | {c} | {cell.rps / other.rps:.2f}x | "
+                f"{cell.p50_ms / max(other.p50_ms, 1e-9):.2f} | {cell.p99_ms / max(other.p99_ms, 1e-9):.2f} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""ModelDeployment: serve a trained model (Deployment + Service), with canary and automatic promotion."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from gyre.api.common import (
+    ApiModel,
+    Condition,
+    LabelSelector,
+    LocalObjectReference,
+    ResourceRequirements,
+    StatusModel,
+)
+
+__all__ = [
+    "Autoscaling",
+    "CanarySpec",
+    "CanaryStatus",
+    "DeploymentPhase",
+    "ModelDeploymentSpec",
+    "ModelDeploymentStatus",
+    "ModelSource",
+    "ModelVersion",
+    "PredictionLogging",
+    "Promotion",
+]
+
+DeploymentPhase = Literal["Pending", "Progressing", "Ready", "Degraded"]
+
+_MODEL_URI_PATTERN = r"^(pvc://|file:///|s3://|gs://).+$"
+
+
+class ModelSource(ApiModel):
+    """Which model to serve: a TrainingRun's model, or a model directory in the artifact store."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.trainingRunRef) != has(self.uri)",
+                    "message": "set exactly one of trainingRunRef or uri",
+                }
+            ]
+        }
+    )
+
+    training_run_ref: LocalObjectReference | None = None
+    """A Succeeded TrainingRun in the same namespace whose model passed its gates."""
+    uri: str | None = Field(default=None, pattern=_MODEL_URI_PATTERN, max_length=2048)
+    """A model directory holding manifest.json and model.skops (e.g. imported with `gyre model import`)."""
+
+
+class Promotion(ApiModel):
+    """How the served model changes over time."""
+
+    policy: Literal["Manual", "LatestValidated"] = "Manual"
+    """Manual: serve spec.model. LatestValidated: serve the newest Succeeded TrainingRun that passed its gates
+    among those matching the selector (e.g. retrains triggered by a DriftMonitor)."""
+    selector: LabelSelector | None = None
+    """TrainingRuns eligible for promotion; empty means every TrainingRun in the namespace."""
+
+
+class CanarySpec(ApiModel):
+    """A second model that receives a share of the traffic."""
+
+    model: ModelSource
+    """The canary model."""
+    weight: int = Field(default=10, ge=0, le=100)
+    """Percentage of requests routed to the canary."""
+
+
+class Autoscaling(ApiModel):
+    """A HorizontalPodAutoscaler on CPU; replaces spec.replicas when set."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minReplicas <= self.maxReplicas",
+                    "message": "minReplicas must not be greater than maxReplicas",
+                }
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    """Lower bound of the replica count."""
+    max_replicas: int = Field(ge=1, le=1000)
+    """Upper bound of the replica count."""
+    target_cpu_utilization_percentage: int = Field(default=80, ge=1, le=100)
+    """Average CPU utilisation (of requests) the autoscaler aims for."""
+
+
+class PredictionLogging(ApiModel):
+    """Sampling of requests and responses into the artifact store, read by DriftMonitors."""
+
+    enabled: bool = True
+    """Log predictions at all."""
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+    """Fraction of rows logged, 0 to 1."""
+    flush_interval_seconds: int = Field(default=10, ge=1, le=3600)
+    """Write a batch at least this often."""
+    max_batch_rows: int = Field(default=1000, ge=1, le=100000)
+    """Write a batch when it reaches this many rows."""
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a ModelDeployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.model) || (has(self.promotion) && self.promotion.policy == 'LatestValidated')",
+                    "message": "set spec.model, or promotion.policy LatestValidated to pick the model automatically",
+                },
+                {
+                    "rule": "!has(self.autoscaling) || !has(self.replicas)",
+                    "message": "set replicas or autoscaling, not both",
+                },
+            ]
+        }
+    )
+
+    model: ModelSource | None = None
+    """The model to serve (with promotion policy Manual, required)."""
+    promotion: Promotion | None = None
+    """Automatic promotion of newly validated TrainingRuns."""
+    canary: CanarySpec | None = None
+    """Split traffic between the main model and a canary."""
+    replicas: int | None = Field(default=None, ge=0, le=1000)
+    """Fixed number of server pods (default 1); leave unset when autoscaling is set."""
+    autoscaling: Autoscaling | None = None
+    """Scale on CPU between minReplicas and maxReplicas."""
+    prediction_logging: PredictionLogging | None = None
+    """What the server logs for drift monitoring; enabled with defaults when unset."""
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    """Largest request body accepted; larger requests get 413."""
+    resources: ResourceRequirements | None = None
+    """Resources of each server container."""
+    image: str | None = Field(default=None, max_length=512)
+    """Server image; defaults to the operator's GYRE_IMAGE."""
+    port: int = Field(default=8080, ge=1024, le=65535)
+    """Container port of the HTTP server (the Service always listens on 80)."""
+
+
+class ModelVersion(StatusModel):
+    """Identity of a served model."""
+
+    training_run: str | None = None
+    """The TrainingRun that produced it, if any."""
+    uri: str | None = None
+    """Its model directory."""
+    sha256: str | None = None
+    """sha256 of its model.skops."""
+
+
+class CanaryStatus(StatusModel):
+    """Observed state of the canary."""
+
+    model: ModelVersion | None = None
+    """The canary model."""
+    weight: int | None = None
+    """Percentage of traffic it receives."""
+    ready_replicas: int | None = None
+    """Ready canary pods."""
+
+
+class ModelDeploymentStatus(StatusModel):
+    """Observed state of a ModelDeployment."""
+
+    phase: DeploymentPhase | None = None
+    """Pending, Progressing, Ready or Degraded."""
+    model_version: ModelVersion | None = None
+    """The model the stable pods serve."""
+    url: str | None = None
+    """In-cluster URL of the Service."""
+    replicas: int | None = None
+    """Desired server pods."""
+    ready_replicas: int | None = None
+    """Ready server pods."""
+    canary: CanaryStatus | None = None
+    """Canary state, when a canary is configured."""
+    inference_path: Literal["onnx", "sklearn"] | None = None
+    """Whether the server runs the model with onnxruntime or scikit-learn."""
+    conditions: list[Condition] | None = None
+    """Ready, Progressing and Degraded."""
+    observed_generation: int | None = None
+    """The metadata.generation this status describes."""

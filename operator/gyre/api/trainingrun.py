@@ -1,0 +1,381 @@
+"""TrainingRun: train one scikit-learn model (or search over many) on a Dataset inside a Kubernetes Job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from pydantic import ConfigDict, Field, model_validator
+
+from gyre.api.common import (
+    ApiModel,
+    Condition,
+    Fingerprint,
+    ResourceRequirements,
+    StatusModel,
+)
+
+__all__ = [
+    "CLASSIFIERS",
+    "DEFAULT_METRICS",
+    "LOWER_IS_BETTER",
+    "REGRESSORS",
+    "DatasetReference",
+    "EstimatorKind",
+    "EstimatorSpec",
+    "Gate",
+    "Lineage",
+    "OnnxStatus",
+    "ParamSpace",
+    "Preprocessing",
+    "SearchSpec",
+    "SplitSpec",
+    "Task",
+    "TrainingPhase",
+    "TrainingRunSpec",
+    "TrainingRunStatus",
+    "TrialStatus",
+    "default_goal",
+    "task_of",
+]
+
+EstimatorKind = Literal[
+    "LogisticRegression",
+    "RandomForestClassifier",
+    "GradientBoostingClassifier",
+    "HistGradientBoostingClassifier",
+    "ExtraTreesClassifier",
+    "DecisionTreeClassifier",
+    "KNeighborsClassifier",
+    "SVC",
+    "GaussianNB",
+    "LinearRegression",
+    "Ridge",
+    "Lasso",
+    "ElasticNet",
+    "RandomForestRegressor",
+    "GradientBoostingRegressor",
+    "HistGradientBoostingRegressor",
+    "ExtraTreesRegressor",
+    "DecisionTreeRegressor",
+    "KNeighborsRegressor",
+    "SVR",
+]
+Task = Literal["classification", "regression"]
+TrainingPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+CLASSIFIERS: frozenset[str] = frozenset(
+    {
+        "LogisticRegression",
+        "RandomForestClassifier",
+        "GradientBoostingClassifier",
+        "HistGradientBoostingClassifier",
+        "ExtraTreesClassifier",
+        "DecisionTreeClassifier",
+        "KNeighborsClassifier",
+        "SVC",
+        "GaussianNB",
+    }
+)
+REGRESSORS: frozenset[str] = frozenset(get_args(EstimatorKind)) - CLASSIFIERS
+
+DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1_macro"),
+    "regression": ("r2", "rmse", "mae"),
+}
+# Error-like metrics: smaller is better (decides the default search goal and how gates read).
+LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mse", "mae", "mape", "log_loss", "median_ae"})
+
+METRIC_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+def task_of(kind: str) -> Task:
+    """The learning task an estimator kind solves."""
+    return "classification" if kind in CLASSIFIERS else "regression"
+
+
+def default_goal(metric: str) -> Literal["maximize", "minimize"]:
+    """Whether a metric is better high (accuracy, r2) or low (rmse, log_loss)."""
+    return "minimize" if metric in LOWER_IS_BETTER else "maximize"
+
+
+class DatasetReference(ApiModel):
+    """The Dataset to train on, optionally pinned to one exact version."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of a Dataset in the same namespace."""
+    fingerprint: Fingerprint | None = None
+    """Train only on this exact content (`sha256:<64 hex>`); the run fails with a clear condition when the
+    Dataset's current version differs. Unset means the Dataset's current version when the run starts."""
+
+
+class EstimatorSpec(ApiModel):
+    """The scikit-learn estimator to fit."""
+
+    kind: EstimatorKind
+    """Estimator class from Gyre's allowlist; the task (classification or regression) follows from it."""
+    params: dict[str, Any] | None = Field(default=None, max_length=64)
+    """Constructor arguments, e.g. `{n_estimators: 200, max_depth: 8}`; validated by the trainer against the
+    estimator's signature."""
+
+
+class Preprocessing(ApiModel):
+    """Feature preprocessing, chosen per column kind from the Dataset's schema."""
+
+    numeric: Literal["standard", "robust", "none"] = "standard"
+    """Scaling of numeric columns."""
+    categorical: Literal["onehot", "ordinal"] = "onehot"
+    """Encoding of categorical columns; unseen categories at prediction time are ignored (onehot) or mapped to
+    -1 (ordinal)."""
+    impute: bool = True
+    """Fill missing values (median for numeric, most frequent for categorical) instead of failing."""
+
+
+class SplitSpec(ApiModel):
+    """The train/test split the metrics are measured on."""
+
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    """Fraction of rows held out for evaluation, between 0 and 1 exclusive."""
+    stratify: bool | None = None
+    """Keep class proportions in both parts; defaults to true for classification, false for regression."""
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    """Random seed of the split and of the estimator, so reruns are reproducible."""
+
+
+class Gate(ApiModel):
+    """A bound a metric must meet for the model to count as validated (and be promotable)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.min) || has(self.max)", "message": "a gate needs min, max or both"},
+                {
+                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    "message": "gate min must not be greater than max",
+                },
+            ]
+        }
+    )
+
+    metric: str = Field(pattern=METRIC_PATTERN, max_length=64)
+    """Metric name, as reported in status.metrics (e.g. accuracy, f1_macro, r2, rmse)."""
+    min: float | None = None
+    """The metric must be at least this."""
+    max: float | None = None
+    """The metric must be at most this."""
+
+
+class ParamSpace(ApiModel):
+    """The values one hyperparameter may take: a list, or a numeric range (random search only)."""
+
+    # CEL cannot see `values` (its items are untyped JSON), so "values or a range, not both" is checked by the
+    # model validator below (the operator reports it as InvalidSpec); the range rules are enforced at admission.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.low) == has(self.high)",
+                    "message": "a range needs both low and high (or give explicit values instead)",
+                },
+                {
+                    "rule": "!has(self.low) || !has(self.high) || self.low < self.high",
+                    "message": "low must be less than high",
+                },
+                {
+                    "rule": "!self.log || (has(self.low) && self.low > 0.0)",
+                    "message": "log scale needs a range with low > 0",
+                },
+            ]
+        }
+    )
+
+    values: list[Any] | None = Field(default=None, min_length=1, max_length=256)
+    """Explicit candidate values, e.g. `[50, 100, 200]` or `[gini, entropy]`."""
+    low: float | None = None
+    """Lower bound of a range (inclusive)."""
+    high: float | None = None
+    """Upper bound of a range (inclusive for int, exclusive for float)."""
+    log: bool = False
+    """Sample the range on a log scale (learning rates, regularisation strengths)."""
+    type: Literal["int", "float"] = "float"
+    """Whether a range yields integers or floats."""
+
+    @model_validator(mode="after")
+    def _values_or_range(self) -> ParamSpace:
+        has_range = self.low is not None or self.high is not None
+        if (self.values is not None) == has_range:
+            raise ValueError("give either values, or both low and high")
+        return self
+
+
+class SearchSpec(ApiModel):
+    """Hyperparameter search: every trial is one index of an Indexed Job, run in parallel."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.strategy != 'random' || has(self.trials)",
+                    "message": "random search needs trials (the number of sampled configurations)",
+                },
+                {
+                    "rule": "self.strategy != 'grid' || !has(self.trials)",
+                    "message": "grid search runs every combination; remove trials or use strategy random",
+                },
+                {
+                    "rule": "self.strategy != 'grid' || self.space.all(p, !has(self.space[p].low))",
+                    "message": "grid search needs explicit values for every parameter; low/high ranges need "
+                    "strategy random",
+                },
+            ]
+        }
+    )
+
+    strategy: Literal["grid", "random"]
+    """grid tries every combination of values; random samples `trials` configurations."""
+    space: dict[str, ParamSpace] = Field(min_length=1, max_length=16)
+    """Estimator parameter name -> candidate values or range; merged over estimator.params per trial."""
+    trials: int | None = Field(default=None, ge=1, le=500)
+    """Number of random configurations (random search only)."""
+    parallelism: int = Field(default=2, ge=1, le=64)
+    """How many trials run at once."""
+    metric: str | None = Field(default=None, pattern=METRIC_PATTERN, max_length=64)
+    """The metric that picks the best trial; defaults to the first of spec.metrics."""
+    goal: Literal["maximize", "minimize"] | None = None
+    """Whether the best trial has the highest or lowest metric; defaults from the metric (rmse: minimize)."""
+
+    def trial_count(self) -> int:
+        """How many trials the search runs: the grid's size, or `trials` for random search."""
+        if self.strategy == "random":
+            return self.trials or 1
+        count = 1
+        for param in self.space.values():
+            count *= len(param.values or [None])
+        return count
+
+
+class TrainingRunSpec(ApiModel):
+    """Desired state of a TrainingRun. A run is a record of what was trained, so the spec is immutable."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self == oldSelf",
+                    "message": "a TrainingRun's spec is immutable; create a new TrainingRun instead",
+                },
+            ]
+        }
+    )
+
+    dataset_ref: DatasetReference
+    """The Dataset to train on."""
+    target: str | None = Field(default=None, max_length=256)
+    """Column to predict; defaults to the Dataset's target."""
+    features: list[str] | None = Field(default=None, max_length=1024)
+    """Columns to train on; defaults to every column except the target."""
+    estimator: EstimatorSpec
+    """The estimator and its parameters."""
+    preprocessing: Preprocessing | None = None
+    """Scaling, encoding and imputation; defaults suit most tabular data."""
+    split: SplitSpec | None = None
+    """Train/test split; defaults to 20% held out, seed 42."""
+    metrics: list[str] | None = Field(default=None, max_length=16)
+    """Metrics to compute on the test split; defaults to accuracy and f1_macro (classification) or r2, rmse and
+    mae (regression)."""
+    gates: list[Gate] | None = Field(default=None, max_length=16)
+    """Bounds the metrics must meet for the model to be validated; a model that fails a gate is never promoted."""
+    search: SearchSpec | None = None
+    """Hyperparameter search; unset trains once with estimator.params."""
+    resources: ResourceRequirements | None = None
+    """Resources of each training container."""
+    image: str | None = Field(default=None, max_length=512)
+    """Image of the training Job; defaults to the operator's GYRE_IMAGE."""
+    active_deadline_seconds: int = Field(default=3600, ge=10, le=7 * 86400)
+    """Fail the run when its Job runs longer than this."""
+    backoff_limit: int = Field(default=0, ge=0, le=10)
+    """Pod retries before the Job fails; training is deterministic, so retries only help with evictions."""
+
+
+class OnnxStatus(StatusModel):
+    """Whether the model also exists as a verified ONNX graph."""
+
+    status: Literal["verified", "unavailable"]
+    """verified: the server can use onnxruntime; unavailable: it uses scikit-learn."""
+    reason: str | None = None
+    """Why conversion was not possible or not proven equivalent."""
+
+
+class TrialStatus(StatusModel):
+    """One trial of a hyperparameter search."""
+
+    index: int
+    """Trial index (the Job completion index)."""
+    phase: Literal["Succeeded", "Failed"]
+    """Whether the trial produced a model."""
+    params: dict[str, Any] | None = None
+    """The estimator parameters the trial used."""
+    metrics: dict[str, float] | None = None
+    """The trial's metrics on the test split."""
+    message: str | None = None
+    """Why the trial failed."""
+
+
+class Lineage(StatusModel):
+    """Where the model came from."""
+
+    dataset: str | None = None
+    """Name of the Dataset."""
+    dataset_version: int | None = None
+    """Version of the Dataset trained on."""
+    dataset_fingerprint: Fingerprint | None = None
+    """Fingerprint of the content trained on."""
+    trigger: str | None = None
+    """What started the run: manual, or drift:<namespace>/<monitor> for a retrain."""
+    image: str | None = None
+    """The image that trained the model."""
+
+
+class TrainingRunStatus(StatusModel):
+    """Observed state of a TrainingRun."""
+
+    phase: TrainingPhase | None = None
+    """Pending, Running, Succeeded or Failed."""
+    task: Task | None = None
+    """classification or regression."""
+    job_name: str | None = None
+    """The training Job."""
+    start_time: datetime | None = None
+    """When the Job was created."""
+    completion_time: datetime | None = None
+    """When the run finished."""
+    primary_metric: str | None = None
+    """The metric that ranks models (search.metric or the first metric)."""
+    score: float | None = None
+    """Value of the primary metric for the (best) model."""
+    metrics: dict[str, float] | None = None
+    """Metrics of the (best) model on the test split."""
+    params: dict[str, Any] | None = None
+    """Estimator parameters of the (best) model."""
+    model_uri: str | None = None
+    """Model directory in the artifact store (model.skops, manifest.json, optional model.onnx)."""
+    model_sha256: str | None = None
+    """sha256 of model.skops, checked by the server before loading."""
+    onnx: OnnxStatus | None = None
+    """ONNX conversion outcome."""
+    dataset_fingerprint: Fingerprint | None = None
+    """Fingerprint of the Dataset version trained on."""
+    dataset_version: int | None = None
+    """Version of the Dataset trained on."""
+    dataset_uri: str | None = None
+    """The content-addressed data the Job read."""
+    trials: list[TrialStatus] | None = None
+    """Search trials, by index."""
+    best_trial: int | None = None
+    """Index of the winning trial."""
+    lineage: Lineage | None = None
+    """Dataset, trigger and image that produced the model."""
+    conditions: list[Condition] | None = None
+    """DatasetReady, Running, Succeeded, Failed and Validated (gates passed or which gate failed)."""
+    observed_generation: int | None = None
+    """The metadata.generation this status describes."""

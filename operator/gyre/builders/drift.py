@@ -1,0 +1,158 @@
+"""The DriftMonitor's check Job and the TrainingRun it creates to retrain. Pure: spec in, dicts out."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from gyre.api.common import API_VERSION, TRIGGER_ANNOTATION, parse_duration
+from gyre.api.driftmonitor import DriftMonitorSpec, Thresholds, Window
+from gyre.builders.job import _job
+from gyre.builders.meta import Owner, child_name, labels_for
+from gyre.builders.settings import OperatorSettings
+
+__all__ = [
+    "CHECKER",
+    "LABEL_RETRAINED_BY",
+    "build_check_job",
+    "build_retrain_run",
+    "check_job_name",
+    "drift_config",
+    "merge_spec",
+    "retrain_run_name",
+]
+
+CHECKER = "drift-check"
+LABEL_RETRAINED_BY = "gyre.dev/retrained-by"
+_CHECK_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+
+
+def check_job_name(owner: Owner, check: int) -> str:
+    """`<monitor>-check-<n>`: one Job per check number, so a restarted operator never runs a check twice."""
+    return child_name(owner.name, f"check-{check}")
+
+
+def drift_config(spec: DriftMonitorSpec, features: list[str]) -> dict[str, Any]:
+    """The gyre.drift DriftConfig (JSON-ready, camelCase) for the monitor's thresholds and window.
+
+    `features` are the served model's input columns: the target and any column the model never sees are not
+    compared, since the prediction log cannot contain them.
+    """
+    thresholds = spec.thresholds or Thresholds()
+    window = spec.window or Window()
+    per_feature = thresholds.per_feature or {}
+    overrides: dict[str, Any] = {}
+    for column, override in sorted(per_feature.items()):
+        entry = {
+            k: v for k, v in (("method", override.method), ("threshold", override.threshold)) if v is not None
+        }
+        if override.enabled and entry:
+            overrides[column] = entry
+    return {
+        "driftShare": thresholds.drift_share,
+        "minRows": window.min_rows,
+        "columns": [f for f in features if per_feature.get(f) is None or per_feature[f].enabled],
+        "overrides": overrides,
+    }
+
+
+def build_check_job(
+    owner: Owner,
+    spec: DriftMonitorSpec,
+    settings: OperatorSettings,
+    *,
+    check: int,
+    deployment: str,
+    profile_path: str,
+    config_json: str,
+) -> dict[str, Any]:
+    """The Job that runs check number `check` (`gyre drift run`) against `deployment`'s prediction log."""
+    window = spec.window or Window()
+    args = [
+        "drift",
+        "run",
+        "--store",
+        settings.artifact_store,
+        "--namespace",
+        owner.namespace,
+        "--deployment",
+        deployment,
+        "--monitor",
+        owner.name,
+        "--check",
+        str(check),
+        "--profile",
+        profile_path,
+        "--max-rows",
+        str(window.max_rows),
+        "--max-age-seconds",
+        str(int(parse_duration(window.max_age).total_seconds())),
+    ]
+    return _job(
+        owner=owner,
+        name=check_job_name(owner, check),
+        component=CHECKER,
+        image=settings.image,
+        args=args,
+        env=[{"name": "GYRE_DRIFT_CONFIG", "value": config_json}],
+        resources={k: dict(v) for k, v in _CHECK_RESOURCES.items()},
+        settings=settings,
+        active_deadline_seconds=600,
+        backoff_limit=0,
+        annotations={"gyre.dev/check": str(check)},
+    )
+
+
+def merge_spec(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` merged into a copy of `base`: nested objects merge key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_spec(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def retrain_run_name(owner: Owner, check: int) -> str:
+    """`<monitor>-retrain-<check>`: deterministic, so a retry after a crash finds the run it already made."""
+    return child_name(owner.name, f"retrain-{check}", limit=253)
+
+
+def build_retrain_run(
+    owner: Owner,
+    spec: DriftMonitorSpec,
+    *,
+    check: int,
+    served_run_spec: dict[str, Any],
+    served_run_labels: dict[str, str],
+) -> dict[str, Any]:
+    """A TrainingRun like the one behind the served model, on the Dataset's latest version.
+
+    The served run's fingerprint pin is dropped (retraining exists to see new data), the template's spec is merged
+    over it, and labels carry over so the ModelDeployment's promotion selector still matches the new run.
+    """
+    template = spec.retrain.template if spec.retrain else None
+    run_spec = merge_spec(served_run_spec, (template.spec if template and template.spec else {}))
+    dataset_ref = dict(run_spec.get("datasetRef") or {})
+    dataset_ref.pop("fingerprint", None)
+    run_spec["datasetRef"] = dataset_ref
+    labels = {
+        k: v
+        for k, v in served_run_labels.items()
+        if not k.startswith(("gyre.dev/owner-", "app.kubernetes.io/"))
+    }
+    labels.update(template.labels if template and template.labels else {})
+    labels.update(labels_for(owner, "retrain"))
+    labels[LABEL_RETRAINED_BY] = labels["gyre.dev/owner-name"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TrainingRun",
+        "metadata": {
+            "name": retrain_run_name(owner, check),
+            "namespace": owner.namespace,
+            "labels": labels,
+            "annotations": {TRIGGER_ANNOTATION: f"drift:{owner.namespace}/{owner.name}#{check}"},
+        },
+        "spec": run_spec,
+    }

@@ -1,0 +1,307 @@
+"""Objects of a ModelDeployment: the stable and canary server Deployments, one Service, an optional HPA.
+
+The canary split is done by replica ratio: both tracks carry the labels the Service selects, so kube-proxy spreads
+requests over every ready pod and a track's share of traffic is its share of ready pods. No service mesh needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gyre.api.modeldeployment import ModelDeploymentSpec
+from gyre.builders.job import RUN_AS, store_pod_parts
+from gyre.builders.meta import (
+    LABEL_OWNER_KIND,
+    LABEL_OWNER_UID,
+    Owner,
+    child_name,
+    labels_for,
+    owner_reference,
+)
+from gyre.builders.settings import OperatorSettings
+
+__all__ = [
+    "ANNOTATION_MODEL_SHA256",
+    "ANNOTATION_MODEL_URI",
+    "LABEL_TRACK",
+    "SERVER",
+    "SERVICE_PORT",
+    "ReplicaSplit",
+    "ResolvedModel",
+    "Track",
+    "build_hpa",
+    "build_server_deployment",
+    "build_service",
+    "desired_total_replicas",
+    "server_deployment_name",
+    "service_url",
+    "split_replicas",
+]
+
+SERVER = "model-server"
+LABEL_TRACK = "gyre.dev/track"
+ANNOTATION_MODEL_URI = "gyre.dev/model-uri"
+ANNOTATION_MODEL_SHA256 = "gyre.dev/model-sha256"
+SERVICE_PORT = 80
+_DRAIN_SECONDS = 5  # how long a terminating pod keeps serving while endpoints drop it
+
+Track = Literal["stable", "canary"]
+
+_SERVER_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model the controller has resolved from spec.model, a canary or a promotion."""
+
+    uri: str
+    """Model directory (a store URL) holding manifest.json and model.skops."""
+    sha256: str | None = None
+    """Expected sha256 of model.skops; the server refuses to start on a mismatch."""
+    training_run: str | None = None
+    """Name of the TrainingRun that produced it."""
+
+
+@dataclass(frozen=True)
+class ReplicaSplit:
+    """Replicas per track for a canary weight."""
+
+    stable: int
+    canary: int
+
+    @property
+    def canary_weight(self) -> int:
+        """The share of pods (and so of traffic) the canary actually gets, in percent."""
+        total = self.stable + self.canary
+        return 0 if total == 0 else round(100 * self.canary / total)
+
+
+def split_replicas(total: int, weight: int) -> ReplicaSplit:
+    """Split `total` pods so that the canary's share is as close to `weight` percent as whole pods allow.
+
+    A canary with a positive weight always gets at least one pod, and the stable track keeps at least one pod
+    unless the weight is 100, so neither side silently disappears.
+    """
+    if weight <= 0:
+        return ReplicaSplit(stable=total, canary=0)
+    if weight >= 100:
+        return ReplicaSplit(stable=0, canary=max(total, 1))
+    canary = max(1, round(total * weight / 100))
+    stable = max(total - canary, 1)
+    return ReplicaSplit(stable=stable, canary=canary)
+
+
+def server_deployment_name(owner: Owner, track: Track) -> str:
+    """`<name>` for the stable track and `<name>-canary` for the canary."""
+    return owner.name if track == "stable" else child_name(owner.name, "canary")
+
+
+def _selector(owner: Owner) -> dict[str, str]:
+    return {LABEL_OWNER_KIND: owner.kind, LABEL_OWNER_UID: owner.uid, "app.kubernetes.io/component": SERVER}
+
+
+def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
+    if spec.resources is None:
+        return {k: dict(v) for k, v in _SERVER_RESOURCES.items()}
+    out: dict[str, Any] = {}
+    if spec.resources.requests:
+        out["requests"] = dict(sorted(spec.resources.requests.items()))
+    if spec.resources.limits:
+        out["limits"] = dict(sorted(spec.resources.limits.items()))
+    return out
+
+
+def _server_env(
+    owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, track: Track
+) -> list[dict[str, Any]]:
+    logging = spec.prediction_logging
+    env: list[dict[str, Any]] = [
+        {"name": "GYRE_MODEL_DIR", "value": model.uri},
+        {"name": "GYRE_PORT", "value": str(spec.port)},
+        {"name": "GYRE_HOST", "value": "0.0.0.0"},
+        {"name": "GYRE_MAX_BODY_BYTES", "value": str(spec.max_body_bytes)},
+        {"name": "GYRE_DEPLOYMENT", "value": owner.name},
+        {"name": "GYRE_TRACK", "value": track},
+        {"name": "GYRE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "GYRE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    if model.sha256:
+        env.append({"name": "GYRE_MODEL_SHA256", "value": model.sha256})
+    if model.training_run:
+        env.append({"name": "GYRE_MODEL_VERSION", "value": model.training_run})
+    enabled = logging is None or logging.enabled
+    env.append({"name": "GYRE_PREDICTION_LOG", "value": "true" if enabled else "false"})
+    if enabled and logging is not None:
+        env += [
+            {"name": "GYRE_PREDICTION_LOG_SAMPLE_RATE", "value": repr(logging.sample_rate)},
+            {"name": "GYRE_PREDICTION_LOG_FLUSH_SECONDS", "value": str(logging.flush_interval_seconds)},
+            {"name": "GYRE_PREDICTION_LOG_MAX_ROWS", "value": str(logging.max_batch_rows)},
+        ]
+    return env
+
+
+def build_server_deployment(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    settings: OperatorSettings,
+    model: ResolvedModel,
+    *,
+    track: Track,
+    replicas: int | None,
+) -> dict[str, Any]:
+    """One track's Deployment. `replicas=None` leaves the count to the HPA.
+
+    The model's URI and sha256 are pod-template annotations, so a new model is a rolling update; with
+    maxUnavailable 0 and readiness gated on the model being loaded, no request meets a pod without a model.
+    """
+    store = store_pod_parts(settings)
+    labels = {**labels_for(owner, SERVER), LABEL_TRACK: track}
+    if model.training_run:
+        labels["gyre.dev/training-run"] = model.training_run[:63]
+    annotations = {ANNOTATION_MODEL_URI: model.uri}
+    if model.sha256:
+        annotations[ANNOTATION_MODEL_SHA256] = model.sha256
+    probe_port = "http"
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": spec.image or settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["gyre"],
+        "args": ["serve"],
+        "env": [*_server_env(owner, spec, model, track), *store.env],
+        "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        "resources": _resources(spec),
+        # Loading and hash-checking a large model may take a while: liveness only starts after startup succeeds.
+        "startupProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": probe_port},
+            "periodSeconds": 2,
+            "failureThreshold": 90,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": probe_port},
+            "periodSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": probe_port},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        # Keep serving while the endpoint removal propagates; the server then drains in-flight requests.
+        "lifecycle": {"preStop": {"sleep": {"seconds": _DRAIN_SECONDS}}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [*store.mounts, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if store.env_from:
+        container["envFrom"] = store.env_from
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": {**_selector(owner), LABEL_TRACK: track}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "revisionHistoryLimit": 3,
+        "template": {
+            "metadata": {"labels": dict(labels), "annotations": annotations},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": 30,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": RUN_AS,
+                    "runAsGroup": RUN_AS,
+                    "fsGroup": RUN_AS,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [container],
+                "volumes": [*store.volumes, {"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    if replicas is not None:
+        deployment_spec["replicas"] = replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": server_deployment_name(owner, track),
+            "namespace": owner.namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": deployment_spec,
+    }
+
+
+def build_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
+    """The Service in front of both tracks, named like the ModelDeployment."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "labels": labels_for(owner, SERVER),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(owner),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def service_url(owner: Owner) -> str:
+    """The in-cluster URL users and DriftMonitors reach the model at."""
+    return f"http://{owner.name}.{owner.namespace}.svc.cluster.local"
+
+
+def build_hpa(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None:
+    """A CPU HorizontalPodAutoscaler on the stable track when spec.autoscaling is set."""
+    scaling = spec.autoscaling
+    if scaling is None:
+        return None
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "labels": labels_for(owner, SERVER),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": server_deployment_name(owner, "stable"),
+            },
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def desired_total_replicas(spec: ModelDeploymentSpec) -> int:
+    """Pods the ModelDeployment asks for before the canary split (autoscaling: its minimum)."""
+    if spec.autoscaling is not None:
+        return spec.autoscaling.min_replicas
+    return 1 if spec.replicas is None else spec.replicas

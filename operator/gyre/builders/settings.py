@@ -1,0 +1,85 @@
+"""Operator settings, read once from the environment (the chart sets these variables)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["PVC_MOUNT_PATH", "OperatorSettings", "PvcLocation"]
+
+PVC_MOUNT_PATH = "/var/lib/gyre/artifacts"
+"""Where every Gyre pod mounts a pvc:// artifact store (gyre.store resolves pvc:// URLs against it)."""
+
+_CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class PvcLocation(BaseModel):
+    """A pvc://CLAIM/SUBPATH store, split."""
+
+    claim: str
+    subpath: str
+
+
+class OperatorSettings(BaseModel):
+    """What the operator needs to know that is not in any custom resource."""
+
+    model_config = ConfigDict(frozen=True)
+
+    artifact_store: str = "pvc://gyre-artifacts"
+    """GYRE_ARTIFACT_STORE: fsspec URL of the artifact store (pvc://, s3://, gs://, file://)."""
+    image: str = "gyre:dev"
+    """GYRE_IMAGE: image of every Job and server, unless a resource sets its own."""
+    artifact_secret: str | None = None
+    """GYRE_ARTIFACT_SECRET: Secret (in the workload's namespace) whose keys become env vars of every pod."""
+    namespace: str | None = None
+    """GYRE_NAMESPACE: the operator's own namespace."""
+    pvc_size: str = "5Gi"
+    """GYRE_ARTIFACT_PVC_SIZE: size of the artifact claim the operator creates in each namespace."""
+    storage_class: str | None = None
+    """GYRE_ARTIFACT_STORAGE_CLASS: StorageClass of that claim; empty means the cluster default."""
+    image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
+    """GYRE_IMAGE_PULL_POLICY: pull policy of every pod the operator creates."""
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("pvc://", "s3://", "gs://", "file:///")):
+            raise ValueError(
+                f"GYRE_ARTIFACT_STORE must be pvc://CLAIM[/SUBPATH], s3://, gs:// or file:///, got {value!r}"
+            )
+        if value.startswith("pvc://"):
+            claim = value[len("pvc://") :].split("/", 1)[0]
+            if not _CLAIM.match(claim):
+                raise ValueError(f"GYRE_ARTIFACT_STORE names an invalid claim {claim!r}")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Read the GYRE_* variables; empty values mean "unset"."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        values = {
+            "artifact_store": get("GYRE_ARTIFACT_STORE"),
+            "image": get("GYRE_IMAGE"),
+            "artifact_secret": get("GYRE_ARTIFACT_SECRET"),
+            "namespace": get("GYRE_NAMESPACE"),
+            "pvc_size": get("GYRE_ARTIFACT_PVC_SIZE"),
+            "storage_class": get("GYRE_ARTIFACT_STORAGE_CLASS"),
+            "image_pull_policy": get("GYRE_IMAGE_PULL_POLICY"),
+        }
+        return cls.model_validate({k: v for k, v in values.items() if v is not None})
+
+    @property
+    def pvc(self) -> PvcLocation | None:
+        """The claim and subpath of a pvc:// store, else None."""
+        if not self.artifact_store.startswith("pvc://"):
+            return None
+        claim, _, subpath = self.artifact_store[len("pvc://") :].partition("/")
+        return PvcLocation(claim=claim, subpath=subpath.strip("/"))

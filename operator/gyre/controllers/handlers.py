@@ -1,0 +1,54 @@
+"""The module kopf runs: importing it registers every Gyre handler and the operator-wide settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+import prometheus_client
+
+from gyre.controllers import common, dataset, driftmonitor, modeldeployment, trainingrun
+
+__all__ = [
+    "FINALIZER",
+    "PREFIX",
+    "configure_kopf",
+    "dataset",
+    "driftmonitor",
+    "modeldeployment",
+    "startup",
+    "trainingrun",
+]
+
+PREFIX = "gyre.dev"
+FINALIZER = "gyre.dev/finalizer"
+log = logging.getLogger(__name__)
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
+    """Keep kopf's bookkeeping out of status and under Gyre's own names."""
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    kopf_settings.persistence.finalizer = FINALIZER
+    # Events come only from explicit emit() calls, never from log lines.
+    kopf_settings.posting.loggers = False
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.watching.client_timeout = 330
+    kopf_settings.execution.max_workers = 8
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Apply Gyre's kopf settings and fail fast on a bad GYRE_* environment."""
+    configure_kopf(settings)
+    current = common.settings()
+    log.info("gyre operator: artifact store %s, image %s", current.artifact_store, current.image)
+    port = int(os.environ.get("GYRE_METRICS_PORT", "0") or 0)
+    if port:
+        # Drift gauges per feature live in the operator process; Prometheus scrapes them here.
+        prometheus_client.start_http_server(port)
+        log.info("gyre operator: Prometheus metrics on :%d/metrics", port)

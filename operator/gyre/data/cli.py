@@ -1,0 +1,82 @@
+"""`gyre profile`: the Dataset profiling job's entrypoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+__all__ = ["register"]
+
+SPEC_ENV = "GYRE_DATASET_SPEC"
+"""Optional: the Dataset spec as JSON, for csv options and schema overrides (kinds, drop)."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the `profile` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "profile",
+        help="profile a dataset version (runs in the Dataset's Job)",
+        description="Load a source, fingerprint it, store a content-addressed parquet copy and its reference "
+        "profile, and write a compact report to the termination log. Reads the optional Dataset spec from "
+        f"${SPEC_ENV} for csv options and schema overrides.",
+    )
+    parser.add_argument("--store", required=True, help="artifact store URL (pvc://, file://, s3://, gs://)")
+    parser.add_argument("--namespace", required=True, help="namespace of the Dataset")
+    parser.add_argument("--name", required=True, help="name of the Dataset")
+    parser.add_argument(
+        "--source", required=True, help="source URI (builtin://iris, s3://bucket/key.csv, ...)"
+    )
+    parser.add_argument("--format", choices=("auto", "csv", "parquet"), default="auto")
+    parser.add_argument("--target", default=None, help="target column; must exist in the data")
+    parser.set_defaults(func=_profile)
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from gyre.data.profiling import ProfileRequest, run_profile
+    from gyre.data.report import ProfileReport
+    from gyre.data.sources import CsvReadOptions
+    from gyre.store import write_termination_message
+
+    kinds: dict[str, Any] = {}
+    drop: list[str] = []
+    csv = None
+    raw = os.environ.get(SPEC_ENV)
+    if raw:
+        from pydantic import ValidationError
+
+        from gyre.api.dataset import DatasetSpec
+
+        try:
+            spec = DatasetSpec.model_validate_json(raw)
+        except ValidationError as exc:
+            report = ProfileReport(
+                phase="Failed", reason="InvalidSpec", error=f"${SPEC_ENV} is invalid: {exc}"
+            )
+            write_termination_message(report.to_termination_message())
+            return 1
+        if spec.source.csv is not None:
+            opts = spec.source.csv
+            csv = CsvReadOptions(
+                delimiter=opts.delimiter,
+                header=opts.header,
+                encoding=opts.encoding,
+                na_values=opts.na_values or (),
+            )
+        if spec.schema_ is not None:
+            kinds = dict(spec.schema_.kinds or {})
+            drop = list(spec.schema_.drop or [])
+    request = ProfileRequest(
+        store_url=args.store,
+        namespace=args.namespace,
+        name=args.name,
+        source=args.source,
+        format=args.format,
+        target=args.target,
+        csv=csv,
+        kinds=kinds,
+        drop=drop,
+    )
+    report = run_profile(request)
+    write_termination_message(report.to_termination_message())
+    return 0 if report.phase == "Succeeded" else 1

@@ -1,0 +1,86 @@
+"""Schema inference: each column's kind (numeric, categorical, binary) and dtype."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from gyre.data.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ColumnKind", "ColumnSchema", "apply_overrides", "infer_schema"]
+
+ColumnKind = Literal["numeric", "categorical", "binary"]
+
+
+class ColumnSchema(BaseModel):
+    """One column: name, how Gyre treats it, and the pandas dtype it was read as."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    kind: ColumnKind
+    dtype: str
+
+
+def _infer_kind(series: pd.Series[Any]) -> ColumnKind:
+    from pandas.api import types
+
+    dtype = series.dtype
+    if types.is_bool_dtype(dtype):
+        return "binary"
+    if (
+        types.is_datetime64_any_dtype(dtype)
+        or types.is_timedelta64_dtype(dtype)
+        or types.is_complex_dtype(dtype)
+    ):
+        raise DataError(
+            f"column {series.name!r} has unsupported dtype {dtype}; drop it (spec.schema.drop) or convert it",
+            reason="UnsupportedColumn",
+        )
+    distinct = series.dropna().nunique()
+    if types.is_numeric_dtype(dtype):
+        # Exactly two values {0, 1} is a flag, not a measurement.
+        if distinct == 2 and set(series.dropna().unique().tolist()) <= {0, 1}:
+            return "binary"
+        return "numeric"
+    if distinct == 2:
+        return "binary"
+    return "categorical"
+
+
+def infer_schema(
+    frame: pd.DataFrame, overrides: Mapping[str, ColumnKind] | None = None
+) -> list[ColumnSchema]:
+    """The schema of every column, in column order; `overrides` forces kinds by column name.
+
+    Numeric dtypes are numeric (a 0/1 column is binary); bools and two-valued text columns are binary; other text,
+    objects and categoricals are categorical. Datetime columns are rejected with a DataError.
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - {str(c) for c in frame.columns})
+    if unknown:
+        raise DataError(
+            f"schema overrides name unknown columns: {', '.join(unknown)}", reason="UnknownColumn"
+        )
+    schema = []
+    for position in range(frame.shape[1]):
+        series = frame.iloc[:, position]
+        name = str(frame.columns[position])
+        kind = overrides.get(name) or _infer_kind(series)
+        schema.append(ColumnSchema(name=name, kind=kind, dtype=str(series.dtype)))
+    return schema
+
+
+def apply_overrides(frame: pd.DataFrame, drop: Sequence[str] | None) -> pd.DataFrame:
+    """The frame without the dropped columns (unknown names are an error, to catch typos)."""
+    if not drop:
+        return frame
+    missing = sorted(set(drop) - {str(c) for c in frame.columns})
+    if missing:
+        raise DataError(f"cannot drop unknown columns: {', '.join(missing)}", reason="UnknownColumn")
+    return frame.drop(columns=list(drop))

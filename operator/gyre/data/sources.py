@@ -1,0 +1,139 @@
+"""Dataset sources: fsspec URIs (file, s3, gs, http) in csv or parquet, and scikit-learn's bundled datasets."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from gyre.data.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "BUILTIN_TARGET",
+    "CsvReadOptions",
+    "SourceFormat",
+    "load_source",
+    "resolve_format",
+]
+
+SourceFormat = Literal["auto", "csv", "parquet"]
+
+BUILTIN_TARGET = "target"
+"""Name of the label column of every builtin dataset."""
+
+# Loaders that ship their data inside scikit-learn (no download). Values are sklearn.datasets function names.
+BUILTIN_DATASETS: dict[str, str] = {
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "breast_cancer": "load_breast_cancer",
+    "diabetes": "load_diabetes",
+    "digits": "load_digits",
+}
+
+_CSV_EXTENSIONS = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".tsv", ".txt")
+_PARQUET_EXTENSIONS = (".parquet", ".pq", ".parq")
+_SCHEMES = ("file", "s3", "gs", "gcs", "http", "https", "memory")
+
+
+@dataclass(frozen=True)
+class CsvReadOptions:
+    """How to parse CSV (mirrors gyre.api.dataset.CsvOptions)."""
+
+    delimiter: str = ","
+    header: bool = True
+    encoding: str = "utf-8"
+    na_values: Sequence[str] = field(default_factory=tuple)
+
+
+def resolve_format(uri: str, fmt: SourceFormat = "auto") -> Literal["csv", "parquet"]:
+    """The concrete format of a source: explicit, or from the path's extension."""
+    if fmt in ("csv", "parquet"):
+        return fmt
+    path = uri.split("?", 1)[0].lower()
+    if path.endswith(_PARQUET_EXTENSIONS) or path.endswith("/"):
+        return "parquet"
+    if path.endswith(_CSV_EXTENSIONS):
+        return "csv"
+    raise DataError(
+        f"cannot tell the format of {uri!r} from its extension; set format to csv or parquet",
+        reason="UnknownFormat",
+    )
+
+
+def _load_builtin(name: str) -> pd.DataFrame:
+    import sklearn.datasets
+
+    loader_name = BUILTIN_DATASETS.get(name)
+    if loader_name is None:
+        known = ", ".join(sorted(BUILTIN_DATASETS))
+        raise DataError(f"unknown builtin dataset {name!r}; known: {known}", reason="UnknownBuiltin")
+    loader: Callable[..., Any] = getattr(sklearn.datasets, loader_name)
+    bunch = loader(as_frame=True)
+    frame: pd.DataFrame = bunch.frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    return frame.reset_index(drop=True)
+
+
+def load_source(
+    uri: str,
+    fmt: SourceFormat = "auto",
+    *,
+    csv: CsvReadOptions | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Read a whole table from a source URI.
+
+    `builtin://NAME` loads a scikit-learn bundled dataset with its label in a `target` column. Anything else is
+    opened through fsspec. Raises DataError (with a reason) for unknown schemes, builtins, formats and unreadable
+    or empty sources.
+    """
+    import pandas as pd
+
+    if uri.startswith("builtin://"):
+        return _load_builtin(uri[len("builtin://") :].strip("/"))
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme not in _SCHEMES:
+        if not scheme and posixpath.isabs(uri):
+            uri, scheme = "file://" + uri, "file"
+        else:
+            raise DataError(
+                f"unsupported source {uri!r}; use builtin://, file://, s3://, gs:// or http(s)://",
+                reason="UnsupportedSource",
+            )
+    concrete = resolve_format(uri, fmt)
+    opts = csv or CsvReadOptions()
+    try:
+        import fsspec
+
+        with fsspec.open(uri, "rb", compression="infer", **(storage_options or {})) as fh:
+            if concrete == "parquet":
+                frame = pd.read_parquet(fh)
+            else:
+                frame = pd.read_csv(
+                    fh,
+                    sep=opts.delimiter,
+                    header=0 if opts.header else None,
+                    encoding=opts.encoding,
+                    na_values=list(opts.na_values) or None,
+                )
+    except DataError:
+        raise
+    except FileNotFoundError as exc:
+        raise DataError(f"source not found: {uri}", reason="SourceNotFound") from exc
+    except ImportError as exc:
+        raise DataError(
+            f"no filesystem driver for {scheme}:// sources: {exc}", reason="UnsupportedSource"
+        ) from exc
+    except Exception as exc:  # pandas/pyarrow/fsspec raise many unrelated types for the same user problem
+        raise DataError(f"cannot read {uri} as {concrete}: {exc}", reason="SourceUnreadable") from exc
+    if frame.shape[1] == 0 or frame.shape[0] == 0:
+        raise DataError(f"source {uri} has no rows or no columns", reason="EmptyDataset")
+    frame.columns = [str(c) for c in frame.columns]
+    if len(set(frame.columns)) != len(frame.columns):
+        raise DataError(f"source {uri} has duplicate column names", reason="DuplicateColumns")
+    return frame.reset_index(drop=True)

@@ -1,0 +1,156 @@
+"""`gyre drift check`: the DriftMonitor's check, on local files.
+
+    gyre drift check --reference ref.parquet --current cur.csv [--output report.json]
+
+REF is a CSV or Parquet table (profiled on the fly, column kinds inferred) or a stored `profile.json`; CUR is a
+CSV or Parquet table with the reference's columns. Exit code 0 means the check ran, whatever the verdict; bad input
+exits with 2 and a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gyre.drift.check import DriftConfig
+    from gyre.drift.profile import ReferenceProfile
+
+__all__ = ["register", "run_check"]
+
+_TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+class _InputError(Exception):
+    pass
+
+
+def register(subparsers: Any) -> None:
+    """Add `gyre drift check` to the `gyre` command line."""
+    drift = subparsers.add_parser("drift", help="Data drift checks")
+    drift_sub = drift.add_subparsers(dest="drift_command", required=True, metavar="SUBCOMMAND")
+    chk = drift_sub.add_parser(
+        "check",
+        help="Compare a current table with a reference table or profile.json",
+        description="Compare CUR with REF column by column (same tests and defaults as DriftMonitor) and print "
+        "a JSON report. Exit code 0 whatever the verdict; 2 on bad input.",
+    )
+    chk.add_argument("--reference", required=True, metavar="REF", help="CSV, Parquet or profile.json")
+    chk.add_argument("--current", required=True, metavar="CUR", help="CSV or Parquet")
+    chk.add_argument("--output", metavar="OUT.json", help="write the report here instead of stdout")
+    chk.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share threshold (0.5)")
+    chk.add_argument("--min-rows", type=int, default=30, help="minimum current values per column (30)")
+    chk.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="COLUMN=METHOD[:THRESHOLD]",
+        help="override a column's test (ks, chisquare, z, jensenshannon, wasserstein, psi); repeatable",
+    )
+    chk.set_defaults(func=run_check)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    name = path.name.lower()
+    if not path.is_file():
+        raise _InputError(f"{path}: no such file")
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        if name.endswith((".csv", ".csv.gz")):
+            return pd.read_csv(path)
+    except Exception as exc:  # pandas raises many types for unreadable files; all mean bad input here
+        raise _InputError(f"{path}: cannot read: {exc}") from exc
+    raise _InputError(
+        f"{path}: unsupported file type (expected {', '.join(_TABLE_SUFFIXES)} or profile .json)"
+    )
+
+
+def _load_reference(path: Path) -> ReferenceProfile:
+    from pydantic import ValidationError
+
+    from gyre.drift.profile import ReferenceProfile, build_profile
+
+    if path.name.lower().endswith(".json"):
+        if not path.is_file():
+            raise _InputError(f"{path}: no such file")
+        try:
+            return ReferenceProfile.from_json(path.read_bytes())
+        except ValidationError as exc:
+            raise _InputError(f"{path}: not a Gyre reference profile: {exc.errors()[0]['msg']}") from exc
+    return build_profile(_read_table(path))
+
+
+def _parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in items:
+        column, sep, spec = item.partition("=")
+        if not sep or not column or not spec:
+            raise _InputError(f"--method {item!r}: expected COLUMN=METHOD[:THRESHOLD]")
+        method, _, threshold = spec.partition(":")
+        entry: dict[str, Any] = {"method": method}
+        if threshold:
+            try:
+                entry["threshold"] = float(threshold)
+            except ValueError:
+                raise _InputError(f"--method {item!r}: threshold {threshold!r} is not a number") from None
+        overrides[column] = entry
+    return overrides
+
+
+def _config(args: argparse.Namespace) -> DriftConfig:
+    from pydantic import ValidationError
+
+    from gyre.drift.check import DriftConfig
+
+    try:
+        return DriftConfig.model_validate(
+            {
+                "drift_share": args.drift_share,
+                "min_rows": args.min_rows,
+                "overrides": _parse_overrides(args.method),
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _InputError(f"invalid option {where}: {first['msg']}") from exc
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Run `gyre drift check`; 0 when the check ran, 2 on bad input."""
+    from gyre.drift.check import DriftConfigError, check_frame
+    from gyre.drift.profile import ProfileError
+
+    try:
+        config = _config(args)
+        profile = _load_reference(Path(args.reference))
+        current = _read_table(Path(args.current))
+        absent = [name for name in profile.columns if name not in current.columns]
+        if absent:
+            raise _InputError(f"{args.current}: missing reference columns {absent}")
+        report = check_frame(profile, current, config)
+    except (_InputError, ProfileError, DriftConfigError) as exc:
+        print(f"gyre drift check: error: {exc}", file=sys.stderr)
+        return 2
+    text = report.to_json()
+    if args.output:
+        try:
+            Path(args.output).write_text(text + "\n")
+        except OSError as exc:
+            print(f"gyre drift check: error: cannot write {args.output}: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"{report.verdict}: {report.number_of_drifted_columns}/{report.number_of_columns} columns drifted "
+            f"(share {report.drift_share:.3f}, threshold {report.drift_share_threshold}); report in {args.output}",
+            file=sys.stderr,
+        )
+    else:
+        print(text)
+    return 0

@@ -1,0 +1,130 @@
+"""`gyre drift run`: one scheduled DriftMonitor check, inside a Job in the monitored namespace.
+
+It reads the stored reference profile and a window of the prediction log, writes the full report to the store and
+reports a compact summary through the termination message. Running checks as Jobs keeps the operator's event loop
+and memory out of it, and lets a check read a pvc:// store that only pods in that namespace can mount.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from gyre.store.termination import TERMINATION_MESSAGE_LIMIT, write_termination_message
+
+__all__ = ["CHECK_CONFIG_ENV", "CheckFeature", "CheckReport", "add_run_parser", "check_report_path", "run"]
+
+CHECK_CONFIG_ENV = "GYRE_DRIFT_CONFIG"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class CheckFeature(_Model):
+    """One feature's outcome, in the compact form the controller copies into status."""
+
+    name: str
+    method: str | None = None
+    score: float | None = None
+    threshold: float | None = None
+    drifted: bool
+    status: str | None = None
+
+
+class CheckReport(_Model):
+    """What a check Job reports through its termination message (at most 4 KiB)."""
+
+    check: int
+    verdict: str | None = None
+    """drift, no_drift or insufficient_data; None when the check failed."""
+    drift_share: float | None = None
+    current_rows: int = 0
+    features: list[CheckFeature] = Field(default_factory=list)
+    features_truncated: bool = False
+    report_uri: str | None = None
+    error: str | None = None
+
+    def to_termination_message(self) -> str:
+        """JSON within the termination-message limit: features are dropped from the end before anything else."""
+        report = self.model_copy(deep=True)
+        while True:
+            text = report.model_dump_json(by_alias=True, exclude_none=True)
+            if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT or not report.features:
+                return text[:TERMINATION_MESSAGE_LIMIT]
+            report.features = report.features[:-1]
+            report.features_truncated = True
+
+
+def check_report_path(namespace: str, monitor: str, check: int) -> str:
+    """`drift/{ns}/{monitor}/{check}.json` under the store root."""
+    return f"drift/{namespace}/{monitor}/{check:08d}.json"
+
+
+def add_run_parser(drift_subparsers: Any) -> None:
+    """Register `gyre drift run` under the `gyre drift` command."""
+    parser = drift_subparsers.add_parser(
+        "run", help="One DriftMonitor check against the prediction log (in a Job)"
+    )
+    parser.add_argument("--store", required=True, help="artifact store URL")
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--deployment", required=True, help="ModelDeployment whose prediction log is read")
+    parser.add_argument("--monitor", required=True, help="DriftMonitor name (for the report path)")
+    parser.add_argument("--check", type=int, required=True, help="check number")
+    parser.add_argument("--profile", required=True, help="reference profile.json, relative to the store root")
+    parser.add_argument("--max-rows", type=int, default=10000)
+    parser.add_argument("--max-age-seconds", type=float, default=None)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one check; the exit code is 0 whenever a report (whatever its verdict) was produced."""
+    from gyre.drift.check import DriftConfig
+    from gyre.drift.profile import ReferenceProfile
+    from gyre.drift.window import check_window
+    from gyre.store.store import ArtifactStore
+
+    try:
+        store = ArtifactStore(args.store)
+        profile = ReferenceProfile.from_json(store.read_bytes(args.profile))
+        config = DriftConfig.model_validate(json.loads(os.environ.get(CHECK_CONFIG_ENV) or "{}"))
+        report = check_window(
+            profile,
+            store,
+            args.namespace,
+            args.deployment,
+            max_rows=args.max_rows,
+            max_age=args.max_age_seconds,
+            config=config,
+        )
+        path = check_report_path(args.namespace, args.monitor, args.check)
+        store.write_bytes(path, report.to_json().encode())
+    except Exception as exc:  # the controller shows this message in a condition and an Event
+        failed = CheckReport(check=args.check, error=f"{type(exc).__name__}: {exc}")
+        write_termination_message(failed.to_termination_message())
+        return 1
+    summary = CheckReport(
+        check=args.check,
+        verdict=report.verdict,
+        drift_share=round(report.drift_share, 4),
+        current_rows=report.current_rows,
+        features=[
+            CheckFeature(
+                name=c.column,
+                method=c.method,
+                score=None if c.score is None else round(c.score, 6),
+                threshold=c.threshold,
+                drifted=c.drifted,
+                status=c.status,
+            )
+            for c in report.columns
+        ],
+        report_uri=store.uri(path),
+    )
+    write_termination_message(summary.to_termination_message())
+    return 0

@@ -1,0 +1,443 @@
+"""The HTTP model server: KServe v1 and Open Inference Protocol v2 over aiohttp.
+
+Routes (MODEL is the served model's name, VERSION its version, the first 12 hex digits of the artifact sha256):
+
+    GET  /v1/models                                   {"models": [MODEL]}
+    GET  /v1/models/MODEL                             {"name": MODEL, "ready": bool}
+    POST /v1/models/MODEL:predict                     {"instances": [...]} -> {"predictions": [...]}
+    GET  /v2                                          server metadata
+    GET  /v2/health/live, /v2/health/ready            liveness, readiness (503 while starting or draining)
+    GET  /v2/models/MODEL[/versions/VERSION]          model metadata (inputs, outputs, inference path)
+    GET  /v2/models/MODEL[/versions/VERSION]/ready    model readiness
+    POST /v2/models/MODEL[/versions/VERSION]/infer    OIP v2 inference
+    GET  /metrics                                     Prometheus text format
+
+Every error is JSON `{"error": "..."}` with a 4xx status for anything the client can fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gyre.serving.batching import MicroBatcher, PredictionFailed
+from gyre.serving.metrics import CONTENT_TYPE, ServerMetrics
+from gyre.serving.model import Prediction, ServedModel
+from gyre.serving.predlog import PredictionLogger
+from gyre.serving.schema import RequestError, v2_datatype
+
+__all__ = ["INFERENCE_HEADER", "ModelServer", "ServerConfig"]
+
+log = logging.getLogger(__name__)
+
+INFERENCE_HEADER = "X-Gyre-Inference"
+"""Response header naming the inference path (onnx or sklearn) that produced a prediction."""
+
+_JSON = "application/json"
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_OUTPUTS = ("predict", "predict_proba")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Tunables of the HTTP layer and the batcher."""
+
+    max_body_bytes: int = 1 << 20
+    batching: bool = True
+    max_batch_rows: int = 256
+    max_wait_ms: float = 0.0
+    sklearn_workers: int = 1
+    """Threads running scikit-learn predictions (scikit-learn holds the GIL for much of a forest's work)."""
+
+
+def _error(status: int, reason: str, headers: CIMultiDict[str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps({"error": reason}), status=status, content_type=_JSON, headers=headers
+    )
+
+
+def _truthy(value: object) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "yes"))
+
+
+class ModelServer:
+    """One served model behind the HTTP API; `app()` builds the aiohttp application."""
+
+    def __init__(
+        self,
+        model: ServedModel,
+        config: ServerConfig | None = None,
+        *,
+        prediction_logger: PredictionLogger | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config or ServerConfig()
+        self.schema = model.schema
+        self.classification = model.manifest.task == "classification"
+        self.ready = False
+        self.metrics = ServerMetrics(
+            model=model.name,
+            version=model.version,
+            run=model.manifest.lineage.training_run or "",
+            sha256=model.manifest.artifact.sha256,
+            inference=model.inference_path,
+        )
+        self.executor: concurrent.futures.ThreadPoolExecutor | None = None
+        if not model.predictor.inline:
+            self.executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.config.sklearn_workers, thread_name_prefix="gyre-predict"
+            )
+        self.batcher = MicroBatcher(
+            model.predictor,
+            enabled=self.config.batching,
+            max_batch_rows=self.config.max_batch_rows,
+            max_wait_s=self.config.max_wait_ms / 1000.0,
+            executor=self.executor,
+            on_batch=self.metrics.batch_rows.observe,
+        )
+        self.prediction_logger = prediction_logger
+        if prediction_logger is not None:
+            prediction_logger._on_dropped = self.metrics.log_dropped.inc
+            prediction_logger._on_written = self.metrics.log_written.inc
+            prediction_logger._on_error = self.metrics.log_errors.inc
+        self.has_proba = bool(getattr(model.predictor, "has_proba", False)) and self.classification
+        self._label_datatype, self._proba_datatype = self._warm_up()
+        self._headers: CIMultiDict[str] = CIMultiDict(
+            {"Content-Type": _JSON, INFERENCE_HEADER: model.inference_path}
+        )
+        self._v1_single: dict[Any, bytes] = {}
+        self._v1_prefix = b'{"predictions":'
+        self._v2_head = {"model_name": model.name, "model_version": model.version}
+        self._known_paths: set[str] = set()
+
+    # -- startup ------------------------------------------------------------------------------------------------
+
+    def _warm_up(self) -> tuple[str, str]:
+        """One prediction on a placeholder row: allocates onnxruntime's buffers and tells the output datatypes."""
+        row = np.empty((1, self.schema.width), dtype=np.float64 if self.schema.all_numeric else object)
+        for i, spec in enumerate(self.schema.features):
+            cats = [c for c in (spec.categories or []) if c is not None]
+            row[0, i] = 0.0 if self.schema.numeric[i] else (str(cats[0]) if cats else "")
+        try:
+            out = self.model.predictor.predict(row, self.has_proba)
+            proba_type = v2_datatype(out.proba) if out.proba is not None else "FP64"
+            return v2_datatype(out.predict), proba_type
+        except Exception as exc:  # metadata falls back to the manifest's view
+            log.warning("warm-up prediction failed (%s); output datatypes come from the manifest", exc)
+            classes = self.model.manifest.target.classes or []
+            if not self.classification:
+                return "FP64", "FP64"
+            return v2_datatype(np.asarray(classes)), "FP64"
+
+    # -- responses ---------------------------------------------------------------------------------------------
+
+    def _json(self, payload: Any, status: int = 200) -> web.Response:
+        return web.Response(body=orjson.dumps(payload, option=_NUMPY), status=status, content_type=_JSON)
+
+    @staticmethod
+    def _serialisable(array: np.ndarray) -> Any:
+        # orjson writes numeric numpy arrays natively; strings and objects go through lists.
+        return array if array.dtype.kind in "biuf" else array.tolist()
+
+    def _v1_body(self, prediction: Prediction) -> bytes:
+        predict = prediction.predict
+        if prediction.proba is None and len(predict) == 1 and self.classification:
+            key = predict[0]
+            cached = self._v1_single.get(key)
+            if cached is None:
+                cached = orjson.dumps({"predictions": self._serialisable(predict)}, option=_NUMPY)
+                if len(self._v1_single) < 1024:
+                    self._v1_single[key] = cached
+            return cached
+        payload: dict[str, Any] = {"predictions": self._serialisable(predict)}
+        if prediction.proba is not None:
+            payload["probabilities"] = prediction.proba
+        return orjson.dumps(payload, option=_NUMPY)
+
+    # -- request handling --------------------------------------------------------------------------------------
+
+    async def _read_json(self, request: web.Request) -> dict[str, Any]:
+        length = request.content_length
+        if length is not None and length > self.config.max_body_bytes:
+            raise RequestError(413, f"request body of {length} bytes exceeds the limit of {self.config.max_body_bytes}")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise RequestError(413, f"request body exceeds the limit of {self.config.max_body_bytes} bytes") from None
+        if not raw:
+            raise RequestError(400, "empty request body; send a JSON object")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise RequestError(400, f"malformed JSON: {exc}") from None
+        if type(body) is not dict:
+            raise RequestError(400, "the request body must be a JSON object")
+        return body
+
+    async def _predict(self, rows: np.ndarray, want_proba: bool) -> Prediction:
+        try:
+            prediction = await self.batcher.predict(rows, want_proba)
+        except PredictionFailed as exc:
+            raise RequestError(422, f"the model rejected the input: {exc}") from None
+        self.metrics.observe_predictions(prediction.predict, self.classification)
+        if self.prediction_logger is not None:
+            self.prediction_logger.record(rows, prediction)
+        return prediction
+
+    async def v1_predict(self, request: web.Request) -> web.Response:
+        """KServe v1 predict; `"predict_proba": true` in the body or `?predict_proba=true` adds probabilities."""
+        start = perf_counter()
+        try:
+            body = await self._read_json(request)
+            instances = body.get("instances")
+            if instances is None:
+                instances = body.get("inputs")
+                if instances is None:
+                    raise RequestError(422, 'the request needs "instances": an array of rows')
+            want_proba = _truthy(body.get("predict_proba")) or (
+                bool(request.query_string) and _truthy(request.query.get("predict_proba"))
+            )
+            if want_proba and not self.has_proba:
+                raise RequestError(422, "this model has no predict_proba output")
+            rows = self.schema.parse_instances(instances)
+            prediction = await self._predict(rows, want_proba)
+            response = web.Response(body=self._v1_body(prediction), headers=self._headers)
+        except RequestError as exc:
+            response = _error(exc.status, exc.reason)
+        self.metrics.observe_request("v1", response.status, perf_counter() - start)
+        return response
+
+    async def v2_infer(self, request: web.Request) -> web.Response:
+        """Open Inference Protocol v2 infer; `outputs` may ask for `predict` and/or `predict_proba`."""
+        start = perf_counter()
+        try:
+            self._check_version(request)
+            body = await self._read_json(request)
+            request_id = body.get("id")
+            if request_id is not None and type(request_id) is not str:
+                raise RequestError(422, '"id" must be a string')
+            names = self._requested_outputs(body.get("outputs"))
+            rows = self.schema.parse_v2_inputs(body.get("inputs"))
+            prediction = await self._predict(rows, "predict_proba" in names)
+            response = web.Response(
+                body=orjson.dumps(self._v2_payload(prediction, names, request_id), option=_NUMPY),
+                headers=self._headers,
+            )
+        except RequestError as exc:
+            response = _error(exc.status, exc.reason)
+        self.metrics.observe_request("v2", response.status, perf_counter() - start)
+        return response
+
+    def _requested_outputs(self, outputs: object) -> tuple[str, ...]:
+        if outputs is None:
+            return ("predict",)
+        if type(outputs) is not list or not outputs:
+            raise RequestError(422, '"outputs" must be a non-empty array of {"name": ...} objects')
+        names: list[str] = []
+        for item in outputs:
+            name = item.get("name") if type(item) is dict else None
+            if name not in _OUTPUTS:
+                raise RequestError(422, f"unknown output {name!r}; this model has {list(self._output_names())}")
+            if name == "predict_proba" and not self.has_proba:
+                raise RequestError(422, "this model has no predict_proba output")
+            if name not in names:
+                names.append(name)
+        return tuple(names)
+
+    def _output_names(self) -> tuple[str, ...]:
+        return _OUTPUTS if self.has_proba else ("predict",)
+
+    def _v2_payload(self, prediction: Prediction, names: tuple[str, ...], request_id: str | None) -> dict[str, Any]:
+        outputs: list[dict[str, Any]] = []
+        n = len(prediction.predict)
+        for name in names:
+            if name == "predict":
+                outputs.append(
+                    {
+                        "name": "predict",
+                        "datatype": v2_datatype(prediction.predict),
+                        "shape": [n],
+                        "data": self._serialisable(prediction.predict),
+                    }
+                )
+            elif prediction.proba is not None:
+                proba = prediction.proba
+                outputs.append(
+                    {
+                        "name": "predict_proba",
+                        "datatype": v2_datatype(proba),
+                        "shape": [n, proba.shape[1]],
+                        "data": proba.ravel(),
+                    }
+                )
+        payload = dict(self._v2_head)
+        if request_id is not None:
+            payload["id"] = request_id
+        payload["outputs"] = outputs
+        return payload
+
+    def _check_version(self, request: web.Request) -> None:
+        version = request.match_info.get("version")
+        if version is not None and version != self.model.version:
+            raise RequestError(
+                404, f"model {self.model.name!r} has no version {version!r} (serving {self.model.version})"
+            )
+
+    # -- metadata and health -----------------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """OIP v2 model metadata: one input tensor per feature, the outputs, and how inference runs."""
+        manifest = self.model.manifest
+        inputs = [
+            {"name": name, "datatype": "FP64" if numeric else "BYTES", "shape": [-1]}
+            for name, numeric in zip(self.schema.names, self.schema.numeric, strict=True)
+        ]
+        outputs: list[dict[str, Any]] = [{"name": "predict", "datatype": self._label_datatype, "shape": [-1]}]
+        if self.has_proba:
+            width = len(manifest.target.classes or [])
+            outputs.append({"name": "predict_proba", "datatype": self._proba_datatype, "shape": [-1, width or -1]})
+        return {
+            "name": self.model.name,
+            "versions": [self.model.version],
+            "platform": "onnxruntime" if self.model.inference_path == "onnx" else "sklearn",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": {
+                "inference_path": self.model.inference_path,
+                "task": manifest.task,
+                "estimator": manifest.estimator,
+                "sha256": manifest.artifact.sha256,
+                "training_run": manifest.lineage.training_run,
+                "classes": manifest.target.classes,
+                "batch_input": {"name": "input-0", "shape": [-1, self.schema.width]}
+                if self.schema.all_numeric
+                else None,
+            },
+        }
+
+    async def v2_metadata(self, request: web.Request) -> web.Response:
+        """GET /v2/models/MODEL."""
+        try:
+            self._check_version(request)
+        except RequestError as exc:
+            return _error(exc.status, exc.reason)
+        return web.Response(body=self._metadata_body, content_type=_JSON, headers={INFERENCE_HEADER: self.model.inference_path})
+
+    async def model_ready(self, request: web.Request) -> web.Response:
+        """GET /v1/models/MODEL and /v2/models/MODEL/ready: 200 when ready, 503 otherwise."""
+        try:
+            self._check_version(request)
+        except RequestError as exc:
+            return _error(exc.status, exc.reason)
+        return self._json({"name": self.model.name, "ready": self.ready}, 200 if self.ready else 503)
+
+    async def server_ready(self, _request: web.Request) -> web.Response:
+        """GET /v2/health/ready."""
+        return self._json({"ready": self.ready}, 200 if self.ready else 503)
+
+    async def server_live(self, _request: web.Request) -> web.Response:
+        """GET /v2/health/live."""
+        return web.Response(body=b'{"live":true}', content_type=_JSON)
+
+    async def server_metadata(self, _request: web.Request) -> web.Response:
+        """GET /v2."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            gyre_version = version("gyre")
+        except PackageNotFoundError:
+            gyre_version = "dev"
+        return self._json({"name": "gyre", "version": gyre_version, "extensions": []})
+
+    async def list_models(self, _request: web.Request) -> web.Response:
+        """GET /v1/models."""
+        return self._json({"models": [self.model.name]})
+
+    async def metrics_endpoint(self, _request: web.Request) -> web.Response:
+        """GET /metrics."""
+        response = web.Response(body=self.metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        """Any other path: an unknown model (404), or a known path with the wrong method (405)."""
+        if request.path in self._known_paths:
+            return _error(405, f"method {request.method} is not allowed on {request.path}")
+        path = request.path
+        if path.startswith(("/v1/models/", "/v2/models/")) and len(path) > len("/v1/models/"):
+            name = path[len("/v1/models/") :].split("/", 1)[0].split(":", 1)[0]
+            if name and name != self.model.name:
+                return _error(404, f"model {name!r} is not served here (this server serves {self.model.name!r})")
+        return _error(404, f"no such endpoint: {request.method} {request.path}")
+
+    # -- application ---------------------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        # aiohttp's own HTTP errors (405, 413 on early reads...) and anything unexpected become JSON.
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _error(exc.status, exc.reason or exc.text or "request failed")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return _error(500, "internal server error")
+
+    def app(self) -> web.Application:
+        """The aiohttp application; `ready` turns true on startup and false when shutdown begins."""
+        self._metadata_body = orjson.dumps(self.metadata())
+        app = web.Application(middlewares=[self._errors], client_max_size=self.config.max_body_bytes)
+        name, version = self.model.name, "{version}"
+        routes: list[tuple[str, str, Any]] = [
+            ("GET", "/v1/models", self.list_models),
+            ("GET", f"/v1/models/{name}", self.model_ready),
+            ("POST", f"/v1/models/{name}:predict", self.v1_predict),
+            ("GET", "/v2", self.server_metadata),
+            ("GET", "/v2/health/live", self.server_live),
+            ("GET", "/v2/health/ready", self.server_ready),
+            ("GET", f"/v2/models/{name}", self.v2_metadata),
+            ("GET", f"/v2/models/{name}/ready", self.model_ready),
+            ("POST", f"/v2/models/{name}/infer", self.v2_infer),
+            ("GET", f"/v2/models/{name}/versions/{version}", self.v2_metadata),
+            ("GET", f"/v2/models/{name}/versions/{version}/ready", self.model_ready),
+            ("POST", f"/v2/models/{name}/versions/{version}/infer", self.v2_infer),
+            ("GET", "/metrics", self.metrics_endpoint),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+            self._known_paths.add(path.replace("{version}", self.model.version))
+        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, _app: web.Application) -> None:
+        if self.prediction_logger is not None:
+            self.prediction_logger.start()
+        self.ready = True
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        self.ready = False
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        await self.batcher.drain()
+        if self.prediction_logger is not None:
+            await self.prediction_logger.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+

@@ -1,0 +1,242 @@
+"""`gyre serve`: run the model server. Every flag can also be set by an environment variable (GYRE_...), which
+is how the ModelDeployment builder configures the container."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+from typing import Any
+
+__all__ = ["register", "run_server", "serve"]
+
+log = logging.getLogger("gyre.serving")
+
+
+def _env(name: str, default: Any) -> Any:
+    return os.environ.get(name, default)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _pod_name(value: str) -> str:
+    # Log file names embed the pod name, which must be a DNS-1123 name.
+    cleaned = re.sub(r"[^a-z0-9.-]+", "-", value.lower()).strip("-.")
+    return cleaned or "local"
+
+
+def register(subparsers: Any) -> None:
+    """Add the `serve` subcommand."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a model directory over HTTP (KServe v1 + Open Inference Protocol v2)",
+        description="Serve a Gyre model directory. Flags default to the GYRE_* environment variables shown.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--model-dir",
+        default=_env("GYRE_MODEL_DIR", None),
+        help="model directory: a local path or an fsspec URL (file://, s3://, gs://, memory://) [GYRE_MODEL_DIR]",
+    )
+    p.add_argument("--host", default=_env("GYRE_HOST", "0.0.0.0"), help="listen address [GYRE_HOST]")
+    p.add_argument("--port", type=int, default=int(_env("GYRE_PORT", 8080)), help="listen port [GYRE_PORT]")
+    p.add_argument(
+        "--model-name", default=_env("GYRE_MODEL_NAME", None), help="name in URLs (default: manifest name)"
+    )
+    p.add_argument(
+        "--inference",
+        choices=("auto", "onnx", "sklearn"),
+        default=_env("GYRE_INFERENCE", "auto"),
+        help="auto: onnxruntime when the manifest's ONNX export is verified, else scikit-learn [GYRE_INFERENCE]",
+    )
+    p.add_argument(
+        "--onnx-threads", type=int, default=int(_env("GYRE_ONNX_THREADS", 1)), help="onnxruntime intra-op threads"
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=int(_env("GYRE_MAX_BODY_BYTES", 1 << 20)),
+        help="largest request body; larger ones get 413 [GYRE_MAX_BODY_BYTES]",
+    )
+    p.add_argument(
+        "--batching",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("GYRE_BATCHING", True),
+        help="coalesce concurrent requests into one model run [GYRE_BATCHING]",
+    )
+    p.add_argument(
+        "--max-batch-rows",
+        type=int,
+        default=int(_env("GYRE_MAX_BATCH_ROWS", 256)),
+        help="most rows per coalesced model run [GYRE_MAX_BATCH_ROWS]",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=float(_env("GYRE_MAX_WAIT_MS", 0.0)),
+        help="extra time a batch waits for company; 0 = flush on the next event-loop turn [GYRE_MAX_WAIT_MS]",
+    )
+    p.add_argument(
+        "--sklearn-workers",
+        type=int,
+        default=int(_env("GYRE_SKLEARN_WORKERS", 1)),
+        help="threads running scikit-learn predictions [GYRE_SKLEARN_WORKERS]",
+    )
+    p.add_argument(
+        "--cache-dir",
+        default=_env("GYRE_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "gyre", "models")),
+        help="where remote model directories are downloaded [GYRE_CACHE_DIR]",
+    )
+    p.add_argument(
+        "--log-store",
+        default=_env("GYRE_LOG_STORE", _env("GYRE_ARTIFACT_STORE", "")),
+        help="artifact store URL for the prediction log; empty disables it [GYRE_LOG_STORE, GYRE_ARTIFACT_STORE]",
+    )
+    p.add_argument(
+        "--log-sample-rate",
+        type=float,
+        default=float(_env("GYRE_LOG_SAMPLE_RATE", 1.0)),
+        help="fraction of rows logged [GYRE_LOG_SAMPLE_RATE]",
+    )
+    p.add_argument(
+        "--log-flush-seconds",
+        type=float,
+        default=float(_env("GYRE_LOG_FLUSH_SECONDS", 10.0)),
+        help="write a log batch at least this often [GYRE_LOG_FLUSH_SECONDS]",
+    )
+    p.add_argument(
+        "--log-max-batch-rows",
+        type=int,
+        default=int(_env("GYRE_LOG_MAX_BATCH_ROWS", 1000)),
+        help="write a log batch when it holds this many rows [GYRE_LOG_MAX_BATCH_ROWS]",
+    )
+    p.add_argument(
+        "--namespace",
+        default=_env("GYRE_NAMESPACE", _env("POD_NAMESPACE", "default")),
+        help="namespace in prediction-log paths [GYRE_NAMESPACE, POD_NAMESPACE]",
+    )
+    p.add_argument(
+        "--deployment",
+        default=_env("GYRE_DEPLOYMENT", None),
+        help="deployment in prediction-log paths (default: model name) [GYRE_DEPLOYMENT]",
+    )
+    p.add_argument(
+        "--pod",
+        default=_env("POD_NAME", _env("HOSTNAME", "local")),
+        help="pod name in prediction-log file names [POD_NAME, HOSTNAME]",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=float(_env("GYRE_DRAIN_SECONDS", 0.0)),
+        help="on SIGTERM, report not-ready and keep serving this long before closing the listener "
+        "[GYRE_DRAIN_SECONDS]",
+    )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=float(_env("GYRE_SHUTDOWN_TIMEOUT", 30.0)),
+        help="longest wait for in-flight requests on shutdown [GYRE_SHUTDOWN_TIMEOUT]",
+    )
+    p.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Load the model (refusing on any integrity problem) and serve until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.model_dir:
+        print("gyre serve: --model-dir (or GYRE_MODEL_DIR) is required", file=sys.stderr)
+        return 2
+    from gyre.serving.model import ModelLoadError, load_served_model
+
+    try:
+        model = load_served_model(
+            args.model_dir,
+            cache_dir=args.cache_dir,
+            inference=args.inference,
+            name=args.model_name,
+            onnx_threads=args.onnx_threads,
+        )
+    except ModelLoadError as exc:
+        print(f"gyre serve: cannot serve {args.model_dir}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        import uvloop  # optional; noticeably faster when installed
+
+        uvloop.install()
+    except ImportError:
+        pass
+    return asyncio.run(run_server(model, args))
+
+
+async def run_server(model: Any, args: argparse.Namespace) -> int:
+    """Serve `model` until a signal; then go unready, drain, stop accepting, finish in-flight work, flush logs."""
+    from aiohttp import web
+
+    from gyre.serving.app import ModelServer, ServerConfig
+    from gyre.serving.predlog import PredictionLogger
+
+    logger = None
+    if args.log_store and args.log_sample_rate > 0:
+        from gyre.store.store import ArtifactStore, StoreError
+
+        try:
+            store = ArtifactStore(args.log_store)
+        except StoreError as exc:
+            print(f"gyre serve: prediction log store: {exc}", file=sys.stderr)
+            return 1
+        logger = PredictionLogger(
+            store,
+            namespace=args.namespace,
+            deployment=args.deployment or model.name,
+            pod=_pod_name(args.pod),
+            model=model.name,
+            version=model.version,
+            feature_names=model.schema.names,
+            sample_rate=args.log_sample_rate,
+            max_batch_rows=args.log_max_batch_rows,
+            flush_interval_s=args.log_flush_seconds,
+        )
+    config = ServerConfig(
+        max_body_bytes=args.max_body_bytes,
+        batching=args.batching,
+        max_batch_rows=args.max_batch_rows,
+        max_wait_ms=args.max_wait_ms,
+        sklearn_workers=args.sklearn_workers,
+    )
+    server = ModelServer(model, config, prediction_logger=logger)
+    runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=args.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, backlog=2048, reuse_address=True)
+    await site.start()
+    log.info(
+        "serving %s (version %s, %s) on http://%s:%d; prediction log %s",
+        model.name,
+        model.version,
+        model.inference_path,
+        args.host,
+        args.port,
+        "on" if logger else "off",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: readiness off, draining for %.1fs", args.drain_seconds)
+    server.ready = False
+    if args.drain_seconds > 0:
+        await asyncio.sleep(args.drain_seconds)
+    # Closes the listener, waits for in-flight requests (up to shutdown_timeout), then flushes the log.
+    await runner.cleanup()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,290 @@
+"""Turn KServe v1 and Open Inference Protocol v2 request bodies into one feature matrix, checked against the
+model's feature schema.
+
+A parsed batch is a 2-D numpy array in feature order: float64 when every feature is numeric (the common case,
+kept on a fast path), otherwise dtype=object holding floats and strings. Anything that does not fit the schema
+raises `RequestError` with the HTTP status the client should get (400 malformed, 422 well-formed but wrong).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gyre.training.features import MISSING_CATEGORY
+from gyre.training.manifest import FeatureSpec
+
+__all__ = [
+    "NUMERIC_DATATYPES",
+    "V2_DATATYPES",
+    "FeatureSchema",
+    "RequestError",
+    "v2_datatype",
+]
+
+NUMERIC_DATATYPES = frozenset(
+    {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+)
+V2_DATATYPES = NUMERIC_DATATYPES | {"BOOL", "BYTES"}
+_INT_DATATYPES = frozenset(d for d in NUMERIC_DATATYPES if "INT" in d)
+
+
+class RequestError(Exception):
+    """A request the server refuses; `status` is the HTTP status (4xx) and the message the reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def v2_datatype(array: np.ndarray) -> str:
+    """The Open Inference Protocol datatype of a numpy array."""
+    kind = array.dtype.kind
+    if kind == "b":
+        return "BOOL"
+    if kind in "iu":
+        return f"{'U' if kind == 'u' else ''}INT{array.dtype.itemsize * 8}"
+    if kind == "f":
+        return f"FP{array.dtype.itemsize * 8}"
+    return "BYTES"
+
+
+def _is_number(value: object) -> bool:
+    cls = type(value)
+    return cls is float or cls is int
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The model's input features, in the order the model expects them."""
+
+    features: tuple[FeatureSpec, ...]
+    names: tuple[str, ...] = field(init=False)
+    numeric: tuple[bool, ...] = field(init=False)
+    all_numeric: bool = field(init=False)
+    # Scalar JSON types a non-numeric feature accepts besides strings (from the category values seen in training).
+    _extra_types: tuple[frozenset[type], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(f.name for f in self.features))
+        # The manifest's dtype is how the trainer fed the column (gyre.training.features.coerce_features).
+        numeric = tuple(f.dtype == "number" for f in self.features)
+        object.__setattr__(self, "numeric", numeric)
+        object.__setattr__(self, "all_numeric", all(numeric))
+        extra: list[frozenset[type]] = []
+        for spec in self.features:
+            extra.append(frozenset(type(c) for c in (spec.categories or ()) if not isinstance(c, str)))
+        object.__setattr__(self, "_extra_types", tuple(extra))
+
+    @classmethod
+    def from_specs(cls, specs: Sequence[FeatureSpec]) -> FeatureSchema:
+        """Build from the manifest's feature list."""
+        if not specs:
+            raise ValueError("the model declares no features")
+        return cls(tuple(specs))
+
+    @property
+    def width(self) -> int:
+        """Number of features."""
+        return len(self.features)
+
+    # -- values ---------------------------------------------------------------------------------------------
+
+    def _check_value(self, index: int, value: object, row: int) -> object:
+        if self.numeric[index]:
+            if _is_number(value):
+                return value
+            if value is None:
+                return math.nan
+            raise RequestError(
+                422, f"feature {self.names[index]!r} (row {row}) must be a number, got {_describe(value)}"
+            )
+        if type(value) is str:
+            return value
+        if value is None:
+            return MISSING_CATEGORY
+        if type(value) in self._extra_types[index]:
+            # Same text the trainer made of it (str(True) == "True", str(3) == "3").
+            return str(value)
+        raise RequestError(
+            422, f"feature {self.names[index]!r} (row {row}) must be a string category, got {_describe(value)}"
+        )
+
+    def _numeric_rows(self, rows: list[Any]) -> np.ndarray:
+        width = self.width
+        for r, row in enumerate(rows):
+            if type(row) is not list:
+                raise RequestError(422, f"instance {r} must be an array of {width} features or an object")
+            if len(row) != width:
+                raise RequestError(422, f"instance {r} has {len(row)} values, the model expects {width}")
+            for value in row:
+                if not _is_number(value) and value is not None:
+                    for i, v in enumerate(row):
+                        self._check_value(i, v, r)
+        # None becomes NaN, the missing-value marker imputers understand.
+        return np.array(rows, dtype=np.float64)
+
+    def _mixed_rows(self, rows: list[Any]) -> np.ndarray:
+        width = self.width
+        out = np.empty((len(rows), width), dtype=object)
+        for r, row in enumerate(rows):
+            if type(row) is not list:
+                raise RequestError(422, f"instance {r} must be an array of {width} features or an object")
+            if len(row) != width:
+                raise RequestError(422, f"instance {r} has {len(row)} values, the model expects {width}")
+            for i, value in enumerate(row):
+                out[r, i] = self._check_value(i, value, r)
+        return out
+
+    # -- KServe v1 ------------------------------------------------------------------------------------------
+
+    def parse_instances(self, instances: object) -> np.ndarray:
+        """Rows of a v1 `instances` list: each an array in feature order or an object keyed by feature name.
+
+        Unknown keys in objects are ignored; a missing feature, a wrong type or a wrong length is a 422.
+        """
+        if type(instances) is not list or not instances:
+            raise RequestError(422, '"instances" must be a non-empty array of rows')
+        first = instances[0]
+        if type(first) is dict:
+            rows: list[Any] = []
+            names = self.names
+            for r, obj in enumerate(instances):
+                if type(obj) is not dict:
+                    raise RequestError(422, f"instance {r} is not an object; do not mix arrays and objects")
+                try:
+                    rows.append([obj[name] for name in names])
+                except KeyError as exc:
+                    raise RequestError(422, f"instance {r} is missing feature {exc.args[0]!r}") from None
+            instances = rows
+        elif type(first) is not list:
+            # A single flat row is a common client mistake; say what was expected.
+            raise RequestError(
+                422, f"each instance must be an array of {self.width} features or an object keyed by feature name"
+            )
+        assert isinstance(instances, list)
+        return self._numeric_rows(instances) if self.all_numeric else self._mixed_rows(instances)
+
+    # -- Open Inference Protocol v2 ---------------------------------------------------------------------------
+
+    def parse_v2_inputs(self, inputs: object) -> np.ndarray:
+        """Rows of a v2 `inputs` list: one [N, F] tensor (all-numeric models) or one [N] tensor per feature."""
+        if type(inputs) is not list or not inputs:
+            raise RequestError(422, '"inputs" must be a non-empty array of tensors')
+        tensors: dict[str, dict[str, Any]] = {}
+        for i, tensor in enumerate(inputs):
+            if type(tensor) is not dict:
+                raise RequestError(422, f"input {i} must be an object with name, shape, datatype and data")
+            name = tensor.get("name")
+            if type(name) is not str:
+                raise RequestError(422, f"input {i} needs a string name")
+            if name in tensors:
+                raise RequestError(422, f"input {name!r} appears twice")
+            tensors[name] = tensor
+        if all(n in tensors for n in self.names) and (len(tensors) > 1 or self.width == 1):
+            return self._named_tensors(tensors)
+        if len(tensors) == 1:
+            return self._single_tensor(next(iter(tensors.values())))
+        missing = [n for n in self.names if n not in tensors]
+        raise RequestError(422, f"missing input tensors for features {missing}")
+
+    def _tensor_parts(self, tensor: dict[str, Any]) -> tuple[str, list[int], str, list[Any]]:
+        name = tensor["name"]
+        shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
+        if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
+            raise RequestError(422, f"input {name!r}: shape must be an array of non-negative integers")
+        if datatype not in V2_DATATYPES:
+            raise RequestError(422, f"input {name!r}: unknown datatype {datatype!r}")
+        if type(data) is not list:
+            raise RequestError(422, f"input {name!r}: data must be an array")
+        if data and type(data[0]) is list:
+            data = _flatten(data, name)
+        size = math.prod(shape)
+        if size != len(data):
+            raise RequestError(422, f"input {name!r}: shape {shape} holds {size} values, data has {len(data)}")
+        return name, shape, str(datatype), data
+
+    def _single_tensor(self, tensor: dict[str, Any]) -> np.ndarray:
+        name, shape, datatype, data = self._tensor_parts(tensor)
+        if not self.all_numeric:
+            raise RequestError(
+                422, f"the model has categorical features: send one tensor per feature {list(self.names)}"
+            )
+        if len(shape) != 2 or shape[1] != self.width:
+            raise RequestError(422, f"input {name!r}: shape must be [N, {self.width}], got {shape}")
+        if shape[0] == 0:
+            raise RequestError(422, f"input {name!r}: no rows")
+        if datatype not in NUMERIC_DATATYPES:
+            raise RequestError(422, f"input {name!r}: datatype must be numeric, got {datatype}")
+        _check_numbers(data, datatype, name)
+        return np.array(data, dtype=np.float64).reshape(shape[0], shape[1])
+
+    def _named_tensors(self, tensors: dict[str, dict[str, Any]]) -> np.ndarray:
+        columns: list[list[Any]] = []
+        rows = -1
+        for index, feature in enumerate(self.names):
+            name, shape, datatype, data = self._tensor_parts(tensors[feature])
+            if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+                raise RequestError(422, f"input {name!r}: shape must be [N] or [N, 1], got {shape}")
+            if rows == -1:
+                rows = shape[0]
+            elif shape[0] != rows:
+                raise RequestError(422, f"input {name!r} has {shape[0]} rows, other inputs have {rows}")
+            if self.numeric[index]:
+                if datatype not in NUMERIC_DATATYPES:
+                    raise RequestError(422, f"input {name!r}: numeric feature needs a numeric datatype, got {datatype}")
+                _check_numbers(data, datatype, name)
+            elif datatype == "BYTES":
+                for r, value in enumerate(data):
+                    if type(value) is not str:
+                        if value is not None:
+                            raise RequestError(
+                                422, f"input {name!r}: BYTES data must be strings, got {_describe(value)}"
+                            )
+                        data[r] = MISSING_CATEGORY
+            else:
+                data = [self._check_value(index, value, r) for r, value in enumerate(data)]
+            columns.append(data)
+        if rows == 0:
+            raise RequestError(422, "inputs hold no rows")
+        if self.all_numeric:
+            return np.array(columns, dtype=np.float64).T.copy()
+        out = np.empty((rows, self.width), dtype=object)
+        for index, column in enumerate(columns):
+            out[:, index] = column
+        return out
+
+
+def _flatten(data: list[Any], name: str, depth: int = 0) -> list[Any]:
+    # Depth-bounded: a hostile body must not exhaust the recursion limit.
+    if depth > 8:
+        raise RequestError(422, f"input {name!r}: data nested too deeply")
+    flat: list[Any] = []
+    for value in data:
+        if type(value) is list:
+            flat.extend(_flatten(value, name, depth + 1))
+        else:
+            flat.append(value)
+    return flat
+
+
+def _check_numbers(data: list[Any], datatype: str, name: str) -> None:
+    if datatype in _INT_DATATYPES:
+        for value in data:
+            if type(value) is not int:
+                raise RequestError(422, f"input {name!r}: {datatype} data must be integers, got {_describe(value)}")
+        return
+    for value in data:
+        if not _is_number(value):
+            raise RequestError(422, f"input {name!r}: {datatype} data must be numbers, got {_describe(value)}")

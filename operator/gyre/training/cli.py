@@ -1,0 +1,225 @@
+"""`gyre train` (the training Job's entrypoint, and `--local` runs) and `gyre model import`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+__all__ = ["SPEC_ENV", "parse_param", "register"]
+
+SPEC_ENV = "GYRE_TRAINING_SPEC"
+"""The TrainingRun spec as JSON (in-pod mode)."""
+COLUMNS_ENV = "GYRE_DATASET_COLUMNS"
+"""Optional: the Dataset's status.columns as JSON ([{name, kind}]), so overridden kinds carry over."""
+TRIGGER_ENV = "GYRE_TRIGGER"
+DATASET_VERSION_ENV = "GYRE_DATASET_VERSION"
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`k=v` -> (k, v) with v parsed as JSON when it is JSON (numbers, true, null, lists), else kept as text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def register(subparsers: Any) -> None:
+    """Add `train` and `model import`."""
+    train: argparse.ArgumentParser = subparsers.add_parser(
+        "train",
+        help="train a model (runs in the TrainingRun's Job, or locally with --local)",
+        description=f"In-pod: reads the TrainingRun spec from ${SPEC_ENV}, trains on --dataset-uri, writes the "
+        "model directory to the store and a compact report to the termination log. Local: --local --dataset URI "
+        "--target COL --estimator NAME --out DIR runs the same trainer in-process.",
+    )
+    train.add_argument("--store", help="artifact store URL (in-pod mode)")
+    train.add_argument("--run", help="NAMESPACE/NAME of the TrainingRun (in-pod mode)")
+    train.add_argument("--dataset-uri", help="content-addressed data of the Dataset version (in-pod mode)")
+    train.add_argument("--dataset-fingerprint", help="expected sha256:<hex> of the data (in-pod mode)")
+    train.add_argument(
+        "--trial-index", type=int, default=None, help="search trial (default: $JOB_COMPLETION_INDEX)"
+    )
+    train.add_argument("--target", default=None, help="target column (overrides spec.target)")
+    train.add_argument("--local", action="store_true", help="train in-process from flags, no cluster")
+    train.add_argument("--dataset", help="source URI for --local (builtin://iris, file:///data.csv, ...)")
+    train.add_argument("--format", choices=("auto", "csv", "parquet"), default="auto", help="dataset format")
+    train.add_argument("--estimator", help="estimator name for --local (e.g. RandomForestClassifier)")
+    train.add_argument("--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--test-size", type=float, default=0.2)
+    train.add_argument("--metric", action="append", default=None, help="metric to compute first (repeatable)")
+    train.add_argument("--name", default=None, help="model name for --local (default: the output dir's name)")
+    train.add_argument("--out", help="output model directory for --local")
+    train.add_argument("--no-onnx", action="store_true", help="skip the ONNX conversion")
+    train.set_defaults(func=_train)
+
+    model: argparse.ArgumentParser = subparsers.add_parser("model", help="model artifact tools")
+    model_sub = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
+    imp: argparse.ArgumentParser = model_sub.add_parser(
+        "import",
+        help="turn a trusted joblib model into a Gyre model directory",
+        description="Loads a joblib file (only with --trust-pickle: unpickling runs code from the file), saves it "
+        "as skops and writes manifest.json.",
+    )
+    imp.add_argument("--from-joblib", required=True, dest="from_joblib", metavar="FILE")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--feature-names", required=True, help="comma-separated input feature names, in order")
+    imp.add_argument(
+        "--categorical", default="", help="comma-separated features that are categorical strings"
+    )
+    imp.add_argument("--target-name", default="target")
+    imp.add_argument("--out", required=True, metavar="DIR")
+    imp.add_argument("--trust-pickle", action="store_true", help="I trust this file; allow unpickling it")
+    imp.set_defaults(func=_import)
+
+
+def _emit(report: Any) -> int:
+    from gyre.store import write_termination_message
+
+    write_termination_message(report.to_termination_message())
+    return 0 if report.phase == "Succeeded" else 1
+
+
+def _fail(reason: str, message: str) -> int:
+    from gyre.training.report import TrainReport
+
+    return _emit(TrainReport(phase="Failed", reason=reason, error=message))
+
+
+def _train(args: argparse.Namespace) -> int:
+    return _train_local(args) if args.local else _train_pod(args)
+
+
+def _train_local(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from gyre.api.trainingrun import TrainingRunSpec
+    from gyre.training.run import TrainJob, run_training
+
+    missing = [
+        flag
+        for flag, value in (
+            ("--dataset", args.dataset),
+            ("--target", args.target),
+            ("--estimator", args.estimator),
+            ("--out", args.out),
+        )
+        if not value
+    ]
+    if missing:
+        return _fail("InvalidArguments", f"--local needs {', '.join(missing)}")
+    name = args.name or os.path.basename(os.path.abspath(args.out)).lower() or "model"
+    try:
+        spec = TrainingRunSpec.model_validate(
+            {
+                "datasetRef": {"name": "local"},
+                "target": args.target,
+                "estimator": {"kind": args.estimator, "params": dict(args.param) or None},
+                "split": {"testSize": args.test_size, "seed": args.seed},
+                "metrics": args.metric,
+            }
+        )
+    except ValidationError as exc:
+        return _fail("InvalidArguments", str(exc))
+    job = TrainJob(
+        spec=spec,
+        dataset_uri=args.dataset,
+        dataset_format=args.format,
+        namespace="local",
+        name=name,
+        target=args.target,
+        out_dir=args.out,
+        trigger="local",
+        onnx=not args.no_onnx,
+    )
+    return _emit(run_training(job))
+
+
+def _train_pod(args: argparse.Namespace) -> int:
+    from pydantic import TypeAdapter, ValidationError
+
+    from gyre.api.trainingrun import TrainingRunSpec
+    from gyre.training.run import TrainJob, run_training
+
+    missing = [
+        flag
+        for flag, value in (("--store", args.store), ("--run", args.run), ("--dataset-uri", args.dataset_uri))
+        if not value
+    ]
+    if missing:
+        return _fail("InvalidArguments", f"missing {', '.join(missing)} (or use --local)")
+    namespace, sep, name = args.run.partition("/")
+    if not sep or not namespace or not name:
+        return _fail("InvalidArguments", f"--run must be NAMESPACE/NAME, got {args.run!r}")
+    raw = os.environ.get(SPEC_ENV)
+    if not raw:
+        return _fail("InvalidSpec", f"${SPEC_ENV} is not set; it must hold the TrainingRun spec as JSON")
+    try:
+        spec = TrainingRunSpec.model_validate_json(raw)
+    except ValidationError as exc:
+        return _fail("InvalidSpec", f"${SPEC_ENV} is not a valid TrainingRun spec: {exc}")
+    trial = args.trial_index
+    if trial is None and spec.search is not None:
+        index = os.environ.get("JOB_COMPLETION_INDEX")
+        if index is None or not index.isdigit():
+            return _fail(
+                "InvalidSearch", "spec.search is set but neither --trial-index nor JOB_COMPLETION_INDEX is"
+            )
+        trial = int(index)
+    kinds: dict[str, Any] = {}
+    columns_raw = os.environ.get(COLUMNS_ENV)
+    if columns_raw:
+        try:
+            columns = TypeAdapter(list[dict[str, Any]]).validate_json(columns_raw)
+            kinds = {
+                str(c["name"]): c["kind"]
+                for c in columns
+                if c.get("kind") in ("numeric", "categorical", "binary")
+            }
+        except (ValidationError, KeyError) as exc:
+            return _fail("InvalidSpec", f"${COLUMNS_ENV} is not a list of {{name, kind}}: {exc}")
+    version_raw = os.environ.get(DATASET_VERSION_ENV, "")
+    job = TrainJob(
+        spec=spec,
+        dataset_uri=args.dataset_uri,
+        dataset_format=args.format,
+        namespace=namespace,
+        name=name,
+        target=args.target,
+        dataset_fingerprint=args.dataset_fingerprint,
+        dataset_version=int(version_raw) if version_raw.isdigit() else None,
+        trial_index=trial,
+        store_url=args.store,
+        kinds=kinds,
+        trigger=os.environ.get(TRIGGER_ENV) or "manual",
+        onnx=not args.no_onnx,
+    )
+    return _emit(run_training(job))
+
+
+def _import(args: argparse.Namespace) -> int:
+    import sys
+
+    from gyre.training.artifact import UntrustedModelError
+    from gyre.training.importer import ImportError_, import_joblib
+
+    try:
+        manifest = import_joblib(
+            args.from_joblib,
+            name=args.name,
+            feature_names=[n.strip() for n in args.feature_names.split(",")],
+            categorical=[n.strip() for n in args.categorical.split(",") if n.strip()],
+            target_name=args.target_name,
+            out_dir=args.out,
+            trust_pickle=args.trust_pickle,
+        )
+    except (ImportError_, UntrustedModelError, FileNotFoundError) as exc:
+        sys.stderr.write(f"gyre model import: {exc}\n")
+        return 2
+    sys.stdout.write(f"imported {manifest.estimator} ({manifest.task}) into {args.out}\n")
+    return 0

@@ -1,0 +1,178 @@
+"""The training job: spec + dataset in, model directory + report out. Shared by the pod and `--local` mode."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec
+from gyre.data.errors import DataError
+from gyre.data.fingerprint import fingerprint_frame
+from gyre.data.schema import ColumnKind
+from gyre.data.sources import SourceFormat, load_source
+from gyre.store import ArtifactStore, StoreError, model_dir, trial_dir
+from gyre.training.artifact import UntrustedModelError, write_model_dir
+from gyre.training.gates import evaluate_gates
+from gyre.training.manifest import DatasetRef, Lineage
+from gyre.training.report import GateOutcome, TrainReport
+from gyre.training.search import SearchError, trial_params
+from gyre.training.trainer import TRAINER_ERRORS, TrainOptions, train_model
+
+__all__ = ["REPORT_FILE", "TrainJob", "run_training"]
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.json"
+"""The full (untruncated) TrainReport, written beside the manifest."""
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training (or one search trial) to run."""
+
+    spec: TrainingRunSpec
+    dataset_uri: str
+    namespace: str
+    name: str
+    target: str | None = None
+    """Overrides spec.target (the controller resolves the Dataset's default target)."""
+    dataset_fingerprint: str | None = None
+    """When set, the loaded data must have exactly this fingerprint."""
+    dataset_format: SourceFormat = "auto"
+    dataset_version: int | None = None
+    trial_index: int | None = None
+    store_url: str | None = None
+    """Write to models/{ns}/{name}[/trials/{i}] under this store..."""
+    out_dir: str | None = None
+    """...or directly into this local directory (local mode)."""
+    kinds: Mapping[str, ColumnKind] = field(default_factory=dict)
+    trigger: str = "manual"
+    image: str | None = None
+    onnx: bool = True
+
+
+def _failed(job: TrainJob, reason: str, error: str) -> TrainReport:
+    return TrainReport(
+        phase="Failed",
+        reason=reason,
+        error=error,
+        trial_index=job.trial_index,
+        estimator=job.spec.estimator.kind,
+        dataset_fingerprint=job.dataset_fingerprint,
+    )
+
+
+def run_training(job: TrainJob) -> TrainReport:
+    """Load, verify the fingerprint, train, write the model directory, evaluate gates; never raises."""
+    try:
+        return _run(job)
+    except DataError as exc:
+        return _failed(job, exc.reason, str(exc))
+    except SearchError as exc:
+        return _failed(job, "InvalidSearch", str(exc))
+    except TRAINER_ERRORS as exc:
+        return _failed(job, getattr(exc, "reason", "TrainingFailed"), str(exc))
+    except UntrustedModelError as exc:
+        return _failed(job, "UntrustedModel", str(exc))
+    except StoreError as exc:
+        return _failed(job, "StoreError", str(exc))
+    except Exception as exc:
+        log.exception("training failed")
+        return _failed(job, "TrainingFailed", f"{type(exc).__name__}: {exc}")
+
+
+def _run(job: TrainJob) -> TrainReport:
+    spec = job.spec
+    split = spec.split or SplitSpec()
+    prep = spec.preprocessing or Preprocessing()
+    params = dict(spec.estimator.params or {})
+    if spec.search is not None:
+        if job.trial_index is None:
+            raise SearchError(
+                "spec.search is set but no trial index was given (--trial-index or JOB_COMPLETION_INDEX)"
+            )
+        params = trial_params(spec.search, job.trial_index, seed=split.seed, base=params)
+    target = job.target or spec.target
+    if not target:
+        raise DataError("no target column: set spec.target or the Dataset's target", reason="TargetMissing")
+
+    frame = load_source(job.dataset_uri, job.dataset_format)
+    fingerprint = fingerprint_frame(frame)
+    if job.dataset_fingerprint and fingerprint != job.dataset_fingerprint:
+        raise DataError(
+            f"the data at {job.dataset_uri} has fingerprint {fingerprint}, expected {job.dataset_fingerprint}",
+            reason="DatasetMismatch",
+        )
+    options = TrainOptions(
+        target=target,
+        estimator=spec.estimator.kind,
+        params=params,
+        features=spec.features,
+        kinds=job.kinds,
+        numeric=prep.numeric,
+        categorical=prep.categorical,
+        impute=prep.impute,
+        test_size=split.test_size,
+        stratify=split.stratify,
+        seed=split.seed,
+        metrics=spec.metrics,
+    )
+    result = train_model(frame, options)
+    verdict = evaluate_gates(spec.gates, result.metrics)
+    dataset = DatasetRef(
+        uri=job.dataset_uri, fingerprint=fingerprint, version=job.dataset_version, name=spec.dataset_ref.name
+    )
+    lineage = Lineage(
+        training_run=f"{job.namespace}/{job.name}",
+        trial=job.trial_index if spec.search is not None else None,
+        trigger=job.trigger,
+    )
+
+    def write(directory: str) -> Any:
+        return write_model_dir(
+            directory, result, name=job.name, dataset=dataset, lineage=lineage, image=job.image, onnx=job.onnx
+        )
+
+    report_kwargs: dict[str, Any] = {}
+    if job.out_dir is not None:
+        manifest = write(job.out_dir)
+        model_uri = "file://" + os.path.abspath(job.out_dir)
+    else:
+        if job.store_url is None:
+            raise StoreError("neither a store nor an output directory was given")
+        store = ArtifactStore(job.store_url)
+        rel = (
+            trial_dir(job.namespace, job.name, job.trial_index)
+            if spec.search is not None and job.trial_index is not None
+            else model_dir(job.namespace, job.name)
+        )
+        with tempfile.TemporaryDirectory(prefix="gyre-model-") as tmp:
+            manifest = write(tmp)
+            model_uri = store.put_dir(tmp, rel, last=("manifest.json",))
+        report_kwargs["store"] = (store, rel)
+    report = TrainReport(
+        phase="Succeeded",
+        task=result.task,
+        estimator=result.estimator,
+        trial_index=job.trial_index,
+        metrics=result.metrics,
+        params=params,
+        model_uri=model_uri,
+        model_sha256=manifest.artifact.sha256,
+        onnx=manifest.onnx.status,
+        onnx_reason=manifest.onnx.reason or None,
+        dataset_fingerprint=fingerprint,
+        gates=GateOutcome(passed=verdict.passed, message=verdict.message),
+    )
+    full = report.model_dump_json(by_alias=True, exclude_none=True, indent=1).encode()
+    if job.out_dir is not None:
+        with open(os.path.join(job.out_dir, REPORT_FILE), "wb") as fh:
+            fh.write(full)
+    else:
+        store, rel = report_kwargs["store"]
+        store.write_bytes(f"{rel}/{REPORT_FILE}", full)
+    return report

@@ -1,0 +1,189 @@
+"""The trainer: raw table in, fitted Pipeline plus held-out metrics out. Deterministic for a given seed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from gyre.data.schema import ColumnKind, infer_schema
+from gyre.training.estimators import TREE_ESTIMATORS, EstimatorError, build_estimator, task_of
+from gyre.training.features import coerce_features, feature_dtype
+from gyre.training.manifest import FeatureSpec, TargetSpec
+from gyre.training.metrics import MetricError, compute_metrics
+from gyre.training.preprocess import build_pipeline
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["TRAINER_ERRORS", "TrainOptions", "TrainingError", "TrainingResult", "train_model"]
+
+
+class TrainingError(Exception):
+    """Training cannot proceed; `reason` is a CamelCase word for conditions and reports."""
+
+    def __init__(self, message: str, reason: str = "TrainingFailed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What to train (mirrors the relevant parts of TrainingRunSpec)."""
+
+    target: str
+    estimator: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    features: Sequence[str] | None = None
+    kinds: Mapping[str, ColumnKind] = field(default_factory=dict)
+    """Column kinds from the Dataset's schema (overrides included); inferred when a column is absent."""
+    numeric: Literal["standard", "robust", "none"] = "standard"
+    categorical: Literal["onehot", "ordinal"] = "onehot"
+    impute: bool = True
+    test_size: float = 0.2
+    stratify: bool | None = None
+    seed: int = 42
+    metrics: Sequence[str] | None = None
+
+
+@dataclass
+class TrainingResult:
+    """A fitted pipeline with everything the artifact writer needs."""
+
+    pipeline: Any
+    task: Literal["classification", "regression"]
+    estimator: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    features: list[FeatureSpec]
+    target: TargetSpec
+    seed: int
+    x_test: pd.DataFrame
+    y_test: Any
+    rows_train: int
+    rows_test: int
+
+
+def _python(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _feature_specs(
+    frame: pd.DataFrame, names: Sequence[str], kinds: Mapping[str, ColumnKind]
+) -> list[FeatureSpec]:
+    inferred = {c.name: c.kind for c in infer_schema(frame[list(names)])}
+    specs = []
+    for name in names:
+        kind = kinds.get(name, inferred[name])
+        dtype = feature_dtype(kind, frame[name])
+        categories: list[Any] | None = None
+        if kind != "numeric":
+            if dtype == "string":
+                values = coerce_features(frame[[name]], [FeatureSpec(name=name, kind=kind, dtype="string")])[
+                    name
+                ]
+                categories = sorted(set(values.tolist()))
+            else:
+                categories = sorted(_python(v) for v in frame[name].dropna().unique().tolist())
+        specs.append(FeatureSpec(name=name, kind=kind, dtype=dtype, categories=categories))
+    return specs
+
+
+def _target(frame: pd.DataFrame, target: str, task: str) -> Any:
+    from pandas.api import types
+
+    y = frame[target]
+    if task == "regression":
+        if not types.is_numeric_dtype(y.dtype) or types.is_bool_dtype(y.dtype):
+            raise TrainingError(
+                f"target {target!r} has dtype {y.dtype}; a regressor needs a numeric target",
+                reason="InvalidTarget",
+            )
+        return y.to_numpy(dtype="float64")
+    if types.is_float_dtype(y.dtype):
+        values = y.to_numpy()
+        if not (values == values.round()).all():
+            raise TrainingError(
+                f"target {target!r} holds non-integer floats; use a regressor or a label column",
+                reason="InvalidTarget",
+            )
+        return values.astype("int64")
+    if types.is_integer_dtype(y.dtype) or types.is_bool_dtype(y.dtype):
+        return y.to_numpy()
+    return y.astype(str).to_numpy(dtype=object)
+
+
+def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
+    """Split (seeded, stratified for classification when possible), fit, and measure on the held-out part.
+
+    Rows with a missing target are dropped. Raises TrainingError (or EstimatorError / MetricError, both with a
+    reason) for bad targets, features, parameters or metric names.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if options.target not in frame.columns:
+        raise TrainingError(f"target column {options.target!r} is not in the data", reason="TargetMissing")
+    names = list(options.features) if options.features else [c for c in frame.columns if c != options.target]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise TrainingError(
+            f"feature column(s) not in the data: {', '.join(missing)}", reason="FeatureMissing"
+        )
+    if options.target in names:
+        raise TrainingError(
+            f"the target {options.target!r} cannot also be a feature", reason="InvalidFeatures"
+        )
+    if not names:
+        raise TrainingError("no feature columns to train on", reason="InvalidFeatures")
+    task = task_of(options.estimator)
+    frame = frame[frame[options.target].notna()].reset_index(drop=True)
+    if len(frame) < 4:
+        raise TrainingError(f"only {len(frame)} rows with a target; need at least 4", reason="TooFewRows")
+    try:
+        features = _feature_specs(frame, names, options.kinds)
+    except ValueError as exc:
+        raise TrainingError(str(exc), reason=getattr(exc, "reason", "InvalidFeatures")) from exc
+    x = coerce_features(frame, features)
+    y = _target(frame, options.target, task)
+
+    stratify = None
+    want_stratify = options.stratify if options.stratify is not None else task == "classification"
+    if want_stratify and task == "classification":
+        import numpy as np
+
+        _, counts = np.unique(y, return_counts=True)
+        n_test = max(1, round(len(y) * options.test_size))
+        if counts.min() >= 2 and n_test >= len(counts) and len(y) - n_test >= len(counts):
+            stratify = y
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=options.test_size, random_state=options.seed, stratify=stratify
+    )
+    estimator = build_estimator(options.estimator, options.params, seed=options.seed)
+    numeric = "none" if options.estimator in TREE_ESTIMATORS else options.numeric
+    pipeline = build_pipeline(
+        features, estimator, numeric=numeric, categorical=options.categorical, impute=options.impute
+    )
+    try:
+        pipeline.fit(x_train, y_train)
+    except (ValueError, TypeError) as exc:
+        raise TrainingError(f"{options.estimator} could not be fitted: {exc}", reason="FitFailed") from exc
+    metrics = compute_metrics(task, pipeline, x_test, y_test, options.metrics)
+    classes = [_python(c) for c in pipeline.classes_] if task == "classification" else None
+    return TrainingResult(
+        pipeline=pipeline,
+        task=task,
+        estimator=options.estimator,
+        params=dict(options.params),
+        metrics=metrics,
+        features=features,
+        target=TargetSpec(name=options.target, classes=classes),
+        seed=options.seed,
+        x_test=x_test,
+        y_test=y_test,
+        rows_train=len(x_train),
+        rows_test=len(x_test),
+    )
+
+
+# Re-exported for callers that catch every trainer error in one place.
+TRAINER_ERRORS = (TrainingError, EstimatorError, MetricError)

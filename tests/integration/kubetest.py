@@ -1,0 +1,80 @@
+"""Helpers of the integration tier (imported by conftest.py and the tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import kubernetes
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+__all__ = ["GROUP", "VERSION", "Custom", "rejection", "wait_for"]
+
+GROUP, VERSION = "gyre.dev", "v1alpha1"
+T = TypeVar("T")
+
+
+def wait_for(
+    fn: Callable[[], T | None], *, timeout: float = 60, interval: float = 0.5, what: str = "condition"
+) -> T:
+    """Poll until fn() returns something truthy; fail with `what` after the timeout (a liveness bound, not a speed
+    assertion)."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {what}; last value: {last!r}")
+
+
+class Custom:
+    """Small helper over CustomObjectsApi for one namespace."""
+
+    def __init__(self, k8s: kubernetes.client.ApiClient, namespace: str) -> None:
+        self.api = kubernetes.client.CustomObjectsApi(k8s)
+        self.namespace = namespace
+
+    def create(self, plural: str, kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            "metadata": {"name": name, **meta},
+            "spec": spec,
+        }
+        obj: dict[str, Any] = self.api.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, body
+        )
+        return obj
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self.api.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name
+        )
+        return obj
+
+    def patch(self, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        obj: dict[str, Any] = self.api.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name, patch
+        )
+        return obj
+
+    def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        obj: dict[str, Any] = self.api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, plural, name, {"status": status}
+        )
+        return obj
+
+
+def rejection(exc: ApiException) -> str:
+    """The API server's message for a refused object (422 Invalid), with every cause."""
+    assert exc.status == 422, f"expected 422 Invalid, got {exc.status}: {exc.body}"
+    status = json.loads(exc.body)
+    causes = [
+        f"{c.get('field')}: {c.get('message')}" for c in (status.get("details") or {}).get("causes") or []
+    ]
+    return "\n".join([str(status.get("message")), *causes])

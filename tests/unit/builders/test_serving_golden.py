@@ -1,0 +1,98 @@
+"""Golden files for the ModelDeployment builders: tests/data/serving/input/*.yaml in, output/*.yaml out.
+
+Regenerate after an intended change with `GYRE_UPDATE_GOLDEN=1 pytest tests/unit/builders` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gyre.api.modeldeployment import ModelDeploymentSpec
+from gyre.builders.meta import Owner
+from gyre.builders.serving import (
+    ResolvedModel,
+    build_hpa,
+    build_server_deployment,
+    build_service,
+    desired_total_replicas,
+    split_replicas,
+)
+from gyre.builders.settings import OperatorSettings
+
+DATA = Path(__file__).resolve().parents[2] / "data/serving"
+CASES = sorted(p.stem for p in (DATA / "input").glob("*.yaml"))
+UPDATE = os.environ.get("GYRE_UPDATE_GOLDEN") == "1"
+
+
+def build(case: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = case["metadata"]
+    owner = Owner(kind=case["kind"], name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    settings = OperatorSettings.model_validate(case["settings"])
+    spec = ModelDeploymentSpec.model_validate(case["spec"])
+    split = split_replicas(desired_total_replicas(spec), spec.canary.weight if spec.canary else 0)
+    replicas = None if spec.autoscaling else split.stable
+    objects = [
+        build_service(owner, spec),
+        build_server_deployment(
+            owner, spec, settings, ResolvedModel(**case["stable"]), track="stable", replicas=replicas
+        ),
+    ]
+    if "canary" in case:
+        canary = ResolvedModel(**case["canary"])
+        objects.append(
+            build_server_deployment(owner, spec, settings, canary, track="canary", replicas=split.canary)
+        )
+    hpa = build_hpa(owner, spec)
+    if hpa is not None:
+        objects.append(hpa)
+    return objects
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_golden(name: str) -> None:
+    case = yaml.safe_load((DATA / "input" / f"{name}.yaml").read_text())
+    got = build(case)
+    out = DATA / "output" / f"{name}.yaml"
+    if UPDATE:
+        out.write_text(yaml.safe_dump_all(got, sort_keys=False, width=120))
+    assert out.exists(), f"no golden output for {name}: run with GYRE_UPDATE_GOLDEN=1"
+    assert got == list(yaml.safe_load_all(out.read_text()))
+
+
+def test_service_selects_both_tracks_and_deployments_only_their_own() -> None:
+    case = yaml.safe_load((DATA / "input" / "canary-pvc.yaml").read_text())
+    service, stable, canary = build(case)
+    selector = service["spec"]["selector"]
+    for deployment in (stable, canary):
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= pod_labels.items(), "the Service must route to both tracks"
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert stable["spec"]["selector"] != canary["spec"]["selector"], "tracks must not adopt each other's pods"
+
+
+def test_a_new_model_changes_the_pod_template() -> None:
+    # A new sha256 must change the template, or the Deployment would never roll the new model out.
+    case = yaml.safe_load((DATA / "input" / "canary-pvc.yaml").read_text())
+    first = build(case)[1]["spec"]["template"]
+    case["stable"]["sha256"] = "cc33"
+    second = build(case)[1]["spec"]["template"]
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    ("total", "weight", "stable", "canary"),
+    [(4, 25, 3, 1), (4, 0, 4, 0), (1, 10, 1, 1), (10, 50, 5, 5), (3, 100, 0, 3), (2, 90, 1, 2)],
+)
+def test_split_replicas(total: int, weight: int, stable: int, canary: int) -> None:
+    split = split_replicas(total, weight)
+    assert (split.stable, split.canary) == (stable, canary)
+
+
+def test_split_reports_the_weight_whole_pods_allow() -> None:
+    assert split_replicas(1, 10).canary_weight == 50
+    assert split_replicas(4, 25).canary_weight == 25

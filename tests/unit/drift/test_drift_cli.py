@@ -1,0 +1,97 @@
+"""`gyre drift check` on files, through the real `gyre` entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gyre.cli import main
+from gyre.drift.profile import build_profile
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, 2000),
+            "plan": rng.choice(["free", "pro", "team"], 2000),
+            "churn": rng.integers(0, 2, 2000),
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "age": rng.normal(55, 10, 800),
+            "plan": rng.choice(["free", "pro", "team"], 800),
+            "churn": rng.integers(0, 2, 800),
+        }
+    )
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_parquet(tmp_path / "cur.parquet")
+    return tmp_path / "ref.csv", tmp_path / "cur.parquet"
+
+
+def test_check_prints_a_json_report(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    ref, cur = tables
+    assert main(["drift", "check", "--reference", str(ref), "--current", str(cur)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_column = {c["column"]: c for c in report["columns"]}
+    assert set(by_column) == {"age", "plan", "churn"}
+    for col in by_column.values():
+        assert {"column", "method", "score", "threshold", "drifted"} <= set(col)
+    assert by_column["age"]["method"] == "wasserstein" and by_column["age"]["drifted"] is True
+    assert by_column["plan"]["drifted"] is False
+    assert report["driftShare"] == pytest.approx(1 / 3)
+    assert report["verdict"] == "no_drift"
+
+
+def test_check_writes_output_and_accepts_a_profile(
+    tables: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref, cur = tables
+    profile_path = tmp_path / "profile.json"
+    profile_path.write_text(build_profile(pd.read_csv(ref)).to_json())
+    out = tmp_path / "report.json"
+    args = ["drift", "check", "--reference", str(profile_path), "--current", str(cur), "--output", str(out)]
+    assert main([*args, "--drift-share", "0.3", "--method", "plan=psi:0.2"]) == 0
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "drift"
+    assert {c["column"]: c["method"] for c in report["columns"]}["plan"] == "psi"
+    assert "drift: 1/3 columns drifted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "plan=ks"], "needs a numeric column"),
+        (["--method", "plan"], "COLUMN=METHOD"),
+        (["--drift-share", "0"], "drift_share"),
+    ],
+)
+def test_bad_options_exit_non_zero(
+    tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    ref, cur = tables
+    assert main(["drift", "check", "--reference", str(ref), "--current", str(cur), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_files_exit_non_zero(
+    tables: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref, cur = tables
+    assert main(["drift", "check", "--reference", str(tmp_path / "nope.csv"), "--current", str(cur)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"hello": 1}')
+    assert main(["drift", "check", "--reference", str(tmp_path / "bad.json"), "--current", str(cur)]) == 2
+    assert "not a Gyre reference profile" in capsys.readouterr().err
+    pd.DataFrame({"age": [1.0, 2.0]}).to_csv(tmp_path / "narrow.csv", index=False)
+    assert main(["drift", "check", "--reference", str(ref), "--current", str(tmp_path / "narrow.csv")]) == 2
+    assert "missing reference columns ['plan', 'churn']" in capsys.readouterr().err
+    (tmp_path / "cur.txt").write_text("x")
+    assert main(["drift", "check", "--reference", str(ref), "--current", str(tmp_path / "cur.txt")]) == 2
+    assert "unsupported file type" in capsys.readouterr().err
