@@ -58,7 +58,7 @@ fi
 # ------------------------------------------------------------ private dockerd
 # Paths dockerd creates on the host outside its data/exec roots; removed again if new.
 created=()
-for p in /run/docker /run/containerd /var/lib/docker /etc/docker; do [ -e "$p" ] || created+=("$p"); done
+for p in /run/docker /run/containerd /var/lib/docker /etc/docker /etc/docker/key.json; do [ -e "$p" ] || created+=("$p"); done
 cg_dirs=()
 for d in /sys/fs/cgroup/*/; do
   d="${d%/}"

@@ -14,6 +14,13 @@ from pathlib import Path
 __all__: list[str] = []
 
 
+def _vmhwm_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main(workdir: Path) -> None:
     t0 = time.perf_counter()
     import pandas as pd
@@ -60,6 +67,7 @@ def main(workdir: Path) -> None:
         "compute_s": t_done - t_read,
         "columns": columns,
         "drifted_columns_count": share,
+        "vmhwm_mib": _vmhwm_mib(),
     }
     (workdir / "evidently.json").write_text(json.dumps(out, indent=1))
 

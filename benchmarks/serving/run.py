@@ -97,7 +97,9 @@ def build_model(work: Path) -> BenchModel:
     # the same fitted imputer, scaler and forest chained for arrays. Predictions are checked identical below.
     ct = result.pipeline.named_steps["preprocess"]
     numeric = ct.named_transformers_["numeric"]
-    numpy_pipeline = copy.deepcopy(Pipeline([*numeric.steps, ("model", result.pipeline.named_steps["model"])]))
+    numpy_pipeline = copy.deepcopy(
+        Pipeline([*numeric.steps, ("model", result.pipeline.named_steps["model"])])
+    )
     for step in numpy_pipeline.steps[:-1]:
         with contextlib.suppress(AttributeError):
             del step[1].feature_names_in_
@@ -124,7 +126,9 @@ def ensure_venv(name: str) -> Path:
     print(f"creating the {name} venv in {venv} (first run only)...", flush=True)
     uv = shutil.which("uv")
     if uv:
-        subprocess.run([uv, "venv", "-q", "--allow-existing", "-p", "python3.11", str(venv)], check=True, env=env)
+        subprocess.run(
+            [uv, "venv", "-q", "--allow-existing", "-p", "python3.11", str(venv)], check=True, env=env
+        )
         subprocess.run([uv, "pip", "install", "-q", "-p", str(python), *PEERS[name]], check=True, env=env)
     else:
         subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
@@ -153,7 +157,9 @@ def _get(url: str, timeout: float = 2.0) -> int:
 
 
 def post_json(url: str, body: bytes, timeout: float = 10.0) -> Any:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
@@ -189,6 +195,18 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready after {timeout}s: {self.log.read_text()[-2000:]}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of every process in the server's session (workers included)."""
+        if self.proc is None:
+            return 0.0
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == self.proc.pid:  # process group == the session leader we started
+                    total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -209,7 +227,9 @@ def running(server: Server) -> Iterator[Server]:
         server.stop()
 
 
-def gyre_server(model: BenchModel, *, inference: str = "auto", batching: bool = True, extra: list[str] | None = None) -> Server:
+def gyre_server(
+    model: BenchModel, *, inference: str = "auto", batching: bool = True, extra: list[str] | None = None
+) -> Server:
     port = free_port()
     python = ROOT / ".venv" / "bin" / "python"
     cmd = [
@@ -252,7 +272,7 @@ def mlserver_server(model: BenchModel, work: Path, *, adaptive: bool) -> Server:
     return Server(name, cmd, f"{base}/v2/models/iris/ready", base, env={"MLSERVER_LOGGING_LEVEL": "WARNING"})
 
 
-KSERVE_LAUNCHER = '''
+KSERVE_LAUNCHER = """
 import logging, sys
 import joblib, numpy as np, uvicorn
 import kserve
@@ -280,7 +300,7 @@ if __name__ == "__main__":
     logging.getLogger("kserve").setLevel(logging.WARNING)
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     server.start([Forest("iris", path)])
-'''
+"""
 
 
 def kserve_server(model: BenchModel, work: Path) -> Server:
@@ -293,7 +313,7 @@ def kserve_server(model: BenchModel, work: Path) -> Server:
     return Server("kserve", cmd, f"{base}/v1/models/iris", base)
 
 
-ECHO = '''
+ECHO = """
 import sys, orjson
 from aiohttp import web
 
@@ -306,11 +326,17 @@ async def echo(request):
 async def ready(request):
     return web.Response(body=b"{}", content_type="application/json")
 
+try:  # the same event loop `gyre serve` uses, when installed
+    import uvloop
+    uvloop.install()
+except ImportError:
+    pass
+
 app = web.Application()
 app.router.add_post("/echo", echo)
 app.router.add_get("/ready", ready)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-'''
+"""
 
 
 def echo_server(work: Path) -> Server:
@@ -318,7 +344,9 @@ def echo_server(work: Path) -> Server:
     script.write_text(textwrap.dedent(ECHO))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    return Server("echo", [str(ROOT / ".venv" / "bin" / "python"), str(script), str(port)], f"{base}/ready", base)
+    return Server(
+        "echo", [str(ROOT / ".venv" / "bin" / "python"), str(script), str(port)], f"{base}/ready", base
+    )
 
 
 # -- load generation ---------------------------------------------------------------------------------------------------
@@ -344,6 +372,8 @@ class Cell:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0
+    """Server CPU time per request (all its processes): robust to the noise of a shared machine."""
 
 
 def run_wrk(url: str, body: bytes, connections: int, duration: float, work: Path) -> Cell:
@@ -360,7 +390,9 @@ def run_wrk(url: str, body: bytes, connections: int, duration: float, work: Path
     match = re.search(r"^GYRE (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.M)
     if not match:
         raise RuntimeError(f"unexpected wrk output: {out}")
-    requests, duration_us, status_errors, socket_errors, p50, p99, _mean, _max = (int(g) for g in match.groups())
+    requests, duration_us, status_errors, socket_errors, p50, p99, _mean, _max = (
+        int(g) for g in match.groups()
+    )
     return Cell(requests / (duration_us / 1e6), p50 / 1000, p99 / 1000, status_errors + socket_errors)
 
 
@@ -433,7 +465,9 @@ def check(target: Target, model: BenchModel) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per cell")
     parser.add_argument("--only", default="", help="comma-separated target labels to run")
     parser.add_argument("--concurrency", default="1,8,32")
@@ -453,9 +487,18 @@ def main(argv: list[str] | None = None) -> int:
         yield "gyre-v2", lambda: (gyre_server(model), "/v2/models/iris/infer", "v2")
         yield "gyre-v1", lambda: (gyre_server(model), "/v1/models/iris:predict", "v1")
         yield "gyre-v2-nobatch", lambda: (gyre_server(model, batching=False), "/v2/models/iris/infer", "v2")
-        yield "gyre-v2-sklearn", lambda: (gyre_server(model, inference="sklearn"), "/v2/models/iris/infer", "v2")
-        yield "mlserver", lambda: (mlserver_server(model, work, adaptive=False), "/v2/models/iris/infer", "v2")
-        yield "mlserver-adaptive", lambda: (mlserver_server(model, work, adaptive=True), "/v2/models/iris/infer", "v2")
+        yield (
+            "gyre-v2-sklearn",
+            lambda: (gyre_server(model, inference="sklearn"), "/v2/models/iris/infer", "v2"),
+        )
+        yield (
+            "mlserver",
+            lambda: (mlserver_server(model, work, adaptive=False), "/v2/models/iris/infer", "v2"),
+        )
+        yield (
+            "mlserver-adaptive",
+            lambda: (mlserver_server(model, work, adaptive=True), "/v2/models/iris/infer", "v2"),
+        )
         yield "kserve", lambda: (kserve_server(model, work), "/v1/models/iris:predict", "v1")
         yield "echo", lambda: (echo_server(work), "/echo", "echo")
 
@@ -474,11 +517,14 @@ def main(argv: list[str] | None = None) -> int:
                 body = v2_body(rows) if protocol in ("v2", "echo") else v1_body(rows)
                 run_wrk(server.base + path, body, 8, 1, work)  # warm-up
                 for c in concurrency:
+                    cpu_before = server.cpu_seconds()
                     cell = run_wrk(server.base + path, body, c, args.duration, work)
+                    requests = cell.rps * max(1, round(args.duration))
+                    cell.cpu_us = (server.cpu_seconds() - cpu_before) / max(requests, 1) * 1e6
                     cells[f"{n}x{c}"] = cell
                     print(
                         f"  rows={n:<3} c={c:<3} {cell.rps:9.0f} req/s  p50 {cell.p50_ms:7.2f} ms  "
-                        f"p99 {cell.p99_ms:7.2f} ms  errors {cell.errors}",
+                        f"p99 {cell.p99_ms:7.2f} ms  cpu {cell.cpu_us:7.0f} us/req  errors {cell.errors}",
                         flush=True,
                     )
             results[label] = cells
@@ -518,25 +564,32 @@ def render(
         f"Run {datetime.now(tz=UTC).strftime('%Y-%m-%d %H:%M UTC')} on {machine()}; wrk, {duration:g} s per cell, "
         f"server on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}.",
         "",
-        "| server | rows | conc | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | rows | conc | req/s | p50 ms | p99 ms | server CPU µs/req | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, cells in results.items():
         for key, cell in cells.items():
             n, c = key.split("x")
             lines.append(
-                f"| {label} | {n} | {c} | {cell.rps:,.0f} | {cell.p50_ms:.2f} | {cell.p99_ms:.2f} | {cell.errors} |"
+                f"| {label} | {n} | {c} | {cell.rps:,.0f} | {cell.p50_ms:.2f} | {cell.p99_ms:.2f} | {cell.cpu_us:,.0f} "
+                f"| {cell.errors} |"
             )
     lines += ["", "In-process model call limit (one thread, same rows), calls/s:", ""]
-    for n, lim in limits.items():
-        lines.append(f"- {n} row(s): scikit-learn predict {lim['sklearn']:,.0f}/s, onnxruntime {lim['onnx']:,.0f}/s")
+    for rows, lim in limits.items():
+        lines.append(
+            f"- {rows} row(s): scikit-learn predict {lim['sklearn']:,.0f}/s, onnxruntime {lim['onnx']:,.0f}/s"
+        )
     pairs = [
         ("gyre-v2", "mlserver"),
         ("gyre-v2", "mlserver-adaptive"),
         ("gyre-v1", "kserve"),
         ("gyre-v2", "echo"),
     ]
-    lines += ["", "| ratio | rows | conc | throughput | p50 | p99 |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| ratio | rows | conc | throughput | p50 | p99 | CPU/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for ours, peer in pairs:
         if ours not in results or peer not in results:
             continue
@@ -547,7 +600,8 @@ def render(
             n, c = key.split("x")
             lines.append(
                 f"| {ours} / {peer} | {n} | {c} | {cell.rps / other.rps:.2f}x | "
-                f"{cell.p50_ms / max(other.p50_ms, 1e-9):.2f} | {cell.p99_ms / max(other.p99_ms, 1e-9):.2f} |"
+                f"{cell.p50_ms / max(other.p50_ms, 1e-9):.2f} | {cell.p99_ms / max(other.p99_ms, 1e-9):.2f} | "
+                f"{cell.cpu_us / max(other.cpu_us, 1e-9):.2f} |"
             )
     return "\n".join(lines)
 

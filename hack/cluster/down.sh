@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tear the test cluster down and leave the host as up.sh found it: no processes, mounts,
 # iptables rules, bridges, veths or sysctl changes (they all lived in the node's namespaces),
-# no cgroups, and no state in .cluster/. Cached builds and images stay in $GYRE_CACHE.
+# no cgroups, and none of up.sh's state in .cluster/. Cached builds and images stay in $GYRE_CACHE.
 # Safe to run when nothing is up.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,12 +82,16 @@ fi
 rm -rf "$RUN_DIR"
 
 if [ -d "$STATE" ]; then
-  # Keep the last cluster's logs for post-mortems; drop everything else.
+  # Keep the last cluster's logs for post-mortems; drop what up.sh made. Other files in
+  # .cluster/ (test reports of hack/test-all.sh) are not ours to delete.
   if [ -d "$LOGS" ]; then
     rm -rf "$GYRE_CACHE/logs/last-cluster"
     mkdir -p "$GYRE_CACHE/logs"
     mv "$LOGS" "$GYRE_CACHE/logs/last-cluster"
   fi
-  rm -rf "$STATE"
+  for entry in kubeconfig pki config manifests bin cni etcd kubelet volumes host pids created-host-paths; do
+    rm -rf "${STATE:?}/$entry"
+  done
+  rmdir "$STATE" 2>/dev/null || true
 fi
 log "test cluster is down (logs of the last run: $GYRE_CACHE/logs/last-cluster)"

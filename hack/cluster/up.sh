@@ -52,7 +52,7 @@ start_holder() {
   check_host_network
   # The holder's mount namespace hides the cluster's mounts (pod netns, overlays, secrets);
   # these host paths are mount points for it, created now and removed by down.sh.
-  for p in /run/netns /var/lib/cni /var/log/pods; do
+  for p in /run/netns /run/containerd /var/lib/cni /var/log/pods; do
     if [ ! -e "$p" ]; then
       mkdir -p "$p"
       echo "$p" >>"$STATE/created-host-paths" # kept across failed attempts until down.sh
@@ -73,6 +73,7 @@ start_holder() {
     for cg in $(cgroup_dirs); do echo "$BASHPID" >"$cg/cgroup.procs"; done
     exec unshare --net --mount --propagation slave -- /bin/sh -ec '
       mount -t tmpfs -o mode=0755 gyre-netns /run/netns
+      mount -t tmpfs -o mode=0711 gyre-containerd /run/containerd
       mount --bind "$1/host/var-lib-cni" /var/lib/cni
       mount --bind "$1/host/var-log-pods" /var/log/pods
       ip link set lo up

@@ -6,52 +6,28 @@ operator and the API server themselves write (objects, status, conditions, Event
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 import yaml
-from kubernetes.client.exceptions import ApiException
 from kubetest import Custom, wait_for
 
 from gyre.api import crdgen
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "gyre.dev", "v1alpha1"
-# Contexts these tests may touch: the local test cluster and throwaway kind clusters.
-ALLOWED_CONTEXTS = ("gyre-test", "kind-gyre")
-
-pytestmark = pytest.mark.integration
-
-
-def _kubeconfig() -> str:
-    return os.environ.get("KUBECONFIG") or str(ROOT / ".cluster/kubeconfig")
 
 
 @pytest.fixture(scope="session")
-def k8s() -> kubernetes.client.ApiClient:
-    """An ApiClient for the test cluster; skips without one, refuses any other cluster."""
-    path = _kubeconfig()
-    if not Path(path).exists():
-        pytest.skip(f"no test cluster: {path} does not exist (run `make cluster-up`)")
-    _, active = kubernetes.config.list_kube_config_contexts(config_file=path)
-    context = active["name"]
-    if not context.startswith(ALLOWED_CONTEXTS) and os.environ.get("GYRE_TEST_CONTEXT") != context:
-        pytest.exit(f"refusing to run integration tests against kube context {context!r}", returncode=2)
-    os.environ["KUBECONFIG"] = path  # the operator under test (kopf and gyre.controllers.kube) reads it too
-    kubernetes.config.load_kube_config(config_file=path)
-    client = kubernetes.client.ApiClient()
-    try:
-        client.call_api(
-            "/readyz", "GET", auth_settings=["BearerToken"], _preload_content=False, _request_timeout=5
-        )
-    except Exception as exc:
-        pytest.skip(f"test cluster not reachable: {exc}")
-    return client
+def k8s(kubeconfig: Path, kube_api: kubernetes.client.ApiClient) -> kubernetes.client.ApiClient:
+    """The test cluster's ApiClient (tests/conftest.py brings the cluster up and refuses other contexts)."""
+    # The operator under test (kopf's client login, gyre.controllers.kube) falls back to the client library's
+    # default kubeconfig location, which the library fixes when it is first imported.
+    kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kubeconfig)
+    kubernetes.config.load_kube_config(config_file=str(kubeconfig))
+    return kube_api
 
 
 @pytest.fixture(scope="session")
@@ -81,19 +57,9 @@ def crds(k8s: kubernetes.client.ApiClient) -> list[dict[str, Any]]:
 
 
 @pytest.fixture()
-def namespace(k8s: kubernetes.client.ApiClient, crds: list[dict[str, Any]]) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards."""
-    core = kubernetes.client.CoreV1Api(k8s)
-    name = f"gyre-it-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name, "labels": {"gyre.dev/test": "integration"}}})
-    try:
-        yield name
-    finally:
-        try:
-            core.delete_namespace(name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+def namespace(k8s_namespace: str, crds: list[dict[str, Any]]) -> str:
+    """A throwaway namespace (tests/conftest.py), with the CRDs installed."""
+    return k8s_namespace
 
 
 @pytest.fixture()

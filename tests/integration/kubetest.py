@@ -11,9 +11,11 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["GROUP", "VERSION", "Custom", "rejection", "wait_for"]
+__all__ = ["GROUP", "INSTANCE", "INSTANCE_LABEL", "VERSION", "Custom", "rejection", "wait_for"]
 
 GROUP, VERSION = "gyre.dev", "v1alpha1"
+INSTANCE_LABEL = "gyre.dev/operator-instance"
+INSTANCE = "integration"
 T = TypeVar("T")
 
 
@@ -40,12 +42,10 @@ class Custom:
         self.namespace = namespace
 
     def create(self, plural: str, kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": kind,
-            "metadata": {"name": name, **meta},
-            "spec": spec,
-        }
+        # The operator under test runs as its own instance, so an operator deployed in the cluster leaves these alone.
+        labels = {INSTANCE_LABEL: INSTANCE, **meta.pop("labels", {})}
+        metadata = {"name": name, "labels": labels, **meta}
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": metadata, "spec": spec}
         obj: dict[str, Any] = self.api.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, plural, body
         )

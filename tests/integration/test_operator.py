@@ -6,6 +6,7 @@ deterministic names, owner references and the agreed in-pod contract, status con
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,7 @@ import kubernetes
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from kubetest import Custom, wait_for
+from kubetest import INSTANCE, INSTANCE_LABEL, Custom, wait_for
 
 from gyre.builders.settings import OperatorSettings
 from gyre.controllers import common
@@ -26,18 +27,32 @@ A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
 
 
-@pytest.fixture()
-def operator(namespace: str) -> Iterator[KopfRunner]:
-    """The operator, watching only the test namespace, with an image no node will pull."""
+@contextlib.contextmanager
+def running_operator(namespace: str) -> Iterator[KopfRunner]:
+    """Run the operator (kopf, in a thread) watching only `namespace`, with an image no node will pull."""
     common.configure(
-        OperatorSettings(artifact_store="pvc://gyre-artifacts", image=NEVER_PULLED, image_pull_policy="Never")
+        OperatorSettings(
+            artifact_store="pvc://gyre-artifacts",
+            image=NEVER_PULLED,
+            image_pull_policy="Never",
+            instance=INSTANCE,
+        )
     )
     args = ["run", "--standalone", "--namespace", namespace, "-m", "gyre.controllers.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
-        yield runner
-    common.configure(None)
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            yield runner
+    finally:
+        common.configure(None)
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
+
+
+@pytest.fixture()
+def operator(namespace: str) -> Iterator[KopfRunner]:
+    """The operator for the duration of one test."""
+    with running_operator(namespace) as runner:
+        yield runner
 
 
 def batch(k8s: kubernetes.client.ApiClient) -> kubernetes.client.BatchV1Api:
@@ -114,6 +129,7 @@ def test_dataset_gets_a_profiling_job_and_status(
         True,
         True,
     )
+    assert got["metadata"]["labels"][INSTANCE_LABEL] == INSTANCE
     container = got["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == NEVER_PULLED
     assert container["args"][:2] == ["profile", "--store"]
@@ -301,3 +317,130 @@ def test_semantically_invalid_spec_fails_without_a_crash_loop(
         lambda: ("Warning", "InvalidSpec") in [e[:2] for e in events(k8s, namespace, "confused")],
         what="Warning Event InvalidSpec",
     )
+
+
+def test_a_job_that_never_runs_fails_the_dataset_with_the_reason(
+    operator: KopfRunner, custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    # The real Job controller fails the Job at its deadline; the pod never ran (its image is never pulled).
+    custom.create(
+        "datasets", "Dataset", "slow", {"source": {"uri": "builtin://iris"}, "activeDeadlineSeconds": 10}
+    )
+    ready = wait_for(
+        lambda: (
+            (c := condition(custom.get("datasets", "slow"), "Ready")) and c["reason"] != "Profiling" and c
+        ),
+        timeout=120,
+        what="the profiling Job to fail",
+    )
+    assert custom.get("datasets", "slow")["status"]["phase"] == "Failed"
+    assert (ready["status"], ready["reason"]) == ("False", "DeadlineExceeded")
+    # The Job controller deletes the pod at the deadline, so the Job's own message is what remains to show.
+    assert "deadline" in ready["message"]
+    wait_for(
+        lambda: ("Warning", "DeadlineExceeded") in [e[:2] for e in events(k8s, namespace, "slow")],
+        what="Warning Event DeadlineExceeded",
+    )
+
+
+def test_a_training_job_that_never_runs_fails_the_run(
+    operator: KopfRunner, custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    ready_dataset(custom, namespace)
+    spec = {"datasetRef": {"name": "iris"}, "estimator": {"kind": "SVC"}, "activeDeadlineSeconds": 10}
+    custom.create("trainingruns", "TrainingRun", "stuck", spec)
+    failed = wait_for(
+        lambda: condition(custom.get("trainingruns", "stuck"), "Failed"), timeout=120, what="Failed"
+    )
+    assert (failed["status"], failed["reason"]) == ("True", "DeadlineExceeded")
+    status = custom.get("trainingruns", "stuck")["status"]
+    assert status["phase"] == "Failed"
+    assert status.get("completionTime")
+    running = condition(custom.get("trainingruns", "stuck"), "Running")
+    assert running is not None and running["status"] == "False"
+    wait_for(
+        lambda: ("Warning", "Failed") in [e[:2] for e in events(k8s, namespace, "stuck")],
+        what="Warning Event Failed",
+    )
+
+
+def test_refresh_interval_starts_a_new_profiling_job(
+    operator: KopfRunner, custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    custom.create(
+        "datasets",
+        "Dataset",
+        "fresh",
+        {"source": {"uri": "builtin://iris"}, "target": "target", "refreshInterval": "1m"},
+    )
+    first = wait_for(
+        lambda: (custom.get("datasets", "fresh").get("status") or {}).get("jobName"), what="first Job"
+    )
+    # As the profiler reports success (pods do not run in this tier), last read long ago.
+    custom.patch_status(
+        "datasets",
+        "fresh",
+        {
+            "phase": "Ready",
+            "fingerprint": B,
+            "version": 1,
+            "dataUri": "file:///x/data.parquet",
+            "lastProfileTime": "2026-01-01T00:00:00Z",
+        },
+    )
+    refreshing = wait_for(
+        lambda: (
+            (c := condition(custom.get("datasets", "fresh"), "Refreshing")) and c["status"] == "True" and c
+        ),
+        timeout=120,
+        what="the refresh timer",
+    )
+    assert refreshing["reason"] == "RefreshDue"
+    status = custom.get("datasets", "fresh")["status"]
+    assert status["jobName"] != first and status["jobName"].startswith("fresh-profile-")
+    # The current version stays usable while the source is re-read.
+    assert status["phase"] == "Ready" and status["version"] == 1
+    assert job(k8s, namespace, status["jobName"]) is not None
+
+
+def test_a_job_deleted_while_the_operator_was_away_fails_the_run_on_resume(
+    custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    with running_operator(namespace):
+        ready_dataset(custom, namespace)
+        custom.create(
+            "trainingruns",
+            "TrainingRun",
+            "orphaned",
+            {"datasetRef": {"name": "iris"}, "estimator": {"kind": "SVC"}},
+        )
+        wait_for(lambda: job(k8s, namespace, "orphaned-train"), what="training Job")
+        wait_for(
+            lambda: custom.get("trainingruns", "orphaned").get("status", {}).get("phase") == "Running",
+            what="Running",
+        )
+    batch(k8s).delete_namespaced_job("orphaned-train", namespace, propagation_policy="Background")
+    wait_for(lambda: job(k8s, namespace, "orphaned-train") is None, what="the Job to be gone")
+    with running_operator(namespace):
+        failed = wait_for(lambda: condition(custom.get("trainingruns", "orphaned"), "Failed"), what="Failed")
+    assert (failed["status"], failed["reason"]) == ("True", "JobMissing")
+    assert "orphaned-train was deleted before it finished" in failed["message"]
+    assert custom.get("trainingruns", "orphaned")["status"]["phase"] == "Failed"
+
+
+def test_a_profiling_job_deleted_while_the_operator_was_away_is_recreated(
+    custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    with running_operator(namespace):
+        custom.create("datasets", "Dataset", "iris", {"source": {"uri": "builtin://iris"}})
+        name = wait_for(
+            lambda: (custom.get("datasets", "iris").get("status") or {}).get("jobName"), what="Job"
+        )
+        wait_for(lambda: job(k8s, namespace, name), what="the Job")
+        uid = job(k8s, namespace, name)["metadata"]["uid"]  # type: ignore[index]
+    batch(k8s).delete_namespaced_job(name, namespace, propagation_policy="Background")
+    wait_for(lambda: job(k8s, namespace, name) is None, what="the Job to be gone")
+    with running_operator(namespace):
+        again = wait_for(lambda: job(k8s, namespace, name), what="the Job to be recreated")
+    assert again["metadata"]["uid"] != uid
+    assert custom.get("datasets", "iris")["status"]["phase"] == "Profiling"

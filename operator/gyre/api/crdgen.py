@@ -250,6 +250,12 @@ def build_crd(kind: CrdKind) -> dict[str, Any]:
     """The CustomResourceDefinition object of one kind."""
     spec_schema = openapi_schema(kind.spec)
     status_schema = openapi_schema(kind.status)
+    conditions = status_schema.get("properties", {}).get("conditions")
+    if conditions is not None:
+        # As metav1.Condition lists: one entry per type, so server-side apply merges them by type.
+        conditions["x-kubernetes-list-type"] = "map"
+        conditions["x-kubernetes-list-map-keys"] = ["type"]
+        status_schema["properties"]["conditions"] = _sort(conditions)
     spec_schema["description"] = spec_schema.get("description", f"Desired state of a {kind.kind}.")
     schema = {
         "type": "object",

@@ -6,6 +6,7 @@ pods' termination messages.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +20,13 @@ __all__ = [
     "ANNOTATION_GENERATION",
     "ANNOTATION_REVISION",
     "ARTIFACTS_VOLUME",
+    "DATASET_COLUMNS_ENV",
     "DATASET_SPEC_ENV",
+    "DATASET_VERSION_ENV",
     "PROFILER",
     "TRAINER",
     "TRAINING_SPEC_ENV",
+    "TRIGGER_ENV",
     "DatasetInput",
     "StorePodParts",
     "build_artifact_pvc",
@@ -36,6 +40,9 @@ __all__ = [
 PROFILER = "profiler"
 TRAINER = "trainer"
 TRAINING_SPEC_ENV = "GYRE_TRAINING_SPEC"
+DATASET_VERSION_ENV = "GYRE_DATASET_VERSION"
+DATASET_COLUMNS_ENV = "GYRE_DATASET_COLUMNS"
+TRIGGER_ENV = "GYRE_TRIGGER"
 DATASET_SPEC_ENV = "GYRE_DATASET_SPEC"
 ARTIFACTS_VOLUME = "artifacts"
 ANNOTATION_GENERATION = "gyre.dev/generation"
@@ -64,6 +71,10 @@ class DatasetInput:
     uri: str
     fingerprint: str
     version: int | None = None
+    target: str | None = None
+    """The target column: the run's spec.target, else the Dataset's."""
+    columns: tuple[tuple[str, str], ...] = ()
+    """(name, kind) of the Dataset's columns, so the trainer preprocesses by the Dataset's schema."""
 
 
 def store_pod_parts(settings: OperatorSettings) -> StorePodParts:
@@ -224,11 +235,15 @@ def build_training_job(
     spec: TrainingRunSpec,
     settings: OperatorSettings,
     dataset: DatasetInput,
+    *,
+    trigger: str = "manual",
 ) -> dict[str, Any]:
-    """The training Job; with spec.search, an Indexed Job whose completion index selects the trial.
+    """The training Job; with spec.search, an Indexed Job whose completion index (JOB_COMPLETION_INDEX, read by
+    the trainer) selects the trial.
 
     The whole validated spec travels as JSON in GYRE_TRAINING_SPEC, so the trainer sees exactly what the API
-    server admitted; the dataset is pinned by its content-addressed URI and fingerprint.
+    server admitted; the dataset is pinned by its content-addressed URI and fingerprint. `trigger` is recorded in
+    the model's lineage (manual, or drift:<namespace>/<monitor>).
     """
     args = [
         "train",
@@ -241,9 +256,17 @@ def build_training_job(
         "--dataset-fingerprint",
         dataset.fingerprint,
     ]
+    if dataset.target:
+        args += ["--target", dataset.target]
+    env = [
+        {"name": TRAINING_SPEC_ENV, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
+        {"name": TRIGGER_ENV, "value": trigger},
+    ]
     if dataset.version is not None:
-        args += ["--dataset-version", str(dataset.version)]
-    env = [{"name": TRAINING_SPEC_ENV, "value": spec.model_dump_json(by_alias=True, exclude_none=True)}]
+        env.append({"name": DATASET_VERSION_ENV, "value": str(dataset.version)})
+    if dataset.columns:
+        columns = [{"name": n, "kind": k} for n, k in dataset.columns]
+        env.append({"name": DATASET_COLUMNS_ENV, "value": json.dumps(columns, separators=(",", ":"))})
     annotations = {
         ANNOTATION_GENERATION: str(owner.generation),
         "gyre.dev/dataset-fingerprint": dataset.fingerprint,

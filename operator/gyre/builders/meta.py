@@ -10,6 +10,7 @@ from gyre.api.common import API_VERSION
 
 __all__ = [
     "LABEL_COMPONENT",
+    "LABEL_INSTANCE",
     "LABEL_OWNER_KIND",
     "LABEL_OWNER_NAME",
     "LABEL_OWNER_UID",
@@ -27,6 +28,9 @@ LABEL_OWNER_KIND = "gyre.dev/owner-kind"
 LABEL_OWNER_NAME = "gyre.dev/owner-name"
 LABEL_OWNER_UID = "gyre.dev/owner-uid"
 LABEL_COMPONENT = "app.kubernetes.io/component"
+# Objects carrying this label are handled only by the operator started with the same --instance; objects without
+# it only by an operator without one. Lets two operators share a cluster (upgrades, tests) without fighting.
+LABEL_INSTANCE = "gyre.dev/operator-instance"
 
 _MAX_NAME = 63  # Job names become pod labels (job-name), which are capped at 63 characters.
 
@@ -41,6 +45,8 @@ class Owner:
     uid: str
     generation: int = 1
     api_version: str = API_VERSION
+    instance: str | None = None
+    """The owner's gyre.dev/operator-instance label, copied to its children."""
 
 
 def short_hash(*parts: str, length: int = 8) -> str:
@@ -69,7 +75,7 @@ def label_value(value: str) -> str:
 
 def labels_for(owner: Owner, component: str) -> dict[str, str]:
     """Labels of every object created for `owner`; the gyre.dev/owner-* ones are what the operator selects on."""
-    return {
+    labels = {
         "app.kubernetes.io/name": "gyre",
         "app.kubernetes.io/instance": label_value(owner.name),
         LABEL_COMPONENT: component,
@@ -79,6 +85,9 @@ def labels_for(owner: Owner, component: str) -> dict[str, str]:
         LABEL_OWNER_NAME: label_value(owner.name),
         LABEL_OWNER_UID: owner.uid,
     }
+    if owner.instance:
+        labels[LABEL_INSTANCE] = owner.instance
+    return labels
 
 
 def owner_reference(owner: Owner) -> dict[str, Any]:

@@ -44,7 +44,9 @@ LABEL_TRACK = "gyre.dev/track"
 ANNOTATION_MODEL_URI = "gyre.dev/model-uri"
 ANNOTATION_MODEL_SHA256 = "gyre.dev/model-sha256"
 SERVICE_PORT = 80
-_DRAIN_SECONDS = 5  # how long a terminating pod keeps serving while endpoints drop it
+_DRAIN_SECONDS = 5  # preStop: a terminating pod keeps serving normally while endpoints drop it
+_CLOSE_SECONDS = 3  # then, after SIGTERM: it answers with `Connection: close` so keep-alive clients move away
+_ROUTING_SECONDS = 5
 
 Track = Literal["stable", "canary"]
 
@@ -122,22 +124,26 @@ def _server_env(
         {"name": "GYRE_HOST", "value": "0.0.0.0"},
         {"name": "GYRE_MAX_BODY_BYTES", "value": str(spec.max_body_bytes)},
         {"name": "GYRE_DEPLOYMENT", "value": owner.name},
+        # Clients address the ModelDeployment, so the URL stays the same when a new model rolls out.
+        {"name": "GYRE_MODEL_NAME", "value": owner.name},
         {"name": "GYRE_TRACK", "value": track},
         {"name": "GYRE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "GYRE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "HOME", "value": "/tmp"},
+        {"name": "GYRE_CACHE_DIR", "value": "/tmp/models"},
+        {"name": "GYRE_DRAIN_SECONDS", "value": str(_CLOSE_SECONDS)},
     ]
     if model.sha256:
         env.append({"name": "GYRE_MODEL_SHA256", "value": model.sha256})
     if model.training_run:
         env.append({"name": "GYRE_MODEL_VERSION", "value": model.training_run})
-    enabled = logging is None or logging.enabled
-    env.append({"name": "GYRE_PREDICTION_LOG", "value": "true" if enabled else "false"})
-    if enabled and logging is not None:
+    if logging is not None and not logging.enabled:
+        env.append({"name": "GYRE_LOG_STORE", "value": ""})  # an empty store turns the prediction log off
+    elif logging is not None:
         env += [
-            {"name": "GYRE_PREDICTION_LOG_SAMPLE_RATE", "value": repr(logging.sample_rate)},
-            {"name": "GYRE_PREDICTION_LOG_FLUSH_SECONDS", "value": str(logging.flush_interval_seconds)},
-            {"name": "GYRE_PREDICTION_LOG_MAX_ROWS", "value": str(logging.max_batch_rows)},
+            {"name": "GYRE_LOG_SAMPLE_RATE", "value": repr(logging.sample_rate)},
+            {"name": "GYRE_LOG_FLUSH_SECONDS", "value": str(logging.flush_interval_seconds)},
+            {"name": "GYRE_LOG_MAX_BATCH_ROWS", "value": str(logging.max_batch_rows)},
         ]
     return env
 
@@ -204,6 +210,9 @@ def build_server_deployment(
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": {**_selector(owner), LABEL_TRACK: track}},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        # A new pod counts as available only after kube-proxy has had time to route to it, so an old pod is never
+        # removed before its replacement actually receives traffic.
+        "minReadySeconds": _ROUTING_SECONDS,
         "revisionHistoryLimit": 3,
         "template": {
             "metadata": {"labels": dict(labels), "annotations": annotations},

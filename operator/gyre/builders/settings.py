@@ -43,6 +43,10 @@ class OperatorSettings(BaseModel):
     image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
     """GYRE_IMAGE_PULL_POLICY: pull policy of every pod the operator creates."""
 
+    instance: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    """GYRE_OPERATOR_INSTANCE: handle only objects labelled gyre.dev/operator-instance=<this>; unset handles only
+    objects without that label."""
+
     @field_validator("artifact_store")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -73,6 +77,7 @@ class OperatorSettings(BaseModel):
             "pvc_size": get("GYRE_ARTIFACT_PVC_SIZE"),
             "storage_class": get("GYRE_ARTIFACT_STORAGE_CLASS"),
             "image_pull_policy": get("GYRE_IMAGE_PULL_POLICY"),
+            "instance": get("GYRE_OPERATOR_INSTANCE"),
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
 

@@ -23,6 +23,12 @@ def register(subparsers: Any) -> None:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
     op.add_argument("--standalone", action="store_true", help="no peering: exactly one operator replica runs")
     op.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    op.add_argument(
+        "--instance",
+        default=None,
+        help="handle only objects labelled gyre.dev/operator-instance=INSTANCE (default: only unlabelled ones; "
+        "also GYRE_OPERATOR_INSTANCE)",
+    )
     op.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     op.set_defaults(func=_operator)
 
@@ -41,11 +47,15 @@ def _operator(args: argparse.Namespace) -> int:
     import kopf
 
     import gyre.controllers.handlers  # noqa: F401  (registers the handlers)
-    from gyre.controllers.common import settings
+    from gyre.controllers.common import configure, settings
 
-    settings()  # fail before connecting when GYRE_* is invalid
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+    current = settings()  # fail before connecting when GYRE_* is invalid
+    if args.instance:
+        configure(current.model_copy(update={"instance": args.instance}))
     kopf.configure(verbose=args.verbose)
+    if not args.verbose:
+        # Timers run every few seconds per object; their "succeeded" lines would drown everything else.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
         standalone=args.standalone,
         clusterwide=not args.namespace,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from gyre.api.common import Condition, utcnow
 from gyre.builders.job import build_artifact_pvc
-from gyre.builders.meta import Owner
+from gyre.builders.meta import LABEL_INSTANCE, Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.controllers import kube
 
@@ -22,6 +22,7 @@ __all__ = [
     "emit",
     "ensure_artifact_pvc",
     "format_validation_error",
+    "mine",
     "owner_from_body",
     "owner_of_child",
     "parse_time",
@@ -55,7 +56,13 @@ def owner_from_body(body: Mapping[str, Any]) -> Owner:
         uid=meta["uid"],
         generation=int(meta.get("generation") or 1),
         api_version=body.get("apiVersion", "gyre.dev/v1alpha1"),
+        instance=(meta.get("labels") or {}).get(LABEL_INSTANCE),
     )
+
+
+def mine(labels: Mapping[str, str], **_: Any) -> bool:
+    """kopf `when=` filter: whether this operator instance handles an object (see LABEL_INSTANCE)."""
+    return labels.get(LABEL_INSTANCE) == settings().instance
 
 
 def owner_of_child(child: Mapping[str, Any], kind: str) -> tuple[str, str, str] | None:
@@ -124,3 +131,17 @@ def parse_time(value: str | None) -> datetime:
         except ValueError:
             pass
     return utcnow()
+
+
+def status_patch(old: BaseModel, new: BaseModel) -> dict[str, Any]:
+    """A merge patch from `old` to `new` status: fields `new` no longer has are sent as null, so they are removed.
+
+    dump_status() leaves unset fields out, which a merge patch reads as "keep": clearing a field (a finished Job's
+    name, a removed canary) needs the explicit null.
+    """
+    before, after = dump_status(old), dump_status(new)
+    patch: dict[str, Any] = dict(after)
+    for key in before:
+        if key not in after:
+            patch[key] = None
+    return patch

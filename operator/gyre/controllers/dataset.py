@@ -9,16 +9,17 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from gyre.api.common import GROUP, VERSION, find_condition, parse_duration, set_condition, utcnow
+from gyre.api.common import GROUP, VERSION, Condition, find_condition, parse_duration, set_condition, utcnow
 from gyre.api.dataset import ColumnStatus, DatasetSpec, DatasetStatus, DatasetVersion
 from gyre.builders.job import build_profile_job
-from gyre.builders.meta import LABEL_OWNER_KIND, MANAGED_BY
+from gyre.builders.meta import LABEL_OWNER_KIND, MANAGED_BY, short_hash
 from gyre.controllers import kube
 from gyre.controllers.common import (
     dump_status,
     emit,
     ensure_artifact_pvc,
     format_validation_error,
+    mine,
     owner_from_body,
     owner_of_child,
     parse_time,
@@ -40,19 +41,39 @@ def _status(raw: Any) -> DatasetStatus:
         return DatasetStatus()
 
 
+def _settle_refreshing(
+    conditions: list[Condition], reason: str, message: str, generation: int
+) -> list[Condition]:
+    """Mark a refresh as over; Datasets that were never refreshed get no Refreshing condition at all."""
+    if find_condition(conditions, "Refreshing") is None:
+        return conditions
+    return set_condition(conditions, "Refreshing", "False", reason, message, generation=generation)
+
+
 def _write(namespace: str, name: str, status: DatasetStatus) -> None:
     kube.patch_status(PLURAL, namespace, name, dump_status(status))
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@kopf.on.resume(GROUP, VERSION, PLURAL, when=mine)
+@kopf.on.create(GROUP, VERSION, PLURAL, when=mine)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", when=mine)
 def reconcile_dataset(body: kopf.Body, reason: str, **_: Any) -> None:
     """Start profiling the current generation, unless it has already been started."""
     owner = owner_from_body(body)
     status = _status(body.get("status"))
     if reason == "resume" and status.observed_generation == owner.generation and status.job_name:
-        return  # The Job watcher (or the result already recorded) covers this generation.
+        refreshing = find_condition(status.conditions or [], "Refreshing")
+        in_flight = status.phase == "Profiling" or (refreshing is not None and refreshing.status == "True")
+        if not in_flight or kube.job_exists(owner.namespace, status.job_name):
+            return  # The Job watcher (or the result already recorded) covers this generation.
+        if status.phase != "Profiling":
+            # A refresh whose Job vanished while the operator was away: the timer will try again.
+            status.conditions = _settle_refreshing(
+                status.conditions or [], "JobMissing", f"Job {status.job_name} was deleted", owner.generation
+            )
+            _write(owner.namespace, owner.name, status)
+            return
+        # Profiling this generation, but its Job is gone: recreate it (same deterministic name) below.
     try:
         spec = DatasetSpec.model_validate(dict(body["spec"]))
     except ValidationError as exc:
@@ -81,15 +102,13 @@ def reconcile_dataset(body: kopf.Body, reason: str, **_: Any) -> None:
         f"reading {spec.source.uri} in Job {job_name}",
         generation=owner.generation,
     )
-    status.conditions = set_condition(
-        conditions, "Refreshing", "False", "SpecChanged", generation=owner.generation
-    )
+    status.conditions = _settle_refreshing(conditions, "SpecChanged", "", owner.generation)
     _write(owner.namespace, owner.name, status)
     if created:
         emit(body, "Normal", "Profiling", f"created Job {job_name} to read {spec.source.uri}")
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=30, initial_delay=30)
+@kopf.timer(GROUP, VERSION, PLURAL, interval=30, initial_delay=30, when=mine)
 def refresh_dataset(body: kopf.Body, **_: Any) -> None:
     """Re-read the source when spec.refreshInterval has passed since the last successful read."""
     try:
@@ -155,9 +174,7 @@ def apply_profile_result(
             status.conditions = set_condition(
                 conditions, "Ready", "False", reason, message, generation=generation
             )
-            status.conditions = set_condition(
-                status.conditions, "Refreshing", "False", reason, generation=generation
-            )
+            status.conditions = _settle_refreshing(status.conditions, reason, "", generation)
         return status, reason, message
 
     changed = report.fingerprint != status.fingerprint
@@ -183,29 +200,33 @@ def apply_profile_result(
     short = report.fingerprint[:19]
     message = f"version {status.version}: {report.rows} rows, {status.column_count} columns ({short}...)"
     status.conditions = set_condition(conditions, "Ready", "True", "Profiled", message, generation=generation)
-    status.conditions = set_condition(
-        status.conditions, "Refreshing", "False", "Profiled", generation=generation
-    )
+    status.conditions = _settle_refreshing(status.conditions, "Profiled", "", generation)
     event_reason = "NewVersion" if changed else "Unchanged"
     return status, event_reason, message
 
 
-def _failure_report(results: list[kube.PodResult], outcome: kube.JobOutcome) -> ProfileReport:
+def _report(results: list[kube.PodResult], outcome: kube.JobOutcome) -> ProfileReport:
+    """The newest pod's report; a failure explained from the pods and the Job when there is none."""
     for result in reversed(results):
-        if not result.message:
+        if not result.terminated or not result.message:
             continue
         try:
             return ProfileReport.from_termination_message(result.message)
         except ValueError:
             # FallbackToLogsOnError: the message is the log tail of a process that died before reporting.
-            tail = result.message[-1500:]
-            return ProfileReport(phase="Failed", reason=result.reason or "ProfilingFailed", error=tail)
-    message = outcome.message or "the profiling Job failed before any pod reported"
-    return ProfileReport(phase="Failed", reason=outcome.reason or "ProfilingFailed", error=message)
+            return ProfileReport(
+                phase="Failed", reason=result.reason or "ProfilingFailed", error=result.message[-1500:]
+            )
+    reason, message = kube.explain_failure(outcome, results, "ProfilingFailed")
+    return ProfileReport(phase="Failed", reason=reason, error=message)
 
 
 @kopf.on.event(
-    "batch", "v1", "jobs", labels={LABEL_OWNER_KIND: "Dataset", "app.kubernetes.io/managed-by": MANAGED_BY}
+    "batch",
+    "v1",
+    "jobs",
+    labels={LABEL_OWNER_KIND: "Dataset", "app.kubernetes.io/managed-by": MANAGED_BY},
+    when=mine,
 )
 def profile_job_finished(body: kopf.Body, type: str | None, **_: Any) -> None:
     """When a profiling Job finishes, read its report and record the version on the Dataset."""
@@ -227,15 +248,7 @@ def profile_job_finished(body: kopf.Body, type: str | None, **_: Any) -> None:
     is_refresh = refreshing is not None and refreshing.status == "True"
     if status.job_name != job_name or not (status.phase == "Profiling" or is_refresh):
         return  # Superseded by a newer Job, or already recorded.
-    results = kube.job_pod_results(namespace, job_name)
-    report = _failure_report(results, outcome)
-    if outcome.succeeded:
-        for result in reversed(results):
-            try:
-                report = ProfileReport.from_termination_message(result.message)
-                break
-            except ValueError:
-                continue
+    report = _report(kube.job_pod_results(namespace, job_name), outcome)
     try:
         history_limit = DatasetSpec.model_validate(dataset["spec"]).history_limit
     except ValidationError:
@@ -253,3 +266,39 @@ def profile_job_finished(body: kopf.Body, type: str | None, **_: Any) -> None:
     if reason == "Unchanged":
         return
     emit(dataset, "Normal" if new.phase == "Ready" and reason == "NewVersion" else "Warning", reason, message)
+
+
+REFRESH_ANNOTATION = "gyre.dev/refresh-requested-at"
+
+
+@kopf.on.field(GROUP, VERSION, PLURAL, field=("metadata", "annotations", REFRESH_ANNOTATION), when=mine)
+def refresh_requested(body: kopf.Body, new: Any, **_: Any) -> None:
+    """Re-read the source now, because someone asked (a DriftMonitor about to retrain, or a person).
+
+    The annotation's value (a timestamp) names the request: the same value never starts a second Job.
+    """
+    if not new:
+        return
+    try:
+        spec = DatasetSpec.model_validate(dict(body["spec"]))
+    except ValidationError:
+        return
+    owner = owner_from_body(body)
+    status = _status(body.get("status"))
+    refreshing = find_condition(status.conditions or [], "Refreshing")
+    if status.phase == "Profiling" or (refreshing is not None and refreshing.status == "True"):
+        raise kopf.TemporaryError("a profiling Job is already running; the request waits for it", delay=5)
+    revision = f"g{owner.generation}-q{short_hash(str(new))}"
+    job = build_profile_job(owner, spec, settings(), revision=revision)
+    ensure_artifact_pvc(owner.namespace)
+    kube.create_if_absent(job)
+    status.job_name = job["metadata"]["name"]
+    status.conditions = set_condition(
+        status.conditions or [],
+        "Refreshing",
+        "True",
+        "RefreshRequested",
+        f"re-reading {spec.source.uri} in Job {status.job_name} (requested at {new})",
+        generation=owner.generation,
+    )
+    _write(owner.namespace, owner.name, status)

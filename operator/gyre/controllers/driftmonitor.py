@@ -27,13 +27,14 @@ from gyre.controllers.common import (
     ensure_artifact_pvc,
     format_validation_error,
     owner_from_body,
+    status_patch,
 )
 from gyre.controllers.common import settings as operator_settings
+from gyre.controllers.dataset import REFRESH_ANNOTATION
 from gyre.drift.monitor_run import CheckReport
 from gyre.store.layout import dataset_profile_path
 
 __all__ = [
-    "REFRESH_ANNOTATION",
     "RetrainDecision",
     "decide_retrain",
     "next_check_time",
@@ -41,7 +42,6 @@ __all__ = [
 ]
 
 PLURAL = "driftmonitors"
-REFRESH_ANNOTATION = "gyre.dev/refresh-requested-at"
 log = logging.getLogger(__name__)
 
 FEATURE_SCORE = Gauge(
@@ -174,8 +174,8 @@ def _status(raw: Any) -> DriftMonitorStatus:
         return DriftMonitorStatus()
 
 
-def _write(namespace: str, name: str, status: DriftMonitorStatus) -> None:
-    kube.patch_status(PLURAL, namespace, name, dump_status(status))
+def _write(namespace: str, name: str, old: DriftMonitorStatus, status: DriftMonitorStatus) -> None:
+    kube.patch_status(PLURAL, namespace, name, status_patch(old, status))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=5, initial_delay=2, idle=0)
@@ -195,7 +195,7 @@ def tick_driftmonitor(body: kopf.Body, **_: Any) -> None:
         )
         if old.observed_generation != owner.generation:
             emit(body, "Warning", "InvalidSpec", message)
-        _write(owner.namespace, owner.name, status)
+        _write(owner.namespace, owner.name, old, status)
         return
 
     if status.job_name:
@@ -208,7 +208,7 @@ def tick_driftmonitor(body: kopf.Body, **_: Any) -> None:
         if now >= due:
             _start_check(body, owner, spec, status)
     if dump_status(status) != dump_status(old):
-        _write(owner.namespace, owner.name, status)
+        _write(owner.namespace, owner.name, old, status)
 
 
 def _start_check(body: kopf.Body, owner: Any, spec: DriftMonitorSpec, status: DriftMonitorStatus) -> None:

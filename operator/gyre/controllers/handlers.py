@@ -22,7 +22,8 @@ __all__ = [
     "trainingrun",
 ]
 
-PREFIX = "gyre.dev"
+# Kopf's bookkeeping annotations live apart from Gyre's own (gyre.dev/...), which kopf must see change.
+PREFIX = "kopf.gyre.dev"
 FINALIZER = "gyre.dev/finalizer"
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,9 @@ __all__ = [
     "PodResult",
     "api_client",
     "create_if_absent",
+    "explain_failure",
     "get_custom",
+    "job_exists",
     "job_outcome",
     "job_pod_results",
     "patch_status",
@@ -33,7 +36,8 @@ def _load() -> kubernetes.client.ApiClient:
     try:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        # KUBECONFIG is read now, not when the client library was imported.
+        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
     return kubernetes.client.ApiClient()
 
 
@@ -76,6 +80,17 @@ def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     return obj
 
 
+def job_exists(namespace: str, name: str) -> bool:
+    """Whether a Job of that name exists."""
+    try:
+        kubernetes.client.BatchV1Api(api_client()).read_namespaced_job(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
     """Merge-patch the status subresource of a Gyre object (lists in the patch replace whole lists)."""
     api = kubernetes.client.CustomObjectsApi(api_client())
@@ -114,18 +129,32 @@ def job_outcome(job: dict[str, Any]) -> JobOutcome:
 
 @dataclass(frozen=True)
 class PodResult:
-    """What one finished pod of a Job reported."""
+    """What one pod of a Job reported, or why it never ran."""
 
     pod: str
     index: int | None
     exit_code: int | None
     reason: str
     message: str
-    """The termination message: the JSON report, or the log tail when the process died before writing it."""
+    """The termination message (the JSON report, or the log tail when the process died before writing it); for a
+    pod that never terminated, why it is stuck (image pull, scheduling)."""
+    terminated: bool = True
+
+
+def _stuck(pod: Any) -> tuple[str, str]:
+    """Why a pod that never terminated did not run: a waiting container's reason, else its scheduling."""
+    for cs in pod.status.container_statuses or []:
+        waiting = cs.state.waiting if cs.state else None
+        if waiting is not None and waiting.reason:
+            return waiting.reason, waiting.message or ""
+    for cond in pod.status.conditions or []:
+        if cond.status == "False" and cond.reason:
+            return cond.reason, cond.message or ""
+    return pod.status.phase or "Unknown", ""
 
 
 def job_pod_results(namespace: str, job_name: str) -> list[PodResult]:
-    """The terminated pods of a Job, newest last, with their termination messages."""
+    """The pods of a Job, oldest first: terminated ones with their termination messages, others with why not."""
     core = kubernetes.client.CoreV1Api(api_client())
     pods = core.list_namespaced_pod(
         namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}"
@@ -135,17 +164,39 @@ def job_pod_results(namespace: str, job_name: str) -> list[PodResult]:
     for pod in pods:
         annotations = pod.metadata.annotations or {}
         raw_index = annotations.get("batch.kubernetes.io/job-completion-index")
-        for cs in pod.status.container_statuses or []:
-            term = cs.state.terminated if cs.state else None
-            if term is None:
-                continue
+        index = int(raw_index) if raw_index is not None and raw_index.isdigit() else None
+        terminated = [
+            cs.state.terminated
+            for cs in pod.status.container_statuses or []
+            if cs.state and cs.state.terminated
+        ]
+        if not terminated:
+            reason, message = _stuck(pod)
+            results.append(PodResult(pod.metadata.name, index, None, reason, message, terminated=False))
+            continue
+        for term in terminated:
             results.append(
                 PodResult(
                     pod=pod.metadata.name,
-                    index=int(raw_index) if raw_index is not None and raw_index.isdigit() else None,
+                    index=index,
                     exit_code=term.exit_code,
                     reason=term.reason or "",
                     message=(term.message or "").strip(),
                 )
             )
     return results
+
+
+def explain_failure(outcome: JobOutcome, results: list[PodResult], default_reason: str) -> tuple[str, str]:
+    """(reason, message) for a Job that failed before any pod reported: the Job's reason plus each stuck pod's."""
+    reason = outcome.reason or default_reason
+    parts = [outcome.message or "the Job failed before any pod reported"]
+    for result in results:
+        if not result.terminated:
+            detail = f"pod {result.pod} never ran: {result.reason}"
+            parts.append(f"{detail} ({result.message})" if result.message else detail)
+        elif not result.message:
+            parts.append(
+                f"pod {result.pod} exited with code {result.exit_code} ({result.reason}) without a report"
+            )
+    return reason, "; ".join(parts)

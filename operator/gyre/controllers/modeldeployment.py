@@ -49,6 +49,7 @@ from gyre.controllers.common import (
     ensure_artifact_pvc,
     format_validation_error,
     owner_from_body,
+    status_patch,
 )
 from gyre.controllers.common import settings as operator_settings
 
@@ -269,8 +270,8 @@ def _version(choice: ModelChoice) -> ModelVersion:
     )
 
 
-def _write(owner: Owner, status: ModelDeploymentStatus) -> None:
-    kube.patch_status(PLURAL, owner.namespace, owner.name, dump_status(status))
+def _write(owner: Owner, old: ModelDeploymentStatus, status: ModelDeploymentStatus) -> None:
+    kube.patch_status(PLURAL, owner.namespace, owner.name, status_patch(old, status))
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -297,7 +298,7 @@ def reconcile_modeldeployment(body: kopf.Body, **_: Any) -> None:
         )
         if old.observed_generation != owner.generation:
             emit(body, "Warning", "InvalidSpec", message)
-        _write(owner, status)
+        _write(owner, old, status)
         return
 
     try:
@@ -410,7 +411,7 @@ def reconcile_modeldeployment(body: kopf.Body, **_: Any) -> None:
     if status.phase == "Ready" and old.phase != "Ready":
         emit(body, "Normal", "Ready", f"serving {what} at {status.url}")
     if dump_status(status) != dump_status(old):
-        _write(owner, status)
+        _write(owner, old, status)
 
 
 def _describe(choice: ModelChoice) -> str:
@@ -473,4 +474,4 @@ def _report_unavailable(
     if previous is None or previous.reason != exc.reason:
         emit(body, "Normal" if exc.waiting else "Warning", exc.reason, message)
     if dump_status(status) != dump_status(old):
-        _write(owner, status)
+        _write(owner, old, status)

@@ -32,6 +32,7 @@ from gyre.controllers.common import (
     emit,
     ensure_artifact_pvc,
     format_validation_error,
+    mine,
     owner_from_body,
     owner_of_child,
     parse_time,
@@ -133,7 +134,10 @@ def resolve_dataset(spec: TrainingRunSpec, dataset: dict[str, Any] | None) -> Da
                 f"Dataset {ref.name} has no column(s) {', '.join(missing)}; it has: {', '.join(columns[:30])}",
                 True,
             )
-    return DatasetInput(name=ref.name, uri=uri, fingerprint=fingerprint, version=version)
+    kinds = tuple((c.name, c.kind) for c in ds_status.columns or [])
+    return DatasetInput(
+        name=ref.name, uri=uri, fingerprint=fingerprint, version=version, target=target, columns=kinds
+    )
 
 
 def _fail(body: kopf.Body, status: TrainingRunStatus, generation: int, reason: str, message: str) -> None:
@@ -149,12 +153,20 @@ def _fail(body: kopf.Body, status: TrainingRunStatus, generation: int, reason: s
     emit(body, "Warning", reason, message)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-def reconcile_trainingrun(body: kopf.Body, **_: Any) -> None:
+@kopf.on.resume(GROUP, VERSION, PLURAL, when=mine)
+@kopf.on.create(GROUP, VERSION, PLURAL, when=mine)
+def reconcile_trainingrun(body: kopf.Body, reason: str, **_: Any) -> None:
     """Validate, wait for the Dataset, then create the training Job (once; the spec is immutable)."""
     owner = owner_from_body(body)
     status = _status(body.get("status"))
+    if reason == "resume" and status.phase == "Running" and status.job_name:
+        # The Job watcher records the result; a Job deleted while the operator was away never will report.
+        if not kube.job_exists(owner.namespace, status.job_name):
+            message = (
+                f"Job {status.job_name} was deleted before it finished; create a new TrainingRun to retrain"
+            )
+            _fail(body, status, owner.generation, "JobMissing", message)
+        return
     if status.phase in ("Running", "Succeeded", "Failed"):
         return
     try:
@@ -209,10 +221,10 @@ def reconcile_trainingrun(body: kopf.Body, **_: Any) -> None:
 
     ensure_artifact_pvc(owner.namespace)
     image = spec.image or settings().image
-    job = build_training_job(owner, spec, settings(), resolved)
+    trigger = (body["metadata"].get("annotations") or {}).get(TRIGGER_ANNOTATION, "manual")
+    job = build_training_job(owner, spec, settings(), resolved, trigger=trigger)
     job_name = job["metadata"]["name"]
     created = kube.create_if_absent(job)
-    trigger = (body["metadata"].get("annotations") or {}).get(TRIGGER_ANNOTATION, "manual")
     status.phase = "Running"
     status.job_name = job_name
     status.start_time = status.start_time or utcnow()
@@ -260,6 +272,8 @@ def _reports(results: Sequence[kube.PodResult], outcome: kube.JobOutcome) -> dic
     """The latest report per trial index (index 0 for a single run)."""
     out: dict[int, TrainReport] = {}
     for result in results:  # oldest first, so retries overwrite earlier attempts
+        if not result.terminated:
+            continue
         index = result.index if result.index is not None else 0
         try:
             report = TrainReport.from_termination_message(result.message)
@@ -271,8 +285,8 @@ def _reports(results: Sequence[kube.PodResult], outcome: kube.JobOutcome) -> dic
             report = TrainReport(phase="Failed", reason=result.reason or "TrainingFailed", error=tail)
         out[index] = report
     if not out and outcome.finished and not outcome.succeeded:
-        message = outcome.message or "the training Job failed before any pod reported"
-        out[0] = TrainReport(phase="Failed", reason=outcome.reason or "TrainingFailed", error=message)
+        reason, message = kube.explain_failure(outcome, list(results), "TrainingFailed")
+        out[0] = TrainReport(phase="Failed", reason=reason, error=message)
     return out
 
 
@@ -332,7 +346,9 @@ def apply_training_result(
     status.phase = "Succeeded"
     status.metrics = dict(best.metrics)
     status.params = dict(best.params) or None
-    status.score = best.metrics.get(metric)
+    score_value = best.metrics.get(metric)
+    # Rounded for the printer column; status.metrics keeps full precision.
+    status.score = round(score_value, 4) if score_value is not None else None
     status.model_uri = best.model_uri
     status.model_sha256 = best.model_sha256
     if best.onnx:
@@ -366,6 +382,7 @@ def apply_training_result(
     "v1",
     "jobs",
     labels={LABEL_OWNER_KIND: "TrainingRun", "app.kubernetes.io/managed-by": MANAGED_BY},
+    when=mine,
 )
 def training_job_finished(body: kopf.Body, type: str | None, **_: Any) -> None:
     """When a training Job finishes, read every trial's report and record the result on the TrainingRun."""

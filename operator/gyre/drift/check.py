@@ -18,7 +18,11 @@ Beyond Evidently, each column also gets a missing-rate rule (Evidently drops mis
 flagged when its missing rate rose by at least `missing_min_increase` (absolute, default 0.05) and a one-sided
 two-proportion z-test gives p < `missing_alpha` (default 0.05). By default that flag counts as drift of the column.
 
-Outcomes are explicit, never NaN: see ColumnStatus.
+Outcomes are explicit, never NaN: see ColumnStatus. A constant reference column (std 0) is compared like any
+other: with few distinct values by frequencies (chi-squared, z-test or Jensen-Shannon: the same constant gives no
+drift, another value drift), otherwise by Wasserstein normalised by max(std, 0.001), as Evidently does, so any spread
+of the current values is drift. A category the reference never saw is counted (`unseenCategories`) and enters the
+tests as a category with reference frequency 0.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from gyre.drift.profile import (
     ColumnProfile,
     ReferenceProfile,
     bin_counts,
-    canonical_categories,
+    category_counts,
     numeric_values,
 )
 
@@ -245,10 +249,10 @@ class CurrentData:
             if name not in frame.columns:
                 cat.missing += n
                 continue
-            canon = canonical_categories(frame[name])
-            cat.missing += n - int(canon.size)
-            for key, count in canon.value_counts(sort=False).items():
-                cat.counts[str(key)] = cat.counts.get(str(key), 0) + int(count)
+            counts, missing = category_counts(frame[name])
+            cat.missing += missing
+            for key, count in counts.items():
+                cat.counts[key] = cat.counts.get(key, 0) + count
 
     def add_records(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Add rows given as {feature: value} mappings (the `inputs` of prediction log rows)."""

@@ -53,6 +53,10 @@ def register(subparsers: Any) -> None:
     )
     chk.set_defaults(func=run_check)
 
+    from gyre.drift.monitor_run import add_run_parser
+
+    add_run_parser(drift_sub)
+
 
 def _read_table(path: Path) -> pd.DataFrame:
     import pandas as pd

@@ -44,6 +44,7 @@ __all__ = [
     "ReferenceProfile",
     "build_profile",
     "canonical_categories",
+    "category_counts",
     "infer_kind",
     "numeric_values",
 ]
@@ -134,8 +135,8 @@ class ReferenceProfile(_Model):
     columns: dict[str, ColumnProfile]
 
     def to_json(self) -> str:
-        """Serialise to the `profile.json` format (camelCase keys, exact float round trip)."""
-        return self.model_dump_json(by_alias=True, indent=1)
+        """Serialise to the `profile.json` format (compact, camelCase keys, exact float round trip)."""
+        return self.model_dump_json(by_alias=True)
 
     @classmethod
     def from_json(cls, data: str | bytes) -> ReferenceProfile:
@@ -148,24 +149,31 @@ class ReferenceProfile(_Model):
 
 
 def infer_kind(series: pd.Series) -> ColumnKind:
-    """The drift kind of a column from its dtype and distinct values.
+    """The drift kind of a column from its dtype and distinct values (the same rule as gyre.data's schema).
 
-    bool, or at most two distinct non-missing values -> binary; other numbers -> numeric; strings, categories and
-    mixed objects -> categorical. Datetimes and timedeltas are not drift features: ProfileError.
+    bool, numbers that are exactly {0, 1}, or any other dtype with exactly two distinct values -> binary; other
+    numbers -> numeric; strings, categories and mixed objects -> categorical. Datetimes, timedeltas and complex
+    numbers are not drift features: ProfileError.
     """
     import pandas as pd
 
     dtype = series.dtype
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+    types = pd.api.types
+    if (
+        types.is_datetime64_any_dtype(dtype)
+        or types.is_timedelta64_dtype(dtype)
+        or types.is_complex_dtype(dtype)
+    ):
         raise ProfileError(f"column {series.name!r} has dtype {dtype}, which drift checks do not support")
-    if pd.api.types.is_bool_dtype(dtype):
+    if types.is_bool_dtype(dtype):
         return ColumnKind.BINARY
-    n_unique = int(series.nunique(dropna=True))
-    if n_unique <= 2:
-        return ColumnKind.BINARY
-    if pd.api.types.is_numeric_dtype(dtype):
+    values = series.dropna()
+    n_unique = int(values.nunique())
+    if types.is_numeric_dtype(dtype):
+        if n_unique == 2 and set(values.unique().tolist()) <= {0, 1}:
+            return ColumnKind.BINARY
         return ColumnKind.NUMERIC
-    return ColumnKind.CATEGORICAL
+    return ColumnKind.BINARY if n_unique == 2 else ColumnKind.CATEGORICAL
 
 
 def _category_key(value: Any) -> str:
@@ -197,6 +205,23 @@ def canonical_categories(series: pd.Series) -> pd.Series:
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         return values.astype(str)
     return values.map(_category_key)
+
+
+def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
+    """Canonical category -> count of a column, and its number of missing entries.
+
+    Counts the raw values first (hashing, in pandas) and canonicalises only the distinct ones, so the cost is one
+    pass over the data whatever its dtype.
+    """
+    import pandas as pd
+
+    vc = series.value_counts(dropna=True, sort=False)
+    vc = vc[vc > 0]  # a pandas Categorical lists its unused categories with count 0
+    keys = canonical_categories(pd.Series(vc.index.to_numpy(dtype=object), dtype=object).infer_objects())
+    counts: dict[str, int] = {}
+    for key, count in zip(keys.tolist(), vc.to_numpy().tolist(), strict=True):
+        counts[key] = counts.get(key, 0) + int(count)
+    return counts, int(series.size) - int(vc.sum())
 
 
 def numeric_values(series: pd.Series) -> tuple[np.ndarray[Any, np.dtype[np.float64]], int]:
@@ -231,9 +256,10 @@ def quantile_bin_edges(sorted_values: np.ndarray[Any, np.dtype[np.float64]], n_b
     """Inner cut points at the reference quantiles 1/n .. (n-1)/n, deduplicated (discrete data gives fewer bins)."""
     if sorted_values.size == 0 or n_bins < 2:
         return []
-    probs = np.arange(1, n_bins) / n_bins
-    edges = np.quantile(sorted_values, probs, method="inverted_cdf")
-    unique = np.unique(edges)
+    n = sorted_values.size
+    # The inverted-CDF quantile at i / n_bins is the ceil(i * n / n_bins)-th order statistic (exact integers).
+    ranks = (np.arange(1, n_bins, dtype=np.int64) * n + n_bins - 1) // n_bins
+    unique = np.unique(sorted_values[np.maximum(ranks, 1) - 1])
     # An edge at the maximum would leave an empty last bin: drop it.
     unique = unique[unique < sorted_values[-1]]
     return [float(x) for x in unique]
@@ -302,14 +328,10 @@ def _numeric_profile(
 
 def _categorical_profile(series: pd.Series, kind: ColumnKind, *, top_k: int) -> ColumnProfile:
     total = int(series.size)
-    cats = canonical_categories(series)
-    count = int(cats.size)
-    missing = total - count
-    vc = cats.value_counts(sort=False)
+    counts, missing = category_counts(series)
+    count = total - missing
     # Most frequent first, ties by value, so the profile is deterministic.
-    items = sorted(
-        zip(vc.index.tolist(), vc.to_numpy().tolist(), strict=True), key=lambda kv: (-kv[1], kv[0])
-    )
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     kept = items[:top_k]
     other = sum(c for _, c in items[top_k:])
     return ColumnProfile(

@@ -117,7 +117,6 @@ class ModelServer:
         self._v1_single: dict[Any, bytes] = {}
         self._v1_prefix = b'{"predictions":'
         self._v2_head = {"model_name": model.name, "model_version": model.version}
-        self._known_paths: set[str] = set()
 
     # -- startup ------------------------------------------------------------------------------------------------
 
@@ -168,11 +167,15 @@ class ModelServer:
     async def _read_json(self, request: web.Request) -> dict[str, Any]:
         length = request.content_length
         if length is not None and length > self.config.max_body_bytes:
-            raise RequestError(413, f"request body of {length} bytes exceeds the limit of {self.config.max_body_bytes}")
+            raise RequestError(
+                413, f"request body of {length} bytes exceeds the limit of {self.config.max_body_bytes}"
+            )
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise RequestError(413, f"request body exceeds the limit of {self.config.max_body_bytes} bytes") from None
+            raise RequestError(
+                413, f"request body exceeds the limit of {self.config.max_body_bytes} bytes"
+            ) from None
         if not raw:
             raise RequestError(400, "empty request body; send a JSON object")
         try:
@@ -213,6 +216,9 @@ class ModelServer:
             response = web.Response(body=self._v1_body(prediction), headers=self._headers)
         except RequestError as exc:
             response = _error(exc.status, exc.reason)
+        except Exception:
+            log.exception("unexpected error in v1 predict")
+            response = _error(500, "internal server error")
         self.metrics.observe_request("v1", response.status, perf_counter() - start)
         return response
 
@@ -234,6 +240,9 @@ class ModelServer:
             )
         except RequestError as exc:
             response = _error(exc.status, exc.reason)
+        except Exception:
+            log.exception("unexpected error in v2 infer")
+            response = _error(500, "internal server error")
         self.metrics.observe_request("v2", response.status, perf_counter() - start)
         return response
 
@@ -246,7 +255,9 @@ class ModelServer:
         for item in outputs:
             name = item.get("name") if type(item) is dict else None
             if name not in _OUTPUTS:
-                raise RequestError(422, f"unknown output {name!r}; this model has {list(self._output_names())}")
+                raise RequestError(
+                    422, f"unknown output {name!r}; this model has {list(self._output_names())}"
+                )
             if name == "predict_proba" and not self.has_proba:
                 raise RequestError(422, "this model has no predict_proba output")
             if name not in names:
@@ -256,7 +267,9 @@ class ModelServer:
     def _output_names(self) -> tuple[str, ...]:
         return _OUTPUTS if self.has_proba else ("predict",)
 
-    def _v2_payload(self, prediction: Prediction, names: tuple[str, ...], request_id: str | None) -> dict[str, Any]:
+    def _v2_payload(
+        self, prediction: Prediction, names: tuple[str, ...], request_id: str | None
+    ) -> dict[str, Any]:
         outputs: list[dict[str, Any]] = []
         n = len(prediction.predict)
         for name in names:
@@ -279,7 +292,7 @@ class ModelServer:
                         "data": proba.ravel(),
                     }
                 )
-        payload = dict(self._v2_head)
+        payload: dict[str, Any] = dict(self._v2_head)
         if request_id is not None:
             payload["id"] = request_id
         payload["outputs"] = outputs
@@ -304,7 +317,9 @@ class ModelServer:
         outputs: list[dict[str, Any]] = [{"name": "predict", "datatype": self._label_datatype, "shape": [-1]}]
         if self.has_proba:
             width = len(manifest.target.classes or [])
-            outputs.append({"name": "predict_proba", "datatype": self._proba_datatype, "shape": [-1, width or -1]})
+            outputs.append(
+                {"name": "predict_proba", "datatype": self._proba_datatype, "shape": [-1, width or -1]}
+            )
         return {
             "name": self.model.name,
             "versions": [self.model.version],
@@ -330,7 +345,11 @@ class ModelServer:
             self._check_version(request)
         except RequestError as exc:
             return _error(exc.status, exc.reason)
-        return web.Response(body=self._metadata_body, content_type=_JSON, headers={INFERENCE_HEADER: self.model.inference_path})
+        return web.Response(
+            body=self._metadata_body,
+            content_type=_JSON,
+            headers={INFERENCE_HEADER: self.model.inference_path},
+        )
 
     async def model_ready(self, request: web.Request) -> web.Response:
         """GET /v1/models/MODEL and /v2/models/MODEL/ready: 200 when ready, 503 otherwise."""
@@ -369,38 +388,28 @@ class ModelServer:
         return response
 
     async def not_found(self, request: web.Request) -> web.Response:
-        """Any other path: an unknown model (404), or a known path with the wrong method (405)."""
-        if request.path in self._known_paths:
-            return _error(405, f"method {request.method} is not allowed on {request.path}")
+        """Any other path: an unknown model or version, or no such endpoint (404)."""
         path = request.path
         if path.startswith(("/v1/models/", "/v2/models/")) and len(path) > len("/v1/models/"):
             name = path[len("/v1/models/") :].split("/", 1)[0].split(":", 1)[0]
             if name and name != self.model.name:
-                return _error(404, f"model {name!r} is not served here (this server serves {self.model.name!r})")
+                return _error(
+                    404, f"model {name!r} is not served here (this server serves {self.model.name!r})"
+                )
         return _error(404, f"no such endpoint: {request.method} {request.path}")
 
     # -- application ---------------------------------------------------------------------------------------------
 
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        # aiohttp's own HTTP errors (405, 413 on early reads...) and anything unexpected become JSON.
-        try:
-            response: web.StreamResponse = await handler(request)
-            return response
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return _error(exc.status, exc.reason or exc.text or "request failed")
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return _error(500, "internal server error")
+    async def method_not_allowed(self, request: web.Request) -> web.Response:
+        """A known path with the wrong method."""
+        return _error(405, f"method {request.method} is not allowed on {request.path}")
 
     def app(self) -> web.Application:
         """The aiohttp application; `ready` turns true on startup and false when shutdown begins."""
         self._metadata_body = orjson.dumps(self.metadata())
-        app = web.Application(middlewares=[self._errors], client_max_size=self.config.max_body_bytes)
+        # No middleware on purpose: each one costs every request. Handlers render their own errors as JSON, unknown
+        # paths and wrong methods have JSON handlers of their own below.
+        app = web.Application(client_max_size=self.config.max_body_bytes)
         name, version = self.model.name, "{version}"
         routes: list[tuple[str, str, Any]] = [
             ("GET", "/v1/models", self.list_models),
@@ -419,7 +428,8 @@ class ModelServer:
         ]
         for method, path, handler in routes:
             app.router.add_route(method, path, handler)
-            self._known_paths.add(path.replace("{version}", self.model.version))
+        for path in dict.fromkeys(path for _method, path, _handler in routes):
+            app.router.add_route("*", path, self.method_not_allowed)
         app.router.add_route("*", "/{tail:.*}", self.not_found)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
@@ -440,4 +450,3 @@ class ModelServer:
             await self.prediction_logger.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
-

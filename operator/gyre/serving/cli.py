@@ -59,7 +59,10 @@ def register(subparsers: Any) -> None:
         help="auto: onnxruntime when the manifest's ONNX export is verified, else scikit-learn [GYRE_INFERENCE]",
     )
     p.add_argument(
-        "--onnx-threads", type=int, default=int(_env("GYRE_ONNX_THREADS", 1)), help="onnxruntime intra-op threads"
+        "--onnx-threads",
+        type=int,
+        default=int(_env("GYRE_ONNX_THREADS", 1)),
+        help="onnxruntime intra-op threads",
     )
     p.add_argument(
         "--max-body-bytes",

@@ -1,47 +1,80 @@
-"""Prometheus metrics of the model server, on a registry of their own (one per app).
+"""Prometheus metrics of the model server, on a registry of their own (one per server).
 
-Label children are resolved once and cached, so the per-request cost is a dict lookup and an increment.
+The per-request series (request count, latency histogram, predicted classes) are plain Python counters bumped on
+the request path and turned into metric families only when /metrics is scraped: a bisect and two additions per
+request instead of prometheus_client's locked, per-bucket updates. Everything else uses prometheus_client as is.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "ServerMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
+class _RequestSeries:
+    """Counts and latency buckets of one (protocol, code) pair."""
+
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.count = 0
+        self.total = 0.0
+
+
+class _HotPathCollector(Collector):
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "gyre_requests", "Inference requests by protocol (v1, v2) and HTTP status code.", labels=["protocol", "code"]
+        )
+        latency = HistogramMetricFamily(
+            "gyre_request_duration_seconds",
+            "Inference request latency inside the server, by protocol and HTTP status code.",
+            labels=["protocol", "code"],
+        )
+        for (protocol, code), series in sorted(self._metrics._requests.items()):
+            labels = [protocol, str(code)]
+            requests.add_metric(labels, series.count)
+            cumulative, buckets = 0, []
+            for bound, hits in zip((*LATENCY_BUCKETS, float("inf")), series.buckets, strict=True):
+                cumulative += hits
+                buckets.append((repr(bound) if bound != float("inf") else "+Inf", cumulative))
+            latency.add_metric(labels, buckets, series.total)
+        yield requests
+        yield latency
+        predictions = CounterMetricFamily(
+            "gyre_predictions", "Predicted rows by class (classification) or 'value' (regression).", labels=["class"]
+        )
+        for label, count in sorted(self._metrics._classes.items(), key=lambda item: str(item[0])):
+            predictions.add_metric([str(label)], count)
+        yield predictions
+
+
 class ServerMetrics:
-    """Request, prediction, batching and prediction-log metrics."""
+    """Request, prediction, batching, prediction-log and model-identity metrics."""
 
     def __init__(self, *, model: str, version: str, run: str, sha256: str, inference: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "gyre_requests",
-            "Inference requests by protocol (v1, v2) and HTTP status code.",
-            ["protocol", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "gyre_request_duration_seconds",
-            "Inference request latency in the server, by protocol and HTTP status code.",
-            ["protocol", "code"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.predictions = Counter(
-            "gyre_predictions",
-            "Predicted rows by class (classification) or 'value' (regression).",
-            ["class"],
-            registry=self.registry,
-        )
+        self._requests: dict[tuple[str, int], _RequestSeries] = {}
+        self._classes: dict[Any, int] = {}
+        self.registry.register(_HotPathCollector(self))
         self.batch_rows = Histogram(
             "gyre_inference_batch_rows",
             "Rows per model run (after micro-batching).",
@@ -70,42 +103,29 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.model_info.labels(model, version, run, sha256, inference).set(1)
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self._classes: dict[Any, Any] = {}
-        self._regression = self.predictions.labels("value")
 
     def observe_request(self, protocol: str, code: int, seconds: float) -> None:
         """Count one request and its latency."""
-        key = (protocol, code)
-        pair = self._children.get(key)
-        if pair is None:
-            label = str(code)
-            pair = (self.requests.labels(protocol, label), self.latency.labels(protocol, label))
-            self._children[key] = pair
-        pair[0].inc()
-        pair[1].observe(seconds)
+        series = self._requests.get((protocol, code))
+        if series is None:
+            series = self._requests[(protocol, code)] = _RequestSeries()
+        series.count += 1
+        series.total += seconds
+        series.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def observe_predictions(self, predicted: np.ndarray, classification: bool) -> None:
-        """Count predicted rows by class."""
+        """Count predicted rows by class ('value' for regression)."""
+        classes = self._classes
         if not classification:
-            self._regression.inc(len(predicted))
-            return
-        if len(predicted) == 1:
-            self._class_child(predicted[0]).inc()
-            return
-        values, counts = np.unique(predicted, return_counts=True)
-        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-            self._class_child(value).inc(count)
-
-    def _class_child(self, value: Any) -> Any:
-        child = self._classes.get(value)
-        if child is None:
-            # Bounded by the model's classes.
-            child = self.predictions.labels(str(value.item() if isinstance(value, np.generic) else value))
-            self._classes[value] = child
-        return child
+            classes["value"] = classes.get("value", 0) + len(predicted)
+        elif len(predicted) == 1:
+            label = predicted[0]
+            classes[label] = classes.get(label, 0) + 1
+        else:
+            values, counts = np.unique(predicted, return_counts=True)
+            for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+                classes[value] = classes.get(value, 0) + count
 
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
-

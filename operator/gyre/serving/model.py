@@ -231,7 +231,9 @@ def load_served_model(
     predictor: Predictor = SklearnPredictor(loaded.model, schema)
     onnx = manifest.onnx
     if inference == "onnx" and loaded.onnx_path is None:
-        raise ModelLoadError(f"--inference onnx, but the manifest's ONNX export is {onnx.status}: {onnx.reason}")
+        raise ModelLoadError(
+            f"--inference onnx, but the manifest's ONNX export is {onnx.status}: {onnx.reason}"
+        )
     if inference != "sklearn" and loaded.onnx_path is not None:
         try:
             predictor = OnnxPredictor(

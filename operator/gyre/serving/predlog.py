@@ -9,6 +9,7 @@ counted rather than slowing the server down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -16,8 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from gyre.serving.model import Prediction
+
 from gyre.drift.window import write_prediction_batch
+from gyre.serving.model import Prediction
 from gyre.store.store import ArtifactStore
 
 __all__ = ["PredictionLogger", "encode_rows"]
@@ -128,10 +130,8 @@ class PredictionLogger:
 
     async def _loop(self) -> None:
         while not self._closing:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self.flush()
 

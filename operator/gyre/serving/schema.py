@@ -62,7 +62,9 @@ def _is_number(value: object) -> bool:
 def _describe(value: object) -> str:
     if value is None:
         return "null"
-    return {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    return {bool: "boolean", str: "string", list: "array", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ class FeatureSchema:
             # Same text the trainer made of it (str(True) == "True", str(3) == "3").
             return str(value)
         raise RequestError(
-            422, f"feature {self.names[index]!r} (row {row}) must be a string category, got {_describe(value)}"
+            422,
+            f"feature {self.names[index]!r} (row {row}) must be a string category, got {_describe(value)}",
         )
 
     def _numeric_rows(self, rows: list[Any]) -> np.ndarray:
@@ -171,7 +174,8 @@ class FeatureSchema:
         elif type(first) is not list:
             # A single flat row is a common client mistake; say what was expected.
             raise RequestError(
-                422, f"each instance must be an array of {self.width} features or an object keyed by feature name"
+                422,
+                f"each instance must be an array of {self.width} features or an object keyed by feature name",
             )
         assert isinstance(instances, list)
         return self._numeric_rows(instances) if self.all_numeric else self._mixed_rows(instances)
@@ -212,7 +216,9 @@ class FeatureSchema:
             data = _flatten(data, name)
         size = math.prod(shape)
         if size != len(data):
-            raise RequestError(422, f"input {name!r}: shape {shape} holds {size} values, data has {len(data)}")
+            raise RequestError(
+                422, f"input {name!r}: shape {shape} holds {size} values, data has {len(data)}"
+            )
         return name, shape, str(datatype), data
 
     def _single_tensor(self, tensor: dict[str, Any]) -> np.ndarray:
@@ -243,7 +249,9 @@ class FeatureSchema:
                 raise RequestError(422, f"input {name!r} has {shape[0]} rows, other inputs have {rows}")
             if self.numeric[index]:
                 if datatype not in NUMERIC_DATATYPES:
-                    raise RequestError(422, f"input {name!r}: numeric feature needs a numeric datatype, got {datatype}")
+                    raise RequestError(
+                        422, f"input {name!r}: numeric feature needs a numeric datatype, got {datatype}"
+                    )
                 _check_numbers(data, datatype, name)
             elif datatype == "BYTES":
                 for r, value in enumerate(data):
@@ -283,8 +291,12 @@ def _check_numbers(data: list[Any], datatype: str, name: str) -> None:
     if datatype in _INT_DATATYPES:
         for value in data:
             if type(value) is not int:
-                raise RequestError(422, f"input {name!r}: {datatype} data must be integers, got {_describe(value)}")
+                raise RequestError(
+                    422, f"input {name!r}: {datatype} data must be integers, got {_describe(value)}"
+                )
         return
     for value in data:
         if not _is_number(value):
-            raise RequestError(422, f"input {name!r}: {datatype} data must be numbers, got {_describe(value)}")
+            raise RequestError(
+                422, f"input {name!r}: {datatype} data must be numbers, got {_describe(value)}"
+            )

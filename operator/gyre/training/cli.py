@@ -42,6 +42,14 @@ def register(subparsers: Any) -> None:
     train.add_argument("--dataset-uri", help="content-addressed data of the Dataset version (in-pod mode)")
     train.add_argument("--dataset-fingerprint", help="expected sha256:<hex> of the data (in-pod mode)")
     train.add_argument(
+        "--dataset-version", type=int, default=None, help="Dataset version number (for lineage)"
+    )
+    train.add_argument(
+        "--dataset-report",
+        metavar="FILE|JSON",
+        help="a `gyre profile` report (file or inline JSON) giving --dataset-uri, --dataset-fingerprint, --target",
+    )
+    train.add_argument(
         "--trial-index", type=int, default=None, help="search trial (default: $JOB_COMPLETION_INDEX)"
     )
     train.add_argument("--target", default=None, help="target column (overrides spec.target)")
@@ -76,6 +84,23 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--out", required=True, metavar="DIR")
     imp.add_argument("--trust-pickle", action="store_true", help="I trust this file; allow unpickling it")
     imp.set_defaults(func=_import)
+
+    gates: argparse.ArgumentParser = model_sub.add_parser(
+        "gates",
+        help="exit 0 when a training report passed its gates, 3 when not",
+        description="Reads a `gyre train` report (termination message or report.json) and fails when the model "
+        "did not pass its validation gates: a promotion step for pipelines.",
+    )
+    gates.add_argument("--report", required=True, metavar="FILE|JSON", help="report file or inline JSON")
+    gates.set_defaults(func=_gates)
+
+
+def _read_json_arg(value: str) -> str:
+    # Pipelines pass a step's report either as a file path or inline as the JSON itself.
+    if value.lstrip().startswith("{"):
+        return value
+    with open(value, encoding="utf-8") as fh:
+        return fh.read()
 
 
 def _emit(report: Any) -> int:
@@ -144,7 +169,21 @@ def _train_pod(args: argparse.Namespace) -> int:
     from pydantic import TypeAdapter, ValidationError
 
     from gyre.api.trainingrun import TrainingRunSpec
+    from gyre.data.report import ProfileReport
     from gyre.training.run import TrainJob, run_training
+
+    if args.dataset_report:
+        try:
+            profiled = ProfileReport.from_termination_message(_read_json_arg(args.dataset_report))
+        except (OSError, ValidationError) as exc:
+            return _fail("InvalidArguments", f"cannot read the dataset report {args.dataset_report}: {exc}")
+        if profiled.phase != "Succeeded" or not profiled.data_uri:
+            return _fail(
+                "DatasetNotReady", f"the dataset report says {profiled.phase}: {profiled.error or ''}"
+            )
+        args.dataset_uri = args.dataset_uri or profiled.data_uri
+        args.dataset_fingerprint = args.dataset_fingerprint or profiled.fingerprint
+        args.target = args.target or profiled.target
 
     missing = [
         flag
@@ -183,7 +222,11 @@ def _train_pod(args: argparse.Namespace) -> int:
             }
         except (ValidationError, KeyError) as exc:
             return _fail("InvalidSpec", f"${COLUMNS_ENV} is not a list of {{name, kind}}: {exc}")
-    version_raw = os.environ.get(DATASET_VERSION_ENV, "")
+    version_raw = (
+        str(args.dataset_version)
+        if args.dataset_version is not None
+        else os.environ.get(DATASET_VERSION_ENV, "")
+    )
     job = TrainJob(
         spec=spec,
         dataset_uri=args.dataset_uri,
@@ -222,4 +265,26 @@ def _import(args: argparse.Namespace) -> int:
         sys.stderr.write(f"gyre model import: {exc}\n")
         return 2
     sys.stdout.write(f"imported {manifest.estimator} ({manifest.task}) into {args.out}\n")
+    return 0
+
+
+def _gates(args: argparse.Namespace) -> int:
+    import sys
+
+    from pydantic import ValidationError
+
+    from gyre.training.report import TrainReport
+
+    try:
+        report = TrainReport.model_validate_json(_read_json_arg(args.report))
+    except (OSError, ValidationError) as exc:
+        sys.stderr.write(f"gyre model gates: cannot read {args.report}: {exc}\n")
+        return 2
+    if report.phase != "Succeeded":
+        sys.stderr.write(f"training failed ({report.reason}): {report.error}\n")
+        return 3
+    if report.gates is not None and not report.gates.passed:
+        sys.stderr.write(f"gates failed: {report.gates.message}\n")
+        return 3
+    sys.stdout.write(f"gates passed: {report.gates.message if report.gates else 'no gates'}\n")
     return 0

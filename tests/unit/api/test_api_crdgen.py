@@ -147,3 +147,12 @@ def test_check_fails_on_a_stale_copy(tmp_path: Path, capsys: pytest.CaptureFixtu
     target.write_text(target.read_text().replace("Estimator class", "edited by hand"))
     assert crdgen.main(["--check", "--root", str(tmp_path)]) == 1
     assert "edited by hand" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", sorted(CRDS))
+def test_conditions_are_a_map_keyed_by_type(kind: str) -> None:
+    conditions = schema(kind)["properties"]["status"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    item = conditions["items"]
+    assert {"type", "status", "reason", "lastTransitionTime"} <= set(item["required"])

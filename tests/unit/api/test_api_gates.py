@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
 from gyre.api.gates import evaluate_gates
 from gyre.api.trainingrun import Gate
 
@@ -39,3 +42,18 @@ def test_missing_or_nan_metric_fails() -> None:
     assert not verdict.passed
     assert "r2 was not reported (metrics: accuracy)" in verdict.message
     assert not evaluate_gates([Gate(metric="r2", min=0.5)], {"r2": math.nan}).passed
+
+
+bounds = st.one_of(st.none(), st.floats(-10, 10, allow_nan=False))
+
+
+@given(value=st.floats(-10, 10, allow_nan=False), low=bounds, high=bounds)
+def test_a_gate_passes_exactly_when_the_value_is_within_its_bounds(
+    value: float, low: float | None, high: float | None
+) -> None:
+    assume(low is not None or high is not None)
+    assume(low is None or high is None or low <= high)
+    verdict = evaluate_gates([Gate(metric="m", min=low, max=high)], {"m": value})
+    within = (low is None or value >= low) and (high is None or value <= high)
+    assert verdict.passed is within
+    assert verdict.reason == ("GatesPassed" if within else "GatesFailed")

@@ -152,6 +152,8 @@ def test_condition_wire_shape() -> None:
 def test_param_space_needs_values_or_a_range_not_both() -> None:
     # Not expressible in CEL (values are untyped), so the model is what rejects it (as InvalidSpec).
     with pytest.raises(ValidationError, match="give either values, or both low and high"):
-        SearchSpec.model_validate({"strategy": "random", "trials": 2, "space": {"C": {"values": [1], "low": 0.1}}})
+        SearchSpec.model_validate(
+            {"strategy": "random", "trials": 2, "space": {"C": {"values": [1], "low": 0.1}}}
+        )
     with pytest.raises(ValidationError, match="give either values, or both low and high"):
         SearchSpec.model_validate({"strategy": "random", "trials": 2, "space": {"C": {}}})

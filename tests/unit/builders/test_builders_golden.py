@@ -37,8 +37,11 @@ def build(case: dict[str, Any]) -> dict[str, Any]:
         return build_profile_job(
             owner, DatasetSpec.model_validate(case["spec"]), settings, revision=case["revision"]
         )
-    dataset = DatasetInput(**case["dataset"])
-    return build_training_job(owner, TrainingRunSpec.model_validate(case["spec"]), settings, dataset)
+    raw = dict(case["dataset"])
+    columns = tuple((c["name"], c["kind"]) for c in raw.pop("columns", []))
+    dataset = DatasetInput(**raw, columns=columns)
+    spec = TrainingRunSpec.model_validate(case["spec"])
+    return build_training_job(owner, spec, settings, dataset, trigger=case.get("trigger", "manual"))
 
 
 def test_there_are_cases() -> None:

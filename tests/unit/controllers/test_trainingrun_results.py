@@ -58,7 +58,12 @@ def test_waiting_for_a_dataset_is_not_a_failure() -> None:
 def test_current_version_by_default() -> None:
     got = resolve_dataset(spec(), dataset())
     assert got == DatasetInput(
-        name="iris", uri=f"file:///s/datasets/ml/iris/{'b' * 64}/data.parquet", fingerprint=B, version=2
+        name="iris",
+        uri=f"file:///s/datasets/ml/iris/{'b' * 64}/data.parquet",
+        fingerprint=B,
+        version=2,
+        target="target",
+        columns=(("petal", "numeric"), ("sepal", "numeric"), ("target", "numeric")),
     )
 
 

@@ -59,13 +59,31 @@ def test_dataset_spec_env_applies_csv_options_and_schema_overrides(
     }
     monkeypatch.setenv("GYRE_DATASET_SPEC", json.dumps(spec))
     source = f"file://{tmp_path}/d.csv"
-    assert main(["profile", "--store", f"file://{tmp_path}/s", "--namespace", "ns", "--name", "d", "--source", source]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "--store",
+                f"file://{tmp_path}/s",
+                "--namespace",
+                "ns",
+                "--name",
+                "d",
+                "--source",
+                source,
+            ]
+        )
+        == 0
+    )
     report = ProfileReport.from_termination_message(log.read_text())
     assert [(c.name, c.kind) for c in report.columns or []] == [("zip", "categorical"), ("y", "binary")]
 
 
 def test_profile_report_fits_the_termination_limit_for_wide_data() -> None:
-    columns = [ColumnInfo(name=f"a_rather_long_column_name_{i:05d}", kind="numeric", dtype="float64") for i in range(500)]
+    columns = [
+        ColumnInfo(name=f"a_rather_long_column_name_{i:05d}", kind="numeric", dtype="float64")
+        for i in range(500)
+    ]
     report = ProfileReport(
         phase="Succeeded",
         fingerprint="sha256:" + "0" * 64,

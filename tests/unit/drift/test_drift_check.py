@@ -383,3 +383,42 @@ def test_camel_case_config_from_a_monitor_spec() -> None:
     )
     assert config.drift_share == 0.3 and config.min_rows == 100
     assert config.overrides["num"].method == "psi"
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_awkward_random_data_always_gives_a_finite_explained_report(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shapes = ["constant", "some_nan", "some_inf", "few_values", "all_nan", "categories"]
+
+    def column(shape: str, n: int, *, current: bool) -> pd.Series:
+        if shape == "constant":
+            return pd.Series(np.full(n, 1.5 if current and rng.random() < 0.5 else 2.5))
+        if shape == "some_nan":
+            values = rng.normal(size=n)
+            values[rng.random(n) < rng.random()] = np.nan
+            return pd.Series(values)
+        if shape == "some_inf":
+            values = rng.normal(size=n)
+            values[rng.random(n) < 0.1] = np.inf
+            return pd.Series(values)
+        if shape == "few_values":
+            return pd.Series(rng.integers(0, rng.integers(1, 8), n).astype(float))
+        if shape == "all_nan":
+            return pd.Series(np.full(n, np.nan))
+        labels = np.array(["a", "b", "z" if current else "c", None], dtype=object)
+        return pd.Series(rng.choice(labels, n), dtype=object)
+
+    picked = {f"k{i}": shapes[int(rng.integers(0, len(shapes)))] for i in range(6)}
+    n_ref, n_cur = int(rng.integers(1, 3000)), int(rng.integers(0, 500))
+    ref = pd.DataFrame({name: column(shape, n_ref, current=False) for name, shape in picked.items()})
+    cur = pd.DataFrame({name: column(shape, n_cur, current=True) for name, shape in picked.items()})
+    schema = {name: "categorical" if shape == "categories" else "numeric" for name, shape in picked.items()}
+    report = check_frame(build_profile(ref, schema), cur)
+    text = report.to_json()
+    assert "NaN" not in text and "Infinity" not in text
+    for col in report.columns:
+        if col.status == "ok":
+            assert col.score is not None and np.isfinite(col.score) and col.method is not None
+        else:
+            assert col.score is None and col.message
+    assert report.verdict in ("drift", "no_drift", "insufficient_data")

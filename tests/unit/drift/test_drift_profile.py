@@ -115,6 +115,8 @@ def test_infer_kind() -> None:
     assert infer_kind(pd.Series([True, False])) is ColumnKind.BINARY
     assert infer_kind(pd.Series(["a", "b", "c"])) is ColumnKind.CATEGORICAL
     assert infer_kind(pd.Series(["yes", "no", None])) is ColumnKind.BINARY
+    assert infer_kind(pd.Series([1.5, 2.5, 1.5])) is ColumnKind.NUMERIC  # two values, but not a 0/1 flag
+    assert infer_kind(pd.Series(["only"])) is ColumnKind.CATEGORICAL
     with pytest.raises(ProfileError, match="dtype"):
         infer_kind(pd.Series(pd.to_datetime(["2026-01-01", "2026-01-02"])))
 
@@ -151,3 +153,9 @@ def test_all_missing_and_empty_columns_profile_without_nan() -> None:
     assert profile.columns["x"].count == 0 and profile.columns["x"].missing_rate == 1.0
     assert profile.columns["x"].mean is None
     assert "NaN" not in profile.to_json()
+
+
+def test_unused_pandas_categories_are_not_values() -> None:
+    series = pd.Series(pd.Categorical(["a", "b", "a"], categories=["a", "b", "c"]))
+    col = build_profile(pd.DataFrame({"c": series}), {"c": "categorical"}).columns["c"]
+    assert col.values == ["a", "b"] and col.counts == [2, 1] and col.n_unique == 2

@@ -84,7 +84,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Trained]:
     out["mixed"] = Trained(result, write_model_dir(result, root / "mixed", name="mixed"), result.x_test)
     reg = _regression_frame()
     result = train_model(reg, TrainOptions(target="y", estimator="LinearRegression"))
-    out["regression"] = Trained(result, write_model_dir(result, root / "regression", name="reg"), result.x_test)
+    out["regression"] = Trained(
+        result, write_model_dir(result, root / "regression", name="reg"), result.x_test
+    )
     return out
 
 

@@ -39,7 +39,10 @@ def test_layout_paths_follow_the_architecture() -> None:
     assert dataset_data_path("ns", "iris", FP) == f"datasets/ns/iris/{'ab' * 32}/data.parquet"
     assert model_dir("ns", "run") == "models/ns/run"
     assert trial_dir("ns", "run", 3) == "models/ns/run/trials/3"
-    assert prediction_batch_path("ns", "dep", 86_400_000, "pod-1") == "predictions/ns/dep/1970-01-02/86400000-pod-1.jsonl.gz"
+    assert (
+        prediction_batch_path("ns", "dep", 86_400_000, "pod-1")
+        == "predictions/ns/dep/1970-01-02/86400000-pod-1.jsonl.gz"
+    )
     assert fingerprint_digest(FP) == "ab" * 32
     with pytest.raises(ValueError):
         model_dir("../etc", "x")
@@ -87,7 +90,9 @@ def test_memory_store_round_trips_directories(tmp_path: Path) -> None:
         store.read_bytes("missing")
 
 
-def test_termination_message_goes_to_the_configured_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_termination_message_goes_to_the_configured_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "termination-log"
     monkeypatch.setenv("GYRE_TERMINATION_LOG", str(target))
     assert write_termination_message('{"phase":"Succeeded"}', echo=False)

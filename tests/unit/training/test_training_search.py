@@ -10,7 +10,10 @@ from gyre.training.search import SearchError, best_trial, trial_count, trial_par
 
 def _grid() -> SearchSpec:
     return SearchSpec.model_validate(
-        {"strategy": "grid", "space": {"n_estimators": {"values": [10, 20]}, "max_depth": {"values": [2, 4, None]}}}
+        {
+            "strategy": "grid",
+            "space": {"n_estimators": {"values": [10, 20]}, "max_depth": {"values": [2, 4, None]}},
+        }
     )
 
 
@@ -21,11 +24,19 @@ def test_grid_enumerates_every_combination_in_sorted_name_order() -> None:
     assert combos[0] == {"criterion": "gini", "max_depth": 2, "n_estimators": 10}
     assert combos[1] == {"criterion": "gini", "max_depth": 2, "n_estimators": 20}
     assert [(c["max_depth"], c["n_estimators"]) for c in combos] == [
-        (2, 10), (2, 20), (4, 10), (4, 20), (None, 10), (None, 20),
+        (2, 10),
+        (2, 20),
+        (4, 10),
+        (4, 20),
+        (None, 10),
+        (None, 20),
     ]
     # Key order in the spec does not matter (the API server does not keep it).
     reordered = SearchSpec.model_validate(
-        {"strategy": "grid", "space": {"max_depth": {"values": [2, 4, None]}, "n_estimators": {"values": [10, 20]}}}
+        {
+            "strategy": "grid",
+            "space": {"max_depth": {"values": [2, 4, None]}, "n_estimators": {"values": [10, 20]}},
+        }
     )
     assert [trial_params(reordered, i, seed=0) for i in range(6)] == [
         {k: v for k, v in c.items() if k != "criterion"} for c in combos

@@ -1,0 +1,40 @@
+"""Fixtures for the whole-loop e2e tests: Gyre installed from manifests/ into the test cluster, running gyre:dev."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from e2ekube import Kube
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def gyre_installed(kubeconfig: Path, gyre_image: str) -> str:
+    """Install the CRDs and the operator with `kubectl apply -k manifests/` (hack/deploy.sh), as a user would."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    proc = subprocess.run(
+        [str(ROOT / "hack/deploy.sh")], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"installing Gyre failed (hack/deploy.sh exited {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}",
+            pytrace=False,
+        )
+    return gyre_image
+
+
+@pytest.fixture()
+def kube(kube_api: ApiClient, k8s_namespace: str, gyre_installed: str) -> Iterator[Kube]:
+    """A throwaway namespace with Gyre installed, and the calls the tests make against it."""
+    k = Kube(kube_api, k8s_namespace, image=gyre_installed)
+    yield k
+    k.dump_on_failure()

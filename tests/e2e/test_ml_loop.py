@@ -1,0 +1,251 @@
+"""The ML loop on a real cluster, as a user drives it: kubectl-style objects in, real pods of gyre:dev doing the work.
+
+1. A builtin Dataset and a TrainingRun reach Ready/Succeeded with the metrics an in-process fit of the same seed gives.
+2. A ModelDeployment serves the newest validated run through its Service; a second passing run rolls out under a
+   steady client load with no failed request; a run that fails its gates is never promoted.
+3. A DriftMonitor reports no drift on in-distribution traffic, detects shifted traffic, retrains on the Dataset's
+   new data, the new model rolls out, and the cooldown and daily cap hold.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from e2ekube import Kube, condition, wait_for
+from sklearn.datasets import load_iris
+
+pytestmark = pytest.mark.e2e
+
+FEATURES = list(load_iris(as_frame=True).frame.columns[:-1])
+
+
+def local_fit(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """The same trainer in this process's venv (`gyre train --local`): the reference the cluster must reproduce."""
+    out = tmp_path / "local-model"
+    cmd = [sys.executable, "-m", "gyre.cli", "train", "--local", "--out", str(out), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text())
+    return manifest
+
+
+def iris_run_spec(
+    n_estimators: int, *, min_accuracy: float = 0.8, seed: int = 42, max_depth: int = 4
+) -> dict[str, Any]:
+    return {
+        "datasetRef": {"name": "iris"},
+        "target": "target",
+        "estimator": {
+            "kind": "RandomForestClassifier",
+            "params": {"n_estimators": n_estimators, "max_depth": max_depth},
+        },
+        "split": {"testSize": 0.2, "seed": seed},
+        "gates": [{"metric": "accuracy", "min": min_accuracy}],
+    }
+
+
+def predict_url(kube: Kube, deployment: str) -> str:
+    return f"http://{deployment}.{kube.namespace}.svc.cluster.local/v1/models/{deployment}:predict"
+
+
+def served_run(kube: Kube, deployment: str) -> str | None:
+    status = kube.get("ModelDeployment", deployment).get("status") or {}
+    return (status.get("modelVersion") or {}).get("trainingRun")
+
+
+def test_dataset_and_training_run_reproduce_an_in_process_fit(kube: Kube, tmp_path: Path) -> None:
+    kube.create("Dataset", "iris", {"source": {"uri": "builtin://iris"}, "target": "target"})
+    dataset = kube.wait_phase("Dataset", "iris", {"Ready"}, timeout=300)
+    status = dataset["status"]
+    assert status["fingerprint"].startswith("sha256:") and status["version"] == 1 and status["rows"] == 150
+
+    kube.create("TrainingRun", "iris-rf", iris_run_spec(30))
+    run = kube.wait_phase("TrainingRun", "iris-rf", {"Succeeded"}, timeout=400)["status"]
+    assert condition(kube.get("TrainingRun", "iris-rf"), "Validated")["status"] == "True"  # type: ignore[index]
+    assert run["datasetFingerprint"] == status["fingerprint"]
+    assert run["modelSha256"] and run["modelUri"]
+
+    local = local_fit(
+        tmp_path,
+        "--dataset", "builtin://iris", "--target", "target", "--estimator", "RandomForestClassifier",
+        "--param", "n_estimators=30", "--param", "max_depth=4", "--seed", "42", "--test-size", "0.2",
+    )  # fmt: skip
+    assert local["dataset"]["fingerprint"] == status["fingerprint"], "same data, same fingerprint"
+    for name, value in local["metrics"].items():
+        if name in run["metrics"]:
+            assert run["metrics"][name] == pytest.approx(value, abs=1e-12), name
+
+    # Re-reading an unchanged source keeps the version: versions follow content, not reads.
+    before = kube.get("Dataset", "iris")["status"]["lastProfileTime"]
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kube.patch("Dataset", "iris", {"metadata": {"annotations": {"gyre.dev/refresh-requested-at": stamp}}})
+    wait_for(
+        lambda: kube.get("Dataset", "iris")["status"].get("lastProfileTime") != before,
+        timeout=300,
+        what="the requested re-read of the source",
+    )
+    again = kube.wait_phase("Dataset", "iris", {"Ready"})["status"]
+    assert again["version"] == 1 and again["fingerprint"] == status["fingerprint"]
+
+
+def test_serving_rollout_has_no_failed_request_and_gates_hold(kube: Kube) -> None:
+    kube.create("Dataset", "iris", {"source": {"uri": "builtin://iris"}, "target": "target"})
+    kube.create("TrainingRun", "iris-a", iris_run_spec(20), labels={"app": "iris"})
+    kube.create(
+        "ModelDeployment",
+        "iris",
+        {
+            "promotion": {"policy": "LatestValidated", "selector": {"matchLabels": {"app": "iris"}}},
+            "replicas": 2,
+        },
+    )
+    kube.wait_phase("TrainingRun", "iris-a", {"Succeeded"}, timeout=400)
+    kube.wait_condition("ModelDeployment", "iris", "Ready", "True", timeout=300)
+    assert served_run(kube, "iris") == "iris-a"
+
+    rows = load_iris(as_frame=True).frame[FEATURES].iloc[[0, 50, 100]]
+    body = {"instances": [dict(zip(FEATURES, map(float, r), strict=True)) for r in rows.to_numpy()]}
+    check = kube.load("check-predict", predict_url(kube, "iris"), body, seconds=2, workers=1)
+    assert set(check["codes"]) == {"200"}, check
+    predictions = json.loads(check["bodies"]["200"])["predictions"]
+    assert predictions == [0, 1, 2], predictions
+
+    # A second passing run rolls out while clients keep calling: not one request may fail.
+    wait_load = kube.start_load("steady-load", predict_url(kube, "iris"), body, seconds=90, workers=4)
+    kube.create("TrainingRun", "iris-b", iris_run_spec(40, seed=7), labels={"app": "iris"})
+    kube.wait_phase("TrainingRun", "iris-b", {"Succeeded"}, timeout=400)
+    wait_for(lambda: served_run(kube, "iris") == "iris-b", timeout=120, what="promotion of iris-b")
+    kube.wait_condition("ModelDeployment", "iris", "Progressing", "False", timeout=300)
+    report = wait_load()
+    assert report["errors"] == {} and set(report["codes"]) == {"200"}, report
+    assert report["codes"]["200"] > 50, report
+
+    # A run that fails its gates finishes, but is never served.
+    # A run that fails its gates (a single stump cannot reach 99% on three classes) finishes, but is never served.
+    kube.create(
+        "TrainingRun", "iris-bad", iris_run_spec(1, min_accuracy=0.99, max_depth=1), labels={"app": "iris"}
+    )
+    kube.wait_phase("TrainingRun", "iris-bad", {"Succeeded"}, timeout=400)
+    assert condition(kube.get("TrainingRun", "iris-bad"), "Validated")["status"] == "False"  # type: ignore[index]
+    for _ in range(3):  # across several reconcile periods of the ModelDeployment (5 s)
+        time.sleep(6)
+        assert served_run(kube, "iris") == "iris-b"
+    reasons = {reason for _, reason, _ in kube.events("iris")}
+    assert "ModelRollout" in reasons
+
+
+WRITE_SOURCE = """
+import os, sys
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_iris
+frame = load_iris(as_frame=True).frame
+shift = float(sys.argv[1])
+if shift:
+    # New data: the same classes, measured on a shifted population.
+    rng = np.random.default_rng(1)
+    extra = frame.sample(300, replace=True, random_state=1).reset_index(drop=True)
+    for col in frame.columns[:-1]:
+        extra[col] = extra[col] + shift + rng.normal(0, 0.05, len(extra))
+    frame = pd.concat([frame, extra], ignore_index=True)
+os.makedirs("/var/lib/gyre/artifacts/sources", exist_ok=True)
+tmp = "/var/lib/gyre/artifacts/sources/.iris.csv.tmp"
+frame.to_csv(tmp, index=False)
+os.replace(tmp, "/var/lib/gyre/artifacts/sources/iris.csv")
+print(len(frame))
+"""
+
+
+def test_drift_triggers_a_guarded_retrain_that_rolls_out(kube: Kube) -> None:
+    # The PVC exists once the operator has created any Gyre child in the namespace; a Dataset does that.
+    kube.create("Dataset", "bootstrap", {"source": {"uri": "builtin://iris"}, "target": "target"})
+    kube.wait_phase("Dataset", "bootstrap", {"Ready"}, timeout=300)
+    kube.run_pod("write-source-1", ["python3", "-c", WRITE_SOURCE, "0"], mount_artifacts=True)
+    kube.create(
+        "Dataset",
+        "iris",
+        {"source": {"uri": "file:///var/lib/gyre/artifacts/sources/iris.csv"}, "target": "target"},
+    )
+    first = kube.wait_phase("Dataset", "iris", {"Ready"}, timeout=300)["status"]
+    kube.create("TrainingRun", "iris-v1", iris_run_spec(20), labels={"app": "iris"})
+    kube.create(
+        "ModelDeployment",
+        "iris",
+        {
+            "promotion": {"policy": "LatestValidated", "selector": {"matchLabels": {"app": "iris"}}},
+            "predictionLogging": {"sampleRate": 1.0, "flushIntervalSeconds": 2, "maxBatchRows": 100},
+        },
+    )
+    kube.wait_condition("ModelDeployment", "iris", "Ready", "True", timeout=500)
+    kube.create(
+        "DriftMonitor",
+        "iris",
+        {
+            "deploymentRef": {"name": "iris"},
+            "schedule": {"interval": "20s"},
+            "window": {"maxRows": 200, "maxAge": "1h", "minRows": 50},
+            "retrain": {"enabled": True, "consecutiveChecks": 2, "cooldown": "1h", "maxPerDay": 1},
+        },
+    )
+    frame = load_iris(as_frame=True).frame
+    rng = np.random.default_rng(0)
+
+    def traffic(name: str, shift: float) -> None:
+        """At least 200 logged rows (one request of 200 instances, repeated for a moment)."""
+        sample = frame[FEATURES].sample(200, replace=True, random_state=int(rng.integers(1 << 30)))
+        body = {
+            "instances": [dict(zip(FEATURES, map(float, r + shift), strict=True)) for r in sample.to_numpy()]
+        }
+        out = kube.load(name, predict_url(kube, "iris"), body, seconds=0.2, workers=1)
+        assert set(out["codes"]) == {"200"}, out
+
+    # In-distribution traffic: a check runs and finds no drift.
+    traffic("calm", 0.0)
+    calm = kube.wait_condition("DriftMonitor", "iris", "Drifted", "False", timeout=180)["status"]
+    assert calm["verdict"] == "no_drift" and calm["rowsChecked"] >= 50, calm
+    assert not calm.get("lastRetrainRun")
+
+    # Shifted traffic and new data at the source: drift, then (after two drifted checks) one retrain.
+    kube.run_pod("write-source-2", ["python3", "-c", WRITE_SOURCE, "1.5"], mount_artifacts=True)
+    traffic("shifted", 1.5)
+    drifted = kube.wait_condition("DriftMonitor", "iris", "Drifted", "True", timeout=180)["status"]
+    assert any(f["drifted"] for f in drifted["features"]), drifted
+    reasons = {r for _, r, _ in kube.events("iris")}
+    assert "DriftDetected" in reasons
+
+    def retrain_run() -> str | None:
+        return (kube.get("DriftMonitor", "iris").get("status") or {}).get("lastRetrainRun")
+
+    retrain = wait_for(retrain_run, timeout=300, what="a retraining TrainingRun")
+    run = kube.get("TrainingRun", retrain)
+    assert run["metadata"]["annotations"]["gyre.dev/trigger"].startswith(f"drift:{kube.namespace}/iris#")
+    assert "fingerprint" not in run["spec"]["datasetRef"], "a retrain must read the Dataset's latest version"
+    done = kube.wait_phase("TrainingRun", retrain, {"Succeeded"}, timeout=400)["status"]
+    new_version = kube.get("Dataset", "iris")["status"]
+    assert new_version["version"] == 2 and new_version["fingerprint"] != first["fingerprint"]
+    assert done["datasetFingerprint"] == new_version["fingerprint"]
+    wait_for(lambda: served_run(kube, "iris") == retrain, timeout=180, what="the retrained model to roll out")
+
+    # Drift persists (traffic moves further than the new data), but the cooldown allows no second retrain.
+    traffic("further-shifted", 4.0)
+    count = kube.get("DriftMonitor", "iris")["status"]["checkCount"]
+    wait_for(
+        lambda: kube.get("DriftMonitor", "iris")["status"]["checkCount"] >= count + 2,
+        timeout=180,
+        what="two more checks",
+    )
+    status = kube.get("DriftMonitor", "iris")["status"]
+    assert status["lastRetrainRun"] == retrain and status["retrainsToday"] == 1
+    retrains = [r for r in kube.list("TrainingRun") if r["metadata"]["name"].startswith("iris-retrain-")]
+    assert len(retrains) == 1, [r["metadata"]["name"] for r in retrains]
+    assert condition(kube.get("DriftMonitor", "iris"), "Drifted")["status"] == "True"  # type: ignore[index]
+    held = condition(kube.get("DriftMonitor", "iris"), "Retraining")
+    assert held is not None and held["reason"] == "Cooldown", held

@@ -1,0 +1,86 @@
+"""Loading: integrity is checked before anything is deserialised, and `gyre serve` refuses with a reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from conftest import Trained
+from gyre.cli import main
+from gyre.serving.model import ModelLoadError, load_served_model
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_tampered_artifact_is_refused(
+    trained: dict[str, Trained], copy_model: Callable[[Path], Path]
+) -> None:
+    directory = copy_model(trained["iris"].directory)
+    _flip_byte(directory / "model.skops")
+    with pytest.raises(ModelLoadError, match="sha256"):
+        load_served_model(str(directory))
+
+
+def test_tampered_onnx_is_refused(trained: dict[str, Trained], copy_model: Callable[[Path], Path]) -> None:
+    directory = copy_model(trained["iris"].directory)
+    _flip_byte(directory / "model.onnx")
+    with pytest.raises(ModelLoadError, match="ONNX"):
+        load_served_model(str(directory))
+
+
+def test_serve_exits_non_zero_with_the_reason(
+    trained: dict[str, Trained], copy_model: Callable[[Path], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = copy_model(trained["iris"].directory)
+    _flip_byte(directory / "model.skops")
+    code = main(["serve", "--model-dir", str(directory), "--port", "0"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "sha256" in err and "refusing" in err
+
+
+def test_missing_directory_and_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--model-dir", str(tmp_path / "nowhere")]) != 0
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(ModelLoadError, match="manifest"):
+        load_served_model(str(tmp_path))
+
+
+def test_onnx_forced_without_a_verified_export(trained: dict[str, Trained]) -> None:
+    with pytest.raises(ModelLoadError, match="onnx"):
+        load_served_model(str(trained["iris-sklearn"].directory), inference="onnx")
+
+
+def test_inference_path_selection(trained: dict[str, Trained]) -> None:
+    assert load_served_model(str(trained["iris"].directory)).inference_path == "onnx"
+    assert load_served_model(str(trained["iris"].directory), inference="sklearn").inference_path == "sklearn"
+    assert load_served_model(str(trained["iris-sklearn"].directory)).inference_path == "sklearn"
+
+
+def test_remote_url_is_downloaded_to_the_cache_and_verified(
+    trained: dict[str, Trained], tmp_path: Path
+) -> None:
+    fs = fsspec.filesystem("memory")
+    source = trained["iris"].directory
+    for file in source.iterdir():
+        fs.pipe(f"/models/iris/{file.name}", file.read_bytes())
+    model = load_served_model("memory://models/iris", cache_dir=tmp_path / "cache")
+    assert model.directory.is_relative_to(tmp_path / "cache")
+    assert model.manifest.name == "iris" and model.inference_path == "onnx"
+
+    manifest = json.loads((source / "manifest.json").read_text())
+    manifest["artifact"]["sha256"] = "0" * 64
+    fs.pipe("/models/bad/manifest.json", json.dumps(manifest).encode())
+    fs.pipe("/models/bad/model.skops", (source / "model.skops").read_bytes())
+    with pytest.raises(ModelLoadError, match="sha256"):
+        load_served_model("memory://models/bad", cache_dir=tmp_path / "cache")
+    with pytest.raises(ModelLoadError, match="download"):
+        load_served_model("memory://models/absent", cache_dir=tmp_path / "cache")

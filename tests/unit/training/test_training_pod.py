@@ -1,0 +1,108 @@
+"""`gyre train` as the Job runs it: spec from the environment, data from the store, report to the log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gyre.cli import main
+from gyre.data.report import ProfileReport
+from gyre.training.manifest import ModelManifest
+from gyre.training.report import TrainReport
+
+
+@pytest.fixture
+def profiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, ProfileReport, Path]:
+    log = tmp_path / "termination-log"
+    monkeypatch.setenv("GYRE_TERMINATION_LOG", str(log))
+    store = f"file://{tmp_path}/store"
+    assert (
+        main(
+            ["profile", "--store", store, "--namespace", "ns", "--name", "iris", "--source", "builtin://iris"]
+        )
+        == 0
+    )
+    return store, ProfileReport.from_termination_message(log.read_text()), log
+
+
+def _spec(**extra: object) -> str:
+    spec = {
+        "datasetRef": {"name": "iris"},
+        "target": "target",
+        "estimator": {"kind": "RandomForestClassifier", "params": {"n_estimators": 5}},
+        **extra,
+    }
+    return json.dumps(spec)
+
+
+def test_trial_of_a_search_writes_its_own_directory(
+    profiled: tuple[str, ProfileReport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, dataset, log = profiled
+    search = {"strategy": "grid", "space": {"max_depth": {"values": [2, 3]}}}
+    monkeypatch.setenv("GYRE_TRAINING_SPEC", _spec(search=search, gates=[{"metric": "accuracy", "min": 0.5}]))
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
+    assert dataset.data_uri and dataset.fingerprint
+    args = ["train", "--store", store, "--run", "ns/iris-rf", "--dataset-uri", dataset.data_uri]
+    assert main([*args, "--dataset-fingerprint", dataset.fingerprint]) == 0
+    report = TrainReport.from_termination_message(log.read_text())
+    assert report.phase == "Succeeded" and report.trial_index == 1
+    assert report.params == {"n_estimators": 5, "max_depth": 3}
+    assert report.gates is not None and report.gates.passed
+    assert report.model_uri and report.model_uri.endswith("/models/ns/iris-rf/trials/1")
+    directory = Path(report.model_uri.removeprefix("file://"))
+    manifest = ModelManifest.model_validate_json((directory / "manifest.json").read_text())
+    assert manifest.lineage.training_run == "ns/iris-rf" and manifest.lineage.trial == 1
+    assert manifest.dataset is not None and manifest.dataset.fingerprint == dataset.fingerprint
+    assert json.loads((directory / "report.json").read_text())["modelSha256"] == manifest.artifact.sha256
+
+
+def test_changed_data_is_refused(
+    profiled: tuple[str, ProfileReport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, dataset, log = profiled
+    monkeypatch.setenv("GYRE_TRAINING_SPEC", _spec())
+    assert dataset.data_uri
+    args = ["train", "--store", store, "--run", "ns/r", "--dataset-uri", dataset.data_uri]
+    assert main([*args, "--dataset-fingerprint", "sha256:" + "0" * 64]) == 1
+    assert TrainReport.from_termination_message(log.read_text()).reason == "DatasetMismatch"
+
+
+def test_invalid_spec_and_missing_trial_index(
+    profiled: tuple[str, ProfileReport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, dataset, log = profiled
+    assert dataset.data_uri
+    args = ["train", "--store", store, "--run", "ns/r", "--dataset-uri", dataset.data_uri]
+    monkeypatch.setenv("GYRE_TRAINING_SPEC", '{"estimator": {"kind": "os.system"}}')
+    assert main(args) == 1
+    assert TrainReport.from_termination_message(log.read_text()).reason == "InvalidSpec"
+    monkeypatch.setenv(
+        "GYRE_TRAINING_SPEC", _spec(search={"strategy": "grid", "space": {"max_depth": {"values": [2]}}})
+    )
+    monkeypatch.delenv("JOB_COMPLETION_INDEX", raising=False)
+    assert main(args) == 1
+    assert TrainReport.from_termination_message(log.read_text()).reason == "InvalidSearch"
+
+
+def test_train_report_fits_the_termination_limit() -> None:
+    report = TrainReport(
+        phase="Failed",
+        trial_index=3,
+        model_uri="s3://bucket/models/ns/run/trials/3",
+        model_sha256="f" * 64,
+        dataset_fingerprint="sha256:" + "0" * 64,
+        metrics={f"metric_{i}": i / 7 for i in range(200)},
+        params={f"param_{i}": "x" * 50 for i in range(100)},
+        error="boom " * 5000,
+        reason="TrainingFailed",
+    )
+    message = report.to_termination_message()
+    assert len(message.encode()) <= 4096
+    parsed = TrainReport.from_termination_message(message)
+    assert parsed.truncated and parsed.reason == "TrainingFailed" and parsed.trial_index == 3
+    assert parsed.model_sha256 == "f" * 64 and parsed.dataset_fingerprint == report.dataset_fingerprint
+    small = TrainReport(phase="Succeeded", metrics={"accuracy": 0.9})
+    assert TrainReport.from_termination_message(small.to_termination_message()) == small
