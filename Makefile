@@ -6,11 +6,16 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
 export UV_NATIVE_TLS := 1
-# A KUBECONFIG from the environment means "test against that cluster"; otherwise the local test cluster.
+# A KUBECONFIG from the environment means "test against that cluster"; otherwise the local test cluster
+# (also when KUBECONFIG is the local cluster's own, as after `eval "$$(make cluster-env)"`).
+LOCAL_KUBECONFIG := $(ROOT)/.cluster/kubeconfig
 ifeq ($(origin KUBECONFIG),environment)
+ifneq ($(abspath $(KUBECONFIG)),$(LOCAL_KUBECONFIG))
 EXTERNAL_CLUSTER := 1
-else
-KUBECONFIG := $(ROOT)/.cluster/kubeconfig
+endif
+endif
+ifneq ($(EXTERNAL_CLUSTER),1)
+KUBECONFIG := $(LOCAL_KUBECONFIG)
 endif
 export KUBECONFIG
 

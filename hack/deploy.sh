@@ -5,6 +5,17 @@ cd "$(dirname "$0")/.."
 eval "$(hack/cluster/env.sh)"
 : "${KUBECONFIG:?KUBECONFIG must name a cluster}"
 if [ "${1:-}" = --delete ]; then
+  # Gyre objects first, while the operator still runs to release its finalizers; else the CRDs never go.
+  kinds=datasets.gyre.dev,trainingruns.gyre.dev,modeldeployments.gyre.dev,driftmonitors.gyre.dev
+  if kubectl get crd datasets.gyre.dev >/dev/null 2>&1; then
+    kubectl delete "$kinds" --all-namespaces --all --wait=true --timeout=180s || {
+      echo "undeploy: Gyre objects were not released in time; removing their finalizers" >&2
+      kubectl get "$kinds" -A -o jsonpath='{range .items[*]}{.kind} {.metadata.namespace} {.metadata.name}{"\n"}{end}' |
+        while read -r kind ns name; do
+          kubectl -n "$ns" patch "$kind.gyre.dev" "$name" --type=merge -p '{"metadata":{"finalizers":null}}' || true
+        done
+    }
+  fi
   kubectl delete -k manifests/ --ignore-not-found --wait=true
   exit 0
 fi

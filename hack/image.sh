@@ -73,11 +73,12 @@ for d in /sys/fs/cgroup/*/; do
 done
 
 stop_dockerd() {
-  local i pids
-  if [ -f "$DOCKER_RUN/dockerd.pid" ]; then
-    kill -TERM "$(cat "$DOCKER_RUN/dockerd.pid")" 2>/dev/null || true
+  local i pids pid
+  pid="$(cat "$DOCKER_RUN/dockerd.pid" 2>/dev/null || true)"
+  if [ -n "$pid" ]; then
+    kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 100); do
-      kill -0 "$(cat "$DOCKER_RUN/dockerd.pid")" 2>/dev/null || break
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
   fi

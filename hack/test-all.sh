@@ -32,7 +32,12 @@ pytest_tier() { # pytest_tier NAME DIR
 stage verify make -s verify
 stage unit pytest_tier unit tests/unit
 
-if stage cluster-up make -s cluster-up; then
+# The component build is its own stage so the summary shows cold (a real build) and warm (cached) setup apart.
+external=0
+if [ -n "${KUBECONFIG:-}" ] && [ "$(realpath -m "$KUBECONFIG")" != "$ROOT/.cluster/kubeconfig" ]; then
+  external=1
+fi
+if { [ $external = 1 ] || stage cluster-build make -s cluster-build; } && stage cluster-up make -s cluster-up; then
   stage integration pytest_tier integration tests/integration
   stage image make -s image && stage e2e pytest_tier e2e tests/e2e
 else

@@ -168,6 +168,14 @@ make_pki() {
   chmod 600 "$PKI"/*.key
 }
 
+# write_config FILE < content: replace FILE only when the content differs. A re-run of this script
+# must not touch the files of running components: kube-proxy exits when its config file is written.
+write_config() {
+  local tmp="$1.new"
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 kubeconfig() { # FILE CERTNAME
   local f="$1" c="$2"
   [ -f "$f" ] && return 0
@@ -216,7 +224,7 @@ import_image() { # TAR NAME
 # ---------------------------------------------------------------- configs
 write_configs() {
   local c="$STATE/config"
-  cat >"$c/containerd.toml" <<EOF
+  write_config "$c/containerd.toml" <<EOF
 version = 2
 root = "$CONTAINERD_ROOT/root"
 state = "$RUN_DIR/containerd"
@@ -249,7 +257,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     max_conf_num = 1
 EOF
   mkdir -p "$STATE/cni/net.d" "$STATE/cni/ipam"
-  cat >"$STATE/cni/net.d/10-gyre.conflist" <<EOF
+  write_config "$STATE/cni/net.d/10-gyre.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "gyre",
@@ -271,8 +279,8 @@ EOF
   ]
 }
 EOF
-  : >"$c/resolv.conf"
-  cat >"$c/kubelet.yaml" <<EOF
+  write_config "$c/resolv.conf" </dev/null
+  write_config "$c/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # containerd 1.6 cannot report its cgroup driver; the kubelet falls back to this.
@@ -306,7 +314,7 @@ serializeImagePulls: false
 rotateCertificates: false
 maxPods: 110
 EOF
-  cat >"$c/kube-proxy.yaml" <<EOF
+  write_config "$c/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -318,7 +326,9 @@ bindAddress: $NODE_IP
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 iptables:
-  masqueradeAll: false
+  # Pods reach Services on the same bridge; without br_netfilter the reply would bypass
+  # conntrack, so SNAT every Service connection rather than rely on a host module.
+  masqueradeAll: true
   localhostNodePorts: false
 # Conntrack sysctls may be read-only here: leave them as they are.
 conntrack:
@@ -340,7 +350,7 @@ apply() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" apply -f "$1" >>"$LOGS/boot
 
 write_manifests() {
   local m="$STATE/manifests"
-  cat >"$m/coredns.yaml" <<EOF
+  write_config "$m/coredns.yaml" <<EOF
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: coredns, namespace: kube-system}

@@ -1,4 +1,3 @@
 """Gyre: a Kubernetes-native MLOps operator."""
 
 __version__ = "0.1.0"
-

@@ -159,11 +159,22 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("", 8080), H).serve_forever()
 """
 
+# Each attempt is a new connection: a SYN sent before kube-proxy programmed the Service keeps its
+# un-NATed conntrack entry, so retransmitting on the same connection could never succeed.
 CLIENT = """
-import sys, urllib.request
+import sys, time, urllib.request
 for url in sys.argv[1:]:
-    body = urllib.request.urlopen(url, timeout=10).read().decode()
-    print(url, "->", body)
+    deadline = time.monotonic() + 60
+    for attempt in range(1, 1000):
+        try:
+            body = urllib.request.urlopen(url, timeout=2).read().decode()
+            break
+        except OSError as exc:
+            print(url, "attempt", attempt, "failed:", exc, flush=True)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    print(url, "->", body, flush=True)
     assert body.startswith("hello-from echo-"), body
 """
 
@@ -208,6 +219,7 @@ def test_service_answers_by_cluster_ip_and_dns_name(
     logs = run_pod(kube_api, k8s_namespace, "client", pod_spec(gyre_image, ["-c", CLIENT, *urls]))
     for url in urls:
         assert f"{url} -> hello-from echo-" in logs, logs
+    print(logs)
 
 
 def test_deleting_owner_garbage_collects_children(

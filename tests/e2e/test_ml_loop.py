@@ -128,7 +128,6 @@ def test_serving_rollout_has_no_failed_request_and_gates_hold(kube: Kube) -> Non
     assert report["errors"] == {} and set(report["codes"]) == {"200"}, report
     assert report["codes"]["200"] > 50, report
 
-    # A run that fails its gates finishes, but is never served.
     # A run that fails its gates (a single stump cannot reach 99% on three classes) finishes, but is never served.
     kube.create(
         "TrainingRun", "iris-bad", iris_run_spec(1, min_accuracy=0.99, max_depth=1), labels={"app": "iris"}

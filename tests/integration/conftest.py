@@ -6,13 +6,15 @@ operator and the API server themselves write (objects, status, conditions, Event
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 import yaml
-from kubetest import Custom, wait_for
+from kopf.testing import KopfRunner
+from kubetest import Custom, running_operator, wait_for
 
 from gyre.api import crdgen
 
@@ -66,3 +68,10 @@ def namespace(k8s_namespace: str, crds: list[dict[str, Any]]) -> str:
 def custom(k8s: kubernetes.client.ApiClient, namespace: str) -> Custom:
     """Create and read Gyre objects in the test namespace."""
     return Custom(k8s, namespace)
+
+
+@pytest.fixture()
+def operator(namespace: str) -> Iterator[KopfRunner]:
+    """The operator for the duration of one test."""
+    with running_operator(namespace) as runner:
+        yield runner

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import kubernetes
 import pytest
+from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["GROUP", "INSTANCE", "INSTANCE_LABEL", "VERSION", "Custom", "rejection", "wait_for"]
+from gyre.builders.settings import OperatorSettings
+from gyre.controllers import common
+
+__all__ = [
+    "GROUP",
+    "INSTANCE",
+    "INSTANCE_LABEL",
+    "NEVER_PULLED",
+    "VERSION",
+    "Custom",
+    "condition",
+    "events",
+    "rejection",
+    "running_operator",
+    "wait_for",
+]
 
 GROUP, VERSION = "gyre.dev", "v1alpha1"
 INSTANCE_LABEL = "gyre.dev/operator-instance"
 INSTANCE = "integration"
+NEVER_PULLED = "gyre.invalid/never-pulled:0"
 T = TypeVar("T")
 
 
@@ -78,3 +96,40 @@ def rejection(exc: ApiException) -> str:
         f"{c.get('field')}: {c.get('message')}" for c in (status.get("details") or {}).get("causes") or []
     ]
     return "\n".join([str(status.get("message")), *causes])
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return None
+
+
+def events(k8s: kubernetes.client.ApiClient, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    items = (
+        kubernetes.client.CoreV1Api(k8s)
+        .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+        .items
+    )
+    return [(e.type, e.reason, e.message or "") for e in items]
+
+
+@contextlib.contextmanager
+def running_operator(namespace: str) -> Iterator[KopfRunner]:
+    """Run the operator (kopf, in a thread) watching only `namespace`, with an image no node will pull."""
+    common.configure(
+        OperatorSettings(
+            artifact_store="pvc://gyre-artifacts",
+            image=NEVER_PULLED,
+            image_pull_policy="Never",
+            instance=INSTANCE,
+        )
+    )
+    args = ["run", "--standalone", "--namespace", namespace, "-m", "gyre.controllers.handlers"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            yield runner
+    finally:
+        common.configure(None)
+    assert runner.exception is None, runner.output
+    assert runner.exit_code == 0, runner.output

@@ -6,53 +6,28 @@ deterministic names, owner references and the agreed in-pod contract, status con
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from kubetest import INSTANCE, INSTANCE_LABEL, Custom, wait_for
-
-from gyre.builders.settings import OperatorSettings
-from gyre.controllers import common
+from kubetest import (
+    INSTANCE,
+    INSTANCE_LABEL,
+    NEVER_PULLED,
+    Custom,
+    condition,
+    events,
+    running_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
-NEVER_PULLED = "gyre.invalid/never-pulled:0"
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
-
-
-@contextlib.contextmanager
-def running_operator(namespace: str) -> Iterator[KopfRunner]:
-    """Run the operator (kopf, in a thread) watching only `namespace`, with an image no node will pull."""
-    common.configure(
-        OperatorSettings(
-            artifact_store="pvc://gyre-artifacts",
-            image=NEVER_PULLED,
-            image_pull_policy="Never",
-            instance=INSTANCE,
-        )
-    )
-    args = ["run", "--standalone", "--namespace", namespace, "-m", "gyre.controllers.handlers"]
-    try:
-        with KopfRunner(args, timeout=60) as runner:
-            yield runner
-    finally:
-        common.configure(None)
-    assert runner.exception is None, runner.output
-    assert runner.exit_code == 0, runner.output
-
-
-@pytest.fixture()
-def operator(namespace: str) -> Iterator[KopfRunner]:
-    """The operator for the duration of one test."""
-    with running_operator(namespace) as runner:
-        yield runner
 
 
 def batch(k8s: kubernetes.client.ApiClient) -> kubernetes.client.BatchV1Api:
@@ -73,22 +48,6 @@ def job(k8s: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str
 def jobs_of(k8s: kubernetes.client.ApiClient, namespace: str, owner: str) -> list[dict[str, Any]]:
     items = batch(k8s).list_namespaced_job(namespace, label_selector=f"gyre.dev/owner-name={owner}").items
     return [k8s.sanitize_for_serialization(j) for j in items]
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond["type"] == type_:
-            return dict(cond)
-    return None
-
-
-def events(k8s: kubernetes.client.ApiClient, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    items = (
-        kubernetes.client.CoreV1Api(k8s)
-        .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
-        .items
-    )
-    return [(e.type, e.reason, e.message or "") for e in items]
 
 
 def env_of(job_obj: dict[str, Any]) -> dict[str, str]:

@@ -27,7 +27,13 @@ from gyre.controllers.common import (
 )
 from gyre.data.report import ProfileReport
 
-__all__ = ["apply_profile_result", "profile_job_finished", "reconcile_dataset", "refresh_dataset"]
+__all__ = [
+    "apply_profile_result",
+    "collect_finished_profile",
+    "profile_job_finished",
+    "reconcile_dataset",
+    "refresh_dataset",
+]
 
 PLURAL = "datasets"
 log = logging.getLogger(__name__)
@@ -242,12 +248,17 @@ def profile_job_finished(body: kopf.Body, type: str | None, **_: Any) -> None:
     dataset = kube.get_custom(PLURAL, namespace, name)
     if dataset is None or dataset["metadata"]["uid"] != uid:
         return
+    _record_finished_job(dataset, body["metadata"]["name"], outcome)
+
+
+def _record_finished_job(dataset: dict[str, Any], job_name: str, outcome: kube.JobOutcome) -> None:
+    """Fold a finished profiling Job into the Dataset, unless a newer Job superseded it or it is already in."""
+    namespace, name = dataset["metadata"]["namespace"], dataset["metadata"]["name"]
     status = _status(dataset.get("status"))
-    job_name = body["metadata"]["name"]
     refreshing = find_condition(status.conditions or [], "Refreshing")
     is_refresh = refreshing is not None and refreshing.status == "True"
     if status.job_name != job_name or not (status.phase == "Profiling" or is_refresh):
-        return  # Superseded by a newer Job, or already recorded.
+        return
     report = _report(kube.job_pod_results(namespace, job_name), outcome)
     try:
         history_limit = DatasetSpec.model_validate(dataset["spec"]).history_limit
@@ -268,17 +279,37 @@ def profile_job_finished(body: kopf.Body, type: str | None, **_: Any) -> None:
     emit(dataset, "Normal" if new.phase == "Ready" and reason == "NewVersion" else "Warning", reason, message)
 
 
+@kopf.timer(GROUP, VERSION, PLURAL, interval=20, initial_delay=20, when=mine)
+def collect_finished_profile(body: kopf.Body, **_: Any) -> None:
+    """Safety net for the Job watcher: Job events are not retried, so a missed or failed one must not leave the
+    Dataset profiling forever. A finished Job that was not recorded yet is recorded now."""
+    status = _status(body.get("status"))
+    refreshing = find_condition(status.conditions or [], "Refreshing")
+    in_flight = status.phase == "Profiling" or (refreshing is not None and refreshing.status == "True")
+    if not in_flight or not status.job_name:
+        return
+    job = kube.get_job(body["metadata"]["namespace"], status.job_name)
+    if job is None:
+        return
+    outcome = kube.job_outcome(job)
+    if outcome.finished:
+        log.info("recording finished Job %s that the watcher did not", status.job_name)
+        _record_finished_job(dict(body), status.job_name, outcome)
+
+
 REFRESH_ANNOTATION = "gyre.dev/refresh-requested-at"
 
 
-@kopf.on.field(GROUP, VERSION, PLURAL, field=("metadata", "annotations", REFRESH_ANNOTATION), when=mine)
+@kopf.on.field(
+    GROUP, VERSION, PLURAL, field=("metadata", "annotations", REFRESH_ANNOTATION), when=mine, retries=120
+)
 def refresh_requested(body: kopf.Body, new: Any, **_: Any) -> None:
     """Re-read the source now, because someone asked (a DriftMonitor about to retrain, or a person).
 
     The annotation's value (a timestamp) names the request: the same value never starts a second Job.
     """
-    if not new:
-        return
+    if not new or body.get("metadata", {}).get("deletionTimestamp"):
+        return  # kopf also runs field handlers while deleting; a refresh then means nothing
     try:
         spec = DatasetSpec.model_validate(dict(body["spec"]))
     except ValidationError:

@@ -26,6 +26,7 @@ from gyre.controllers.common import (
     emit,
     ensure_artifact_pvc,
     format_validation_error,
+    mine,
     owner_from_body,
     status_patch,
 )
@@ -178,7 +179,7 @@ def _write(namespace: str, name: str, old: DriftMonitorStatus, status: DriftMoni
     kube.patch_status(PLURAL, namespace, name, status_patch(old, status))
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=5, initial_delay=2, idle=0)
+@kopf.timer(GROUP, VERSION, PLURAL, interval=5, initial_delay=2, idle=0, when=mine)
 def tick_driftmonitor(body: kopf.Body, **_: Any) -> None:
     """One step of the monitor's state machine: collect a finished check, advance a retrain, or start a check."""
     owner = owner_from_body(body)

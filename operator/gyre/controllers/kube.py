@@ -80,15 +80,22 @@ def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     return obj
 
 
-def job_exists(namespace: str, name: str) -> bool:
-    """Whether a Job of that name exists."""
+def get_job(namespace: str, name: str) -> dict[str, Any] | None:
+    """A Job as a plain dict (API field names), or None when it does not exist."""
+    api = api_client()
     try:
-        kubernetes.client.BatchV1Api(api_client()).read_namespaced_job(name, namespace)
+        job = kubernetes.client.BatchV1Api(api).read_namespaced_job(name, namespace)
     except ApiException as exc:
         if exc.status == 404:
-            return False
+            return None
         raise
-    return True
+    result: dict[str, Any] = api.sanitize_for_serialization(job)
+    return result
+
+
+def job_exists(namespace: str, name: str) -> bool:
+    """Whether a Job of that name exists."""
+    return get_job(namespace, name) is not None
 
 
 def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:

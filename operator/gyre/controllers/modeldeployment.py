@@ -48,6 +48,7 @@ from gyre.controllers.common import (
     emit,
     ensure_artifact_pvc,
     format_validation_error,
+    mine,
     owner_from_body,
     status_patch,
 )
@@ -274,10 +275,10 @@ def _write(owner: Owner, old: ModelDeploymentStatus, status: ModelDeploymentStat
     kube.patch_status(PLURAL, owner.namespace, owner.name, status_patch(old, status))
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-@kopf.timer(GROUP, VERSION, PLURAL, interval=5, initial_delay=5, idle=0)
+@kopf.on.resume(GROUP, VERSION, PLURAL, when=mine)
+@kopf.on.create(GROUP, VERSION, PLURAL, when=mine)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", when=mine)
+@kopf.timer(GROUP, VERSION, PLURAL, interval=5, initial_delay=5, idle=0, when=mine)
 def reconcile_modeldeployment(body: kopf.Body, **_: Any) -> None:
     """Bring the server objects in line with the spec and the newest eligible model, then report health."""
     owner = owner_from_body(body)

@@ -398,17 +398,39 @@ def training_job_finished(body: kopf.Body, type: str | None, **_: Any) -> None:
     run = kube.get_custom(PLURAL, namespace, name)
     if run is None or run["metadata"]["uid"] != uid:
         return
+    _record_finished_job(run, body["metadata"]["name"], outcome)
+
+
+def _record_finished_job(run: dict[str, Any], job_name: str, outcome: kube.JobOutcome) -> None:
+    """Fold a finished training Job into the run, once: a recorded run is no longer Running."""
+    namespace, name = run["metadata"]["namespace"], run["metadata"]["name"]
     status = _status(run.get("status"))
-    if status.phase != "Running" or status.job_name != body["metadata"]["name"]:
+    if status.phase != "Running" or status.job_name != job_name:
         return  # already recorded
     try:
         spec = TrainingRunSpec.model_validate(run["spec"])
     except ValidationError:
         return  # the create handler has already failed the run
-    reports = _reports(kube.job_pod_results(namespace, body["metadata"]["name"]), outcome)
+    reports = _reports(kube.job_pod_results(namespace, job_name), outcome)
     finished = parse_time(outcome.completion_time)
     generation = int(run["metadata"].get("generation") or 1)
     new, events = apply_training_result(status, spec, reports, generation=generation, finished_at=finished)
     _write(namespace, name, new)
     for type_, reason, message in events:
         emit(run, type_, reason, message)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=20, initial_delay=20, when=mine)
+def collect_finished_training(body: kopf.Body, **_: Any) -> None:
+    """Safety net for the Job watcher, whose events are not retried: a run must not stay Running after its Job
+    finished."""
+    status = _status(body.get("status"))
+    if status.phase != "Running" or not status.job_name:
+        return
+    job = kube.get_job(body["metadata"]["namespace"], status.job_name)
+    if job is None:
+        return
+    outcome = kube.job_outcome(job)
+    if outcome.finished:
+        log.info("recording finished Job %s that the watcher did not", status.job_name)
+        _record_finished_job(dict(body), status.job_name, outcome)

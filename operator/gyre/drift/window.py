@@ -96,6 +96,7 @@ class WindowInfo:
     oldest_ts: float | None = None
     newest_ts: float | None = None
     hit_max_rows: bool = False
+    """The window reached max_rows (older rows, if any, were not read)."""
     skipped_paths: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -132,18 +133,19 @@ def _seconds(max_age: float | timedelta | None) -> float | None:
     return seconds
 
 
-def _list_files(store: ArtifactStore, prefix: str, cutoff_ms: float | None) -> list[tuple[int, str]]:
+def _list_files(store: ArtifactStore, prefix: str, cutoff_ms: float | None) -> Iterator[tuple[int, str]]:
+    """(stamp, path) of the log files, newest first, listing one day directory at a time so that a window
+    satisfied by today's files never lists last year's."""
     base = store.path(prefix)
     try:
         days = [p.rstrip("/").rsplit("/", 1)[-1] for p in store.fs.ls(base, detail=False)]
     except FileNotFoundError:
-        return []
+        return
     cutoff_day = (
         datetime.fromtimestamp(cutoff_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
         if cutoff_ms is not None
         else None
     )
-    found: list[tuple[int, str]] = []
     for day in sorted(days, reverse=True):
         if len(day) != 10 or day[4] != "-" or (cutoff_day is not None and day < cutoff_day):
             continue
@@ -151,13 +153,14 @@ def _list_files(store: ArtifactStore, prefix: str, cutoff_ms: float | None) -> l
             names = [p.rstrip("/").rsplit("/", 1)[-1] for p in store.fs.ls(f"{base}/{day}", detail=False)]
         except (FileNotFoundError, NotADirectoryError):
             continue
+        found: list[tuple[int, str]] = []
         for name in names:
             stamp = _parse_stamp(name)
             if stamp is None or (cutoff_ms is not None and stamp < cutoff_ms):
                 continue
             found.append((stamp, f"{prefix}/{day}/{name}"))
-    found.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    return found
+        # A file's day is its stamp's UTC day, so sorting within days keeps the global newest-first order.
+        yield from sorted(found, reverse=True)
 
 
 def iter_prediction_batches(
@@ -186,9 +189,6 @@ def iter_prediction_batches(
     cutoff_ms = cutoff * 1000 if cutoff is not None else None
     for stamp, path in _list_files(store, predictions_dir(namespace, deployment), cutoff_ms):
         remaining = None if max_rows is None else max_rows - info.rows
-        if remaining is not None and remaining <= 0:
-            info.hit_max_rows = True
-            return
         try:
             with store.open_read(path) as fh:
                 raw = gzip.decompress(fh.read())
@@ -212,7 +212,6 @@ def iter_prediction_batches(
         if remaining is not None and len(kept) > remaining:
             kept.sort(key=_row_ts, reverse=True)
             kept = kept[:remaining]
-            info.hit_max_rows = True
         if not kept:
             continue
         info.rows += len(kept)
@@ -221,6 +220,10 @@ def iter_prediction_batches(
             info.oldest_ts = min(stamps) if info.oldest_ts is None else min(info.oldest_ts, *stamps)
             info.newest_ts = max(stamps) if info.newest_ts is None else max(info.newest_ts, *stamps)
         yield PredictionBatch(path=path, unix_ms=stamp, rows=kept)
+        if max_rows is not None and info.rows >= max_rows:
+            # Stop before listing or opening anything else.
+            info.hit_max_rows = True
+            return
 
 
 def read_window(

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 import numpy as np
 import orjson
-from aiohttp import web
+from aiohttp import web, web_server
 from multidict import CIMultiDict
 
 from gyre.serving.batching import MicroBatcher, PredictionFailed
@@ -45,6 +46,8 @@ INFERENCE_HEADER = "X-Gyre-Inference"
 _JSON = "application/json"
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _OUTPUTS = ("predict", "predict_proba")
+_PREDICT_ONLY = ("predict",)
+_Handler = Callable[[web.BaseRequest, str | None], Awaitable[web.Response]]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,9 @@ class ServerConfig:
 
     max_body_bytes: int = 1 << 20
     batching: bool = True
-    max_batch_rows: int = 256
+    max_batch_rows: int | None = None
+    """Most rows per model run; None picks by path: 256 for onnxruntime (cost grows with rows, keep latency flat),
+    4096 for scikit-learn (a forest's per-call overhead is milliseconds, so bigger batches pay)."""
     max_wait_ms: float = 0.0
     sklearn_workers: int = 1
     """Threads running scikit-learn predictions (scikit-learn holds the GIL for much of a forest's work)."""
@@ -70,7 +75,7 @@ def _truthy(value: object) -> bool:
 
 
 class ModelServer:
-    """One served model behind the HTTP API; `app()` builds the aiohttp application."""
+    """One served model behind the HTTP API; `server()` is the aiohttp low-level server answering it."""
 
     def __init__(
         self,
@@ -78,18 +83,22 @@ class ModelServer:
         config: ServerConfig | None = None,
         *,
         prediction_logger: PredictionLogger | None = None,
+        track: str = "",
     ) -> None:
         self.model = model
         self.config = config or ServerConfig()
         self.schema = model.schema
         self.classification = model.manifest.task == "classification"
         self.ready = False
+        # While draining, every answer closes its connection so keep-alive clients reconnect to a pod that stays.
+        self.draining = False
         self.metrics = ServerMetrics(
             model=model.name,
             version=model.version,
             run=model.manifest.lineage.training_run or "",
             sha256=model.manifest.artifact.sha256,
             inference=model.inference_path,
+            track=track,
         )
         self.executor: concurrent.futures.ThreadPoolExecutor | None = None
         if not model.predictor.inline:
@@ -99,24 +108,26 @@ class ModelServer:
         self.batcher = MicroBatcher(
             model.predictor,
             enabled=self.config.batching,
-            max_batch_rows=self.config.max_batch_rows,
+            max_batch_rows=self.config.max_batch_rows or (256 if model.predictor.inline else 4096),
             max_wait_s=self.config.max_wait_ms / 1000.0,
             executor=self.executor,
             on_batch=self.metrics.batch_rows.observe,
         )
         self.prediction_logger = prediction_logger
         if prediction_logger is not None:
-            prediction_logger._on_dropped = self.metrics.log_dropped.inc
-            prediction_logger._on_written = self.metrics.log_written.inc
-            prediction_logger._on_error = self.metrics.log_errors.inc
+            prediction_logger.on_dropped = self.metrics.log_dropped.inc
+            prediction_logger.on_written = self.metrics.log_written.inc
+            prediction_logger.on_error = self.metrics.log_errors.inc
         self.has_proba = bool(getattr(model.predictor, "has_proba", False)) and self.classification
         self._label_datatype, self._proba_datatype = self._warm_up()
         self._headers: CIMultiDict[str] = CIMultiDict(
             {"Content-Type": _JSON, INFERENCE_HEADER: model.inference_path}
         )
         self._v1_single: dict[Any, bytes] = {}
-        self._v1_prefix = b'{"predictions":'
+        self._v2_single: dict[Any, bytes] = {}
         self._v2_head = {"model_name": model.name, "model_version": model.version}
+        self._metadata_body = orjson.dumps(self.metadata())
+        self._build_routes()
 
     # -- startup ------------------------------------------------------------------------------------------------
 
@@ -164,18 +175,28 @@ class ModelServer:
 
     # -- request handling --------------------------------------------------------------------------------------
 
-    async def _read_json(self, request: web.Request) -> dict[str, Any]:
+    async def _read_json(self, request: web.BaseRequest) -> dict[str, Any]:
+        limit = self.config.max_body_bytes
         length = request.content_length
-        if length is not None and length > self.config.max_body_bytes:
-            raise RequestError(
-                413, f"request body of {length} bytes exceeds the limit of {self.config.max_body_bytes}"
-            )
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise RequestError(
-                413, f"request body exceeds the limit of {self.config.max_body_bytes} bytes"
-            ) from None
+        if length is not None and length > limit:
+            raise RequestError(413, f"request body of {length} bytes exceeds the limit of {limit}")
+        if length == 0:
+            raw = b""
+        elif length is not None:
+            try:
+                raw = await request.content.readexactly(length)
+            except asyncio.IncompleteReadError:
+                raise RequestError(400, "request body shorter than its Content-Length") from None
+        else:
+            # Chunked: read the stream ourselves so the limit holds whatever aiohttp's default is.
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(413, f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+            raw = b"".join(chunks)
         if not raw:
             raise RequestError(400, "empty request body; send a JSON object")
         try:
@@ -196,7 +217,7 @@ class ModelServer:
             self.prediction_logger.record(rows, prediction)
         return prediction
 
-    async def v1_predict(self, request: web.Request) -> web.Response:
+    async def v1_predict(self, request: web.BaseRequest, _version: str | None = None) -> web.Response:
         """KServe v1 predict; `"predict_proba": true` in the body or `?predict_proba=true` adds probabilities."""
         start = perf_counter()
         try:
@@ -222,11 +243,11 @@ class ModelServer:
         self.metrics.observe_request("v1", response.status, perf_counter() - start)
         return response
 
-    async def v2_infer(self, request: web.Request) -> web.Response:
+    async def v2_infer(self, request: web.BaseRequest, version: str | None = None) -> web.Response:
         """Open Inference Protocol v2 infer; `outputs` may ask for `predict` and/or `predict_proba`."""
         start = perf_counter()
         try:
-            self._check_version(request)
+            self._check_version(version)
             body = await self._read_json(request)
             request_id = body.get("id")
             if request_id is not None and type(request_id) is not str:
@@ -234,10 +255,7 @@ class ModelServer:
             names = self._requested_outputs(body.get("outputs"))
             rows = self.schema.parse_v2_inputs(body.get("inputs"))
             prediction = await self._predict(rows, "predict_proba" in names)
-            response = web.Response(
-                body=orjson.dumps(self._v2_payload(prediction, names, request_id), option=_NUMPY),
-                headers=self._headers,
-            )
+            response = web.Response(body=self._v2_body(prediction, names, request_id), headers=self._headers)
         except RequestError as exc:
             response = _error(exc.status, exc.reason)
         except Exception:
@@ -248,7 +266,7 @@ class ModelServer:
 
     def _requested_outputs(self, outputs: object) -> tuple[str, ...]:
         if outputs is None:
-            return ("predict",)
+            return _PREDICT_ONLY
         if type(outputs) is not list or not outputs:
             raise RequestError(422, '"outputs" must be a non-empty array of {"name": ...} objects')
         names: list[str] = []
@@ -266,6 +284,19 @@ class ModelServer:
 
     def _output_names(self) -> tuple[str, ...]:
         return _OUTPUTS if self.has_proba else ("predict",)
+
+    def _v2_body(self, prediction: Prediction, names: tuple[str, ...], request_id: str | None) -> bytes:
+        # The commonest answer (one row, one label, no id) is prebuilt per class.
+        single = request_id is None and names == _PREDICT_ONLY and len(prediction.predict) == 1
+        if single and self.classification:
+            key = prediction.predict[0]
+            cached = self._v2_single.get(key)
+            if cached is None:
+                cached = orjson.dumps(self._v2_payload(prediction, names, None), option=_NUMPY)
+                if len(self._v2_single) < 1024:
+                    self._v2_single[key] = cached
+            return cached
+        return orjson.dumps(self._v2_payload(prediction, names, request_id), option=_NUMPY)
 
     def _v2_payload(
         self, prediction: Prediction, names: tuple[str, ...], request_id: str | None
@@ -298,8 +329,7 @@ class ModelServer:
         payload["outputs"] = outputs
         return payload
 
-    def _check_version(self, request: web.Request) -> None:
-        version = request.match_info.get("version")
+    def _check_version(self, version: str | None) -> None:
         if version is not None and version != self.model.version:
             raise RequestError(
                 404, f"model {self.model.name!r} has no version {version!r} (serving {self.model.version})"
@@ -339,10 +369,10 @@ class ModelServer:
             },
         }
 
-    async def v2_metadata(self, request: web.Request) -> web.Response:
+    async def v2_metadata(self, _request: web.BaseRequest, version: str | None = None) -> web.Response:
         """GET /v2/models/MODEL."""
         try:
-            self._check_version(request)
+            self._check_version(version)
         except RequestError as exc:
             return _error(exc.status, exc.reason)
         return web.Response(
@@ -351,23 +381,23 @@ class ModelServer:
             headers={INFERENCE_HEADER: self.model.inference_path},
         )
 
-    async def model_ready(self, request: web.Request) -> web.Response:
+    async def model_ready(self, _request: web.BaseRequest, version: str | None = None) -> web.Response:
         """GET /v1/models/MODEL and /v2/models/MODEL/ready: 200 when ready, 503 otherwise."""
         try:
-            self._check_version(request)
+            self._check_version(version)
         except RequestError as exc:
             return _error(exc.status, exc.reason)
         return self._json({"name": self.model.name, "ready": self.ready}, 200 if self.ready else 503)
 
-    async def server_ready(self, _request: web.Request) -> web.Response:
+    async def server_ready(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
         """GET /v2/health/ready."""
         return self._json({"ready": self.ready}, 200 if self.ready else 503)
 
-    async def server_live(self, _request: web.Request) -> web.Response:
+    async def server_live(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
         """GET /v2/health/live."""
         return web.Response(body=b'{"live":true}', content_type=_JSON)
 
-    async def server_metadata(self, _request: web.Request) -> web.Response:
+    async def server_metadata(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
         """GET /v2."""
         from importlib.metadata import PackageNotFoundError, version
 
@@ -377,17 +407,17 @@ class ModelServer:
             gyre_version = "dev"
         return self._json({"name": "gyre", "version": gyre_version, "extensions": []})
 
-    async def list_models(self, _request: web.Request) -> web.Response:
+    async def list_models(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
         """GET /v1/models."""
         return self._json({"models": [self.model.name]})
 
-    async def metrics_endpoint(self, _request: web.Request) -> web.Response:
+    async def metrics_endpoint(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
         """GET /metrics."""
         response = web.Response(body=self.metrics.render())
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
-    async def not_found(self, request: web.Request) -> web.Response:
+    async def not_found(self, request: web.BaseRequest) -> web.Response:
         """Any other path: an unknown model or version, or no such endpoint (404)."""
         path = request.path
         if path.startswith(("/v1/models/", "/v2/models/")) and len(path) > len("/v1/models/"):
@@ -398,20 +428,12 @@ class ModelServer:
                 )
         return _error(404, f"no such endpoint: {request.method} {request.path}")
 
-    # -- application ---------------------------------------------------------------------------------------------
+    # -- dispatch ---------------------------------------------------------------------------------------------------
 
-    async def method_not_allowed(self, request: web.Request) -> web.Response:
-        """A known path with the wrong method."""
-        return _error(405, f"method {request.method} is not allowed on {request.path}")
-
-    def app(self) -> web.Application:
-        """The aiohttp application; `ready` turns true on startup and false when shutdown begins."""
-        self._metadata_body = orjson.dumps(self.metadata())
-        # No middleware on purpose: each one costs every request. Handlers render their own errors as JSON, unknown
-        # paths and wrong methods have JSON handlers of their own below.
-        app = web.Application(client_max_size=self.config.max_body_bytes)
-        name, version = self.model.name, "{version}"
-        routes: list[tuple[str, str, Any]] = [
+    def _build_routes(self) -> None:
+        name = self.model.name
+        self._exact: dict[str, dict[str, _Handler]] = {}
+        for method, path, handler in (
             ("GET", "/v1/models", self.list_models),
             ("GET", f"/v1/models/{name}", self.model_ready),
             ("POST", f"/v1/models/{name}:predict", self.v1_predict),
@@ -421,30 +443,63 @@ class ModelServer:
             ("GET", f"/v2/models/{name}", self.v2_metadata),
             ("GET", f"/v2/models/{name}/ready", self.model_ready),
             ("POST", f"/v2/models/{name}/infer", self.v2_infer),
-            ("GET", f"/v2/models/{name}/versions/{version}", self.v2_metadata),
-            ("GET", f"/v2/models/{name}/versions/{version}/ready", self.model_ready),
-            ("POST", f"/v2/models/{name}/versions/{version}/infer", self.v2_infer),
             ("GET", "/metrics", self.metrics_endpoint),
-        ]
-        for method, path, handler in routes:
-            app.router.add_route(method, path, handler)
-        for path in dict.fromkeys(path for _method, path, _handler in routes):
-            app.router.add_route("*", path, self.method_not_allowed)
-        app.router.add_route("*", "/{tail:.*}", self.not_found)
-        app.on_startup.append(self._on_startup)
-        app.on_shutdown.append(self._on_shutdown)
-        app.on_cleanup.append(self._on_cleanup)
-        return app
+        ):
+            self._exact.setdefault(path, {})[method] = handler
+        self._versioned_prefix = f"/v2/models/{name}/versions/"
+        self._versioned: dict[str, dict[str, _Handler]] = {
+            "": {"GET": self.v2_metadata},
+            "ready": {"GET": self.model_ready},
+            "infer": {"POST": self.v2_infer},
+        }
 
-    async def _on_startup(self, _app: web.Application) -> None:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        response = await self._dispatch(request)
+        if self.draining:
+            response.force_close()
+        return response
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The aiohttp low-level handler: exact paths by dict lookup, then versioned v2 paths, else 404/405.
+
+        No Application, router or middleware: they cost every request, and every answer here, errors included,
+        is already JSON.
+        """
+        try:
+            path = request.path
+            methods = self._exact.get(path)
+            version: str | None = None
+            if methods is None and path.startswith(self._versioned_prefix):
+                version, _, tail = path[len(self._versioned_prefix) :].partition("/")
+                methods = self._versioned.get(tail) if version else None
+            if methods is None:
+                return await self.not_found(request)
+            handler = methods.get(request.method)
+            if handler is None:
+                return _error(405, f"method {request.method} is not allowed on {path}")
+            return await handler(request, version)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return _error(500, "internal server error")
+
+    def server(self, **kwargs: Any) -> web_server.Server:
+        """An aiohttp low-level server for `handle` (run it with web.ServerRunner)."""
+        return web_server.Server(self.handle, **kwargs)
+
+    async def start(self) -> None:
+        """Start background work (the prediction-log flusher) and report ready."""
         if self.prediction_logger is not None:
             self.prediction_logger.start()
         self.ready = True
 
-    async def _on_shutdown(self, _app: web.Application) -> None:
+    def begin_drain(self) -> None:
+        """Report unready and close each connection after its next answer, while the endpoint is withdrawn."""
         self.ready = False
+        self.draining = True
 
-    async def _on_cleanup(self, _app: web.Application) -> None:
+    async def close(self) -> None:
+        """After the listener is closed and in-flight requests are done: finish batches, flush the log."""
+        self.ready = False
         await self.batcher.drain()
         if self.prediction_logger is not None:
             await self.prediction_logger.close()

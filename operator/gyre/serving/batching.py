@@ -2,7 +2,8 @@
 
 Requests that arrive while the event loop is busy (or, with a wait window, within `max_wait_s`) are
 concatenated and predicted together, then each caller gets back exactly its own rows. With the default zero
-wait the flush runs on the next loop iteration, so a lone request waits for nothing.
+wait the flush runs on the next loop iteration, so a lone request waits for nothing; and while requests keep
+arriving alone, inline predictors are called directly (with a periodic probe through the queue).
 
 Inline predictors (onnxruntime, microseconds per call) run on the event loop; slow ones (scikit-learn) run
 in a thread pool, one batch at a time, while the next batch accumulates.
@@ -20,6 +21,9 @@ import numpy as np
 from gyre.serving.model import Prediction, Predictor
 
 __all__ = ["MicroBatcher", "PredictionFailed"]
+
+
+_PROBE_EVERY = 8
 
 
 class PredictionFailed(Exception):
@@ -55,6 +59,9 @@ class MicroBatcher:
         self._scheduled = False
         self._busy = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._direct = False
+        self._direct_calls = 0
+        self._requests_per_flush = 2.0
 
     def _run(self, rows: np.ndarray, want_proba: bool) -> Prediction:
         try:
@@ -73,6 +80,15 @@ class MicroBatcher:
                 return self._run(rows, want_proba)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._run, rows, want_proba)
+        if self._direct and not self._pending and self.predictor.inline:
+            self._direct_calls += 1
+            if self._direct_calls % _PROBE_EVERY:
+                # Low concurrency: a future and two extra event-loop turns would buy nothing. Every
+                # _PROBE_EVERY-th request goes through the queue instead, and requests arriving meanwhile join
+                # it, which is how a rise in concurrency is noticed.
+                if self._on_batch is not None:
+                    self._on_batch(len(rows))
+                return self._run(rows, want_proba)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Prediction] = loop.create_future()
         self._pending.append((rows, want_proba, future))
@@ -102,6 +118,9 @@ class MicroBatcher:
         if self._busy or not self._pending:
             return
         batch = self._take()
+        # Smoothed number of requests per flush: about one means nobody shares, so go direct.
+        self._requests_per_flush = 0.7 * self._requests_per_flush + 0.3 * len(batch)
+        self._direct = self._requests_per_flush < 1.5
         if self.predictor.inline:
             self._deliver(batch, self._predict_batch(batch))
             if self._pending:

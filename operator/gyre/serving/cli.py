@@ -18,6 +18,8 @@ log = logging.getLogger("gyre.serving")
 
 
 def _env(name: str, default: Any) -> Any:
+    # Numeric defaults stay strings: argparse converts them with `type` only when `gyre serve` runs, so a bad
+    # value in the environment is a usage error of `gyre serve`, not a crash of every `gyre` command.
     return os.environ.get(name, default)
 
 
@@ -48,9 +50,23 @@ def register(subparsers: Any) -> None:
         help="model directory: a local path or an fsspec URL (file://, s3://, gs://, memory://) [GYRE_MODEL_DIR]",
     )
     p.add_argument("--host", default=_env("GYRE_HOST", "0.0.0.0"), help="listen address [GYRE_HOST]")
-    p.add_argument("--port", type=int, default=int(_env("GYRE_PORT", 8080)), help="listen port [GYRE_PORT]")
+    p.add_argument("--port", type=int, default=_env("GYRE_PORT", "8080"), help="listen port [GYRE_PORT]")
     p.add_argument(
         "--model-name", default=_env("GYRE_MODEL_NAME", None), help="name in URLs (default: manifest name)"
+    )
+    p.add_argument(
+        "--model-version",
+        default=_env("GYRE_MODEL_VERSION", None),
+        help="version reported in responses and logs (default: first 12 hex digits of the artifact sha256) "
+        "[GYRE_MODEL_VERSION]",
+    )
+    p.add_argument(
+        "--expect-sha256",
+        default=_env("GYRE_MODEL_SHA256", None),
+        help="refuse to start unless the artifact's sha256 is this one [GYRE_MODEL_SHA256]",
+    )
+    p.add_argument(
+        "--track", default=_env("GYRE_TRACK", ""), help="stable or canary, a metrics label [GYRE_TRACK]"
     )
     p.add_argument(
         "--inference",
@@ -61,13 +77,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--onnx-threads",
         type=int,
-        default=int(_env("GYRE_ONNX_THREADS", 1)),
+        default=_env("GYRE_ONNX_THREADS", "1"),
         help="onnxruntime intra-op threads",
     )
     p.add_argument(
         "--max-body-bytes",
         type=int,
-        default=int(_env("GYRE_MAX_BODY_BYTES", 1 << 20)),
+        default=_env("GYRE_MAX_BODY_BYTES", "1048576"),
         help="largest request body; larger ones get 413 [GYRE_MAX_BODY_BYTES]",
     )
     p.add_argument(
@@ -79,19 +95,20 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--max-batch-rows",
         type=int,
-        default=int(_env("GYRE_MAX_BATCH_ROWS", 256)),
-        help="most rows per coalesced model run [GYRE_MAX_BATCH_ROWS]",
+        default=_env("GYRE_MAX_BATCH_ROWS", "0"),
+        help="most rows per coalesced model run; 0 picks 256 with onnxruntime, 4096 with scikit-learn "
+        "[GYRE_MAX_BATCH_ROWS]",
     )
     p.add_argument(
         "--max-wait-ms",
         type=float,
-        default=float(_env("GYRE_MAX_WAIT_MS", 0.0)),
+        default=_env("GYRE_MAX_WAIT_MS", "0.0"),
         help="extra time a batch waits for company; 0 = flush on the next event-loop turn [GYRE_MAX_WAIT_MS]",
     )
     p.add_argument(
         "--sklearn-workers",
         type=int,
-        default=int(_env("GYRE_SKLEARN_WORKERS", 1)),
+        default=_env("GYRE_SKLEARN_WORKERS", "1"),
         help="threads running scikit-learn predictions [GYRE_SKLEARN_WORKERS]",
     )
     p.add_argument(
@@ -107,19 +124,19 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--log-sample-rate",
         type=float,
-        default=float(_env("GYRE_LOG_SAMPLE_RATE", 1.0)),
+        default=_env("GYRE_LOG_SAMPLE_RATE", "1.0"),
         help="fraction of rows logged [GYRE_LOG_SAMPLE_RATE]",
     )
     p.add_argument(
         "--log-flush-seconds",
         type=float,
-        default=float(_env("GYRE_LOG_FLUSH_SECONDS", 10.0)),
+        default=_env("GYRE_LOG_FLUSH_SECONDS", "10.0"),
         help="write a log batch at least this often [GYRE_LOG_FLUSH_SECONDS]",
     )
     p.add_argument(
         "--log-max-batch-rows",
         type=int,
-        default=int(_env("GYRE_LOG_MAX_BATCH_ROWS", 1000)),
+        default=_env("GYRE_LOG_MAX_BATCH_ROWS", "1000"),
         help="write a log batch when it holds this many rows [GYRE_LOG_MAX_BATCH_ROWS]",
     )
     p.add_argument(
@@ -140,14 +157,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--drain-seconds",
         type=float,
-        default=float(_env("GYRE_DRAIN_SECONDS", 0.0)),
+        default=_env("GYRE_DRAIN_SECONDS", "0.0"),
         help="on SIGTERM, report not-ready and keep serving this long before closing the listener "
         "[GYRE_DRAIN_SECONDS]",
     )
     p.add_argument(
         "--shutdown-timeout",
         type=float,
-        default=float(_env("GYRE_SHUTDOWN_TIMEOUT", 30.0)),
+        default=_env("GYRE_SHUTDOWN_TIMEOUT", "30.0"),
         help="longest wait for in-flight requests on shutdown [GYRE_SHUTDOWN_TIMEOUT]",
     )
     p.set_defaults(func=serve)
@@ -167,6 +184,8 @@ def serve(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir,
             inference=args.inference,
             name=args.model_name,
+            version=args.model_version,
+            expect_sha256=args.expect_sha256,
             onnx_threads=args.onnx_threads,
         )
     except ModelLoadError as exc:
@@ -212,15 +231,21 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
     config = ServerConfig(
         max_body_bytes=args.max_body_bytes,
         batching=args.batching,
-        max_batch_rows=args.max_batch_rows,
+        max_batch_rows=args.max_batch_rows or None,
         max_wait_ms=args.max_wait_ms,
         sklearn_workers=args.sklearn_workers,
     )
-    server = ModelServer(model, config, prediction_logger=logger)
-    runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=args.shutdown_timeout)
+    # Signal handlers first: a SIGTERM that arrives as soon as readiness turns true must still drain gracefully.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = ModelServer(model, config, prediction_logger=logger, track=args.track)
+    runner = web.ServerRunner(server.server(access_log=None), shutdown_timeout=args.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=2048, reuse_address=True)
     await site.start()
+    await server.start()
     log.info(
         "serving %s (version %s, %s) on http://%s:%d; prediction log %s",
         model.name,
@@ -230,16 +255,13 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
         args.port,
         "on" if logger else "off",
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: readiness off, draining for %.1fs", args.drain_seconds)
-    server.ready = False
+    server.begin_drain()
     if args.drain_seconds > 0:
         await asyncio.sleep(args.drain_seconds)
-    # Closes the listener, waits for in-flight requests (up to shutdown_timeout), then flushes the log.
+    # Close the listener and wait for in-flight requests (up to shutdown_timeout); then finish batches, flush the log.
     await runner.cleanup()
+    await server.close()
     log.info("stopped")
     return 0

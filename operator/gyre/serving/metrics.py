@@ -42,7 +42,9 @@ class _HotPathCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
-            "gyre_requests", "Inference requests by protocol (v1, v2) and HTTP status code.", labels=["protocol", "code"]
+            "gyre_requests",
+            "Inference requests by protocol (v1, v2) and HTTP status code.",
+            labels=["protocol", "code"],
         )
         latency = HistogramMetricFamily(
             "gyre_request_duration_seconds",
@@ -60,7 +62,9 @@ class _HotPathCollector(Collector):
         yield requests
         yield latency
         predictions = CounterMetricFamily(
-            "gyre_predictions", "Predicted rows by class (classification) or 'value' (regression).", labels=["class"]
+            "gyre_predictions",
+            "Predicted rows by class (classification) or 'value' (regression).",
+            labels=["class"],
         )
         for label, count in sorted(self._metrics._classes.items(), key=lambda item: str(item[0])):
             predictions.add_metric([str(label)], count)
@@ -70,7 +74,9 @@ class _HotPathCollector(Collector):
 class ServerMetrics:
     """Request, prediction, batching, prediction-log and model-identity metrics."""
 
-    def __init__(self, *, model: str, version: str, run: str, sha256: str, inference: str) -> None:
+    def __init__(
+        self, *, model: str, version: str, run: str, sha256: str, inference: str, track: str = ""
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests: dict[tuple[str, int], _RequestSeries] = {}
         self._classes: dict[Any, int] = {}
@@ -98,11 +104,11 @@ class ServerMetrics:
         )
         self.model_info = Gauge(
             "gyre_model_info",
-            "The served model (always 1): name, version, training run, artifact sha256 and inference path.",
-            ["model", "version", "run", "sha256", "inference"],
+            "The served model (always 1): name, version, training run, artifact sha256, inference path, track.",
+            ["model", "version", "run", "sha256", "inference", "track"],
             registry=self.registry,
         )
-        self.model_info.labels(model, version, run, sha256, inference).set(1)
+        self.model_info.labels(model, version, run, sha256, inference, track).set(1)
 
     def observe_request(self, protocol: str, code: int, seconds: float) -> None:
         """Count one request and its latency."""

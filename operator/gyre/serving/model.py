@@ -179,13 +179,20 @@ class ServedModel:
 
 
 def fetch_model_dir(source: str, cache_dir: str | os.PathLike[str]) -> Path:
-    """A local directory holding the model: `source` itself when local, else a cached download of the URL."""
+    """A local directory holding the model: `source` itself when local (a path, file:// or pvc://, which is
+    mounted in the pod), else a fresh download of the URL into `cache_dir`."""
+    from gyre.store.store import ArtifactStore, StoreError, resolve_store_url
+
+    if "://" in source:
+        try:
+            source = resolve_store_url(source)
+        except StoreError as exc:
+            raise ModelLoadError(str(exc)) from None
     if "://" not in source or source.startswith("file://"):
         path = Path(source.removeprefix("file://"))
         if not path.is_dir():
             raise ModelLoadError(f"model directory {source!r} does not exist")
         return path
-    from gyre.store.store import ArtifactStore, StoreError
 
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     target = Path(cache_dir) / digest
@@ -204,13 +211,17 @@ def load_served_model(
     cache_dir: str | os.PathLike[str] | None = None,
     inference: Literal["auto", "onnx", "sklearn"] = "auto",
     name: str | None = None,
+    version: str | None = None,
+    expect_sha256: str | None = None,
     onnx_threads: int = 1,
 ) -> ServedModel:
     """Verify and load a model directory (local path or fsspec URL).
 
-    The skops artifact's sha256 is checked against the manifest before it is deserialised, and only
-    scikit-learn/numpy/scipy types are trusted. With `inference="auto"`, a manifest whose ONNX export is
+    gyre.training.artifact.load_model_dir checks the skops artifact's sha256 against the manifest before it is
+    deserialised, and trusts only its allowlist of scikit-learn types. With `inference="auto"`, a manifest whose ONNX export is
     `verified` is served through onnxruntime (its sha256 checked too), otherwise through scikit-learn.
+    `expect_sha256` pins the artifact to the one the operator approved (a swapped manifest is refused too);
+    `version` defaults to the first 12 hex digits of the artifact's sha256.
     """
     from gyre.training.artifact import ModelIntegrityError, UntrustedModelError, load_model_dir
 
@@ -224,6 +235,12 @@ def load_served_model(
     except Exception as exc:
         raise ModelLoadError(f"cannot load the model in {directory}: {type(exc).__name__}: {exc}") from exc
     manifest = loaded.manifest
+    actual = manifest.artifact.sha256.removeprefix("sha256:")
+    if expect_sha256 and expect_sha256.removeprefix("sha256:") != actual:
+        raise ModelLoadError(
+            f"the model in {directory} has artifact sha256 {actual}, but this server was told to serve "
+            f"{expect_sha256}: refusing a model the operator did not approve"
+        )
     try:
         schema = FeatureSchema.from_specs(manifest.features)
     except ValueError as exc:
@@ -247,5 +264,4 @@ def load_served_model(
             if inference == "onnx":
                 raise ModelLoadError(f"onnxruntime cannot run {loaded.onnx_path}: {exc}") from exc
             log.warning("onnxruntime cannot run %s (%s); serving with scikit-learn", loaded.onnx_path, exc)
-    version = manifest.artifact.sha256.removeprefix("sha256:")[:12]
-    return ServedModel(manifest, schema, predictor, directory, name or manifest.name, version)
+    return ServedModel(manifest, schema, predictor, directory, name or manifest.name, version or actual[:12])

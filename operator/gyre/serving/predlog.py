@@ -90,7 +90,7 @@ class PredictionLogger:
         self.max_batch_rows = max_batch_rows
         self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows or max_batch_rows * 10
-        self._on_dropped, self._on_written, self._on_error = on_dropped, on_written, on_error
+        self.on_dropped, self.on_written, self.on_error = on_dropped, on_written, on_error
         self._chunks: list[_Chunk] = []
         self._rows = 0
         self._wake = asyncio.Event()
@@ -115,8 +115,8 @@ class PredictionLogger:
                 proba = proba[keep] if proba is not None else None
                 n = len(inputs)
         if self._rows + n > self.max_buffer_rows:
-            if self._on_dropped is not None:
-                self._on_dropped(n)
+            if self.on_dropped is not None:
+                self.on_dropped(n)
             return
         self._chunks.append((time.time(), inputs, predict, proba))
         self._rows += n
@@ -144,16 +144,16 @@ class PredictionLogger:
             await asyncio.get_running_loop().run_in_executor(None, self._write, chunks)
         except Exception:
             log.exception("writing a prediction-log batch failed; %d chunks lost", len(chunks))
-            if self._on_error is not None:
-                self._on_error()
+            if self.on_error is not None:
+                self.on_error()
 
     def _write(self, chunks: list[_Chunk]) -> None:
         rows = encode_rows(chunks, model=self.model, version=self.version, feature_names=self.feature_names)
         relpath = write_prediction_batch(self.store, self.namespace, self.deployment, self.pod, rows)
         if relpath is not None:
             self.written_paths.append(relpath)
-        if self._on_written is not None:
-            self._on_written(len(rows))
+        if self.on_written is not None:
+            self.on_written(len(rows))
 
     async def close(self) -> None:
         """Stop the flusher and write what is left (called on shutdown)."""

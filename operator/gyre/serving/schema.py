@@ -77,9 +77,11 @@ class FeatureSchema:
     all_numeric: bool = field(init=False)
     # Scalar JSON types a non-numeric feature accepts besides strings (from the category values seen in training).
     _extra_types: tuple[frozenset[type], ...] = field(init=False)
+    _positions: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(f.name for f in self.features))
+        object.__setattr__(self, "_positions", {name: i for i, name in enumerate(self.names)})
         # The manifest's dtype is how the trainer fed the column (gyre.training.features.coerce_features).
         numeric = tuple(f.dtype == "number" for f in self.features)
         object.__setattr__(self, "numeric", numeric)
@@ -186,6 +188,15 @@ class FeatureSchema:
         """Rows of a v2 `inputs` list: one [N, F] tensor (all-numeric models) or one [N] tensor per feature."""
         if type(inputs) is not list or not inputs:
             raise RequestError(422, '"inputs" must be a non-empty array of tensors')
+        if len(inputs) == 1 and self.all_numeric and self.width > 1:
+            # The common batch request: one [N, F] tensor that is not named after a feature.
+            tensor = inputs[0]
+            if (
+                type(tensor) is dict
+                and type(tensor.get("name")) is str
+                and tensor["name"] not in self._positions
+            ):
+                return self._single_tensor(tensor)
         tensors: dict[str, dict[str, Any]] = {}
         for i, tensor in enumerate(inputs):
             if type(tensor) is not dict:
@@ -206,8 +217,11 @@ class FeatureSchema:
     def _tensor_parts(self, tensor: dict[str, Any]) -> tuple[str, list[int], str, list[Any]]:
         name = tensor["name"]
         shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
-        if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
+        if type(shape) is not list:
             raise RequestError(422, f"input {name!r}: shape must be an array of non-negative integers")
+        for d in shape:
+            if type(d) is not int or d < 0:
+                raise RequestError(422, f"input {name!r}: shape must be an array of non-negative integers")
         if datatype not in V2_DATATYPES:
             raise RequestError(422, f"input {name!r}: unknown datatype {datatype!r}")
         if type(data) is not list:

@@ -163,3 +163,25 @@ def test_read_window_and_check_window_end_to_end(root: str) -> None:
     assert report.verdict == "drift"
     assert set(report.drifted_columns) == {"x", "color"}
     assert report.window is not None and report.window["rows"] == 600 and report.window["filesRead"] == 3
+
+
+def test_older_days_are_not_listed_once_the_window_is_full(
+    root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gyre.store.store import ArtifactStore
+
+    store = ArtifactStore(root)
+    for days_ago in range(3):
+        end = NOW - days_ago * 86_400
+        write_prediction_batch(store, NS, DEP, "a", _rows([end - 1, end], [1.0, 2.0]), now_ms=int(end * 1000))
+    listed: list[str] = []
+    real_ls = store.fs.ls
+
+    def spy(path: str, detail: bool = False) -> Any:
+        listed.append(path.rstrip("/").rsplit("/", 1)[-1])
+        return real_ls(path, detail=detail)
+
+    monkeypatch.setattr(store.fs, "ls", spy)
+    rows = [r for b in iter_prediction_batches(store, NS, DEP, max_rows=2, now=NOW) for r in b.rows]
+    assert len(rows) == 2
+    assert listed == [DEP, "2027-01-15"]

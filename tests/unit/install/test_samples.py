@@ -22,7 +22,9 @@ SPECS: dict[str, type[BaseModel]] = {
 }
 
 
-@pytest.mark.parametrize("path", sorted(p.name for p in SAMPLES.glob("*.yaml") if p.name != "kustomization.yaml"))
+@pytest.mark.parametrize(
+    "path", sorted(p.name for p in SAMPLES.glob("*.yaml") if p.name != "kustomization.yaml")
+)
 def test_sample_is_valid(path: str) -> None:
     doc = yaml.safe_load((SAMPLES / path).read_text())
     assert doc["apiVersion"] == "gyre.dev/v1alpha1"

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_helpers import serve
 
-from conftest import serve
 from gyre.serving.app import ServerConfig
 from gyre.serving.model import ServedModel
 

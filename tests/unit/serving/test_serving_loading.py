@@ -8,8 +8,8 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from serving_helpers import Trained
 
-from conftest import Trained
 from gyre.cli import main
 from gyre.serving.model import ModelLoadError, load_served_model
 
@@ -84,3 +84,24 @@ def test_remote_url_is_downloaded_to_the_cache_and_verified(
         load_served_model("memory://models/bad", cache_dir=tmp_path / "cache")
     with pytest.raises(ModelLoadError, match="download"):
         load_served_model("memory://models/absent", cache_dir=tmp_path / "cache")
+
+
+def test_pvc_url_is_read_in_place_from_the_mount(
+    trained: dict[str, Trained], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    source = trained["iris"].directory
+    monkeypatch.setenv("GYRE_PVC_MOUNT", str(source.parent))
+    model = load_served_model(f"pvc://gyre-artifacts/{source.name}", cache_dir=tmp_path / "cache")
+    assert model.directory == source
+    assert not (tmp_path / "cache").exists()  # nothing downloaded
+
+
+def test_pinned_sha256_and_version(trained: dict[str, Trained], capsys: pytest.CaptureFixture[str]) -> None:
+    directory = str(trained["iris"].directory)
+    sha = load_served_model(directory).manifest.artifact.sha256
+    pinned = load_served_model(directory, expect_sha256=sha, version="run-7")
+    assert pinned.version == "run-7"
+    with pytest.raises(ModelLoadError, match="did not approve"):
+        load_served_model(directory, expect_sha256="f" * 64)
+    assert main(["serve", "--model-dir", directory, "--expect-sha256", "f" * 64]) != 0
+    assert "did not approve" in capsys.readouterr().err

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from serving_helpers import Trained, serve
 
-from conftest import Trained, serve
 from gyre.drift.window import iter_prediction_batches
 from gyre.serving.app import ServerConfig
 from gyre.serving.batching import MicroBatcher
@@ -57,7 +57,7 @@ async def test_metrics_exposed(
     for label in set(expected.tolist()):
         counted = _metric(text, f'gyre_predictions_total{{class="{label}"}}')
         assert counted >= int((expected == label).sum())
-    info = f'gyre_model_info{{inference="onnx",model="iris",run="default/iris",sha256="{model.manifest.artifact.sha256}",version="{model.version}"}}'
+    info = f'gyre_model_info{{inference="onnx",model="iris",run="default/iris",sha256="{model.manifest.artifact.sha256}",track="",version="{model.version}"}}'
     assert _metric(text, info) == 1
 
 
@@ -255,3 +255,22 @@ def test_serve_drains_and_flushes_on_sigterm(trained: dict[str, Trained], tmp_pa
         "petal_length": 1.4,
         "petal_width": 0.2,
     }
+
+
+async def test_batcher_goes_direct_when_alone_and_batches_again_under_load() -> None:
+    recorder = _Recorder(inline=True)
+    batcher = MicroBatcher(recorder, max_batch_rows=256)  # type: ignore[arg-type]
+    for i in range(20):  # one caller at a time
+        prediction = await batcher.predict(np.array([[float(i)]]), want_proba=False)
+        assert prediction.predict.tolist() == [float(i)]
+    assert batcher._direct
+    recorder.batches.clear()
+
+    async def call(i: int) -> tuple[int, Prediction]:
+        return i, await batcher.predict(np.array([[float(i)]]), want_proba=False)
+
+    for _ in range(3):  # bursts: the periodic probe notices the company and batching resumes
+        results = await asyncio.gather(*(call(i) for i in range(32)))
+        assert all(p.predict.tolist() == [float(i)] for i, p in results)
+    assert not batcher._direct
+    assert max(recorder.batches) > 1

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from serving_helpers import Trained, serve
 
-from conftest import Trained, serve
 from gyre.serving.app import INFERENCE_HEADER, ServerConfig
 from gyre.serving.model import ServedModel
 
@@ -192,8 +192,16 @@ async def test_health_readiness_and_metadata(served: Callable[[str, str], Served
         assert (await (await client.get("/v2")).json())["name"] == "gyre"
         meta = await (await client.get("/v2/models/mixed")).json()
         versioned = await (await client.get(f"/v2/models/mixed/versions/{model.version}")).json()
-        server.ready = False  # what shutdown does first
-        assert (await client.get("/v2/health/ready")).status == 503
+        assert (await client.get("/v2/health/live")).headers.get("Connection", "").lower() != "close"
+        server.begin_drain()  # what shutdown does first
+        unready = await client.get("/v2/health/ready")
+        assert unready.status == 503
+        # Keep-alive clients must leave a draining pod: its answers close their connections.
+        assert unready.headers.get("Connection", "").lower() == "close"
+        drained = await client.post(
+            "/v1/models/mixed:predict", json={"instances": [{"size": 1.0, "colour": "red", "weight": 5.0}]}
+        )
+        assert drained.status == 200 and drained.headers.get("Connection", "").lower() == "close"
         assert (await client.get("/v2/models/mixed/ready")).status == 503
         assert (await client.get("/v2/health/live")).status == 200
     assert meta == versioned
@@ -237,3 +245,25 @@ async def test_model_name_override(trained: dict[str, Trained]) -> None:
         assert (
             await client.post("/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
         ).status == 404
+
+
+@pytest.mark.parametrize("inference", ["auto", "sklearn"])
+async def test_one_row_at_a_time(
+    trained: dict[str, Trained], served: Callable[[str, str], ServedModel], inference: str
+) -> None:
+    """Single-row answers (prebuilt per class on the server) are right for every class, on both protocols."""
+    model = served("iris", inference)
+    rows = trained["iris"].rows
+    expected = trained["iris"].result.pipeline.predict(rows).tolist()
+    assert len(set(expected)) == 3
+    v1, v2 = [], []
+    async with serve(model) as (client, _server):
+        for row in rows.values.tolist():
+            r1 = await client.post("/v1/models/iris:predict", json={"instances": [row]})
+            v1.append((await r1.json())["predictions"][0])
+            body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
+            r2 = await (await client.post("/v2/models/iris/infer", json=body)).json()
+            assert r2["model_name"] == "iris" and "id" not in r2
+            v2.append(r2["outputs"][0]["data"][0])
+    assert v1 == expected
+    assert v2 == expected

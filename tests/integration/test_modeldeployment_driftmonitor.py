@@ -1,0 +1,221 @@
+"""The ModelDeployment and DriftMonitor controllers, run by kopf, against the real API server.
+
+No pod runs here (the image is never pulled), so the TrainingRuns these controllers read are given the status their
+training Jobs would report, and are labelled for another operator instance so the operator under test leaves them
+alone. What is asserted is what the operator writes: server Deployments and Services, check Jobs, status, Events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import kubernetes
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes.client.exceptions import ApiException
+from kubetest import INSTANCE_LABEL, Custom, condition, events, wait_for
+
+pytestmark = pytest.mark.integration
+
+# A TrainingRun no operator in this test reconciles: only its status (written below) matters.
+ELSEWHERE = {INSTANCE_LABEL: "elsewhere"}
+
+
+def trained_run(
+    custom: Custom,
+    name: str,
+    *,
+    finished: str,
+    passed: bool = True,
+    labels: dict[str, str] | None = None,
+    dataset: str = "iris",
+) -> dict[str, Any]:
+    """A TrainingRun with the status of a finished training Job; `passed` says whether its gates passed."""
+    spec = {"datasetRef": {"name": dataset}, "estimator": {"kind": "RandomForestClassifier"}}
+    custom.create("trainingruns", "TrainingRun", name, spec, labels={**ELSEWHERE, **(labels or {})})
+    sha = hashlib.sha256(name.encode()).hexdigest()
+    status = {
+        "phase": "Succeeded",
+        "completionTime": finished,
+        "modelUri": f"pvc://gyre-artifacts/models/{name}",
+        "modelSha256": sha,
+        "datasetFingerprint": "sha256:" + "b" * 64,
+        "conditions": [
+            {
+                "type": "Validated",
+                "status": "True" if passed else "False",
+                "reason": "GatesPassed" if passed else "GatesFailed",
+                "message": "accuracy 0.97 >= 0.9" if passed else "accuracy 0.41 < 0.9",
+                "lastTransitionTime": finished,
+            }
+        ],
+    }
+    return custom.patch_status("trainingruns", name, status)
+
+
+def deployment(k8s: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        obj = kubernetes.client.AppsV1Api(k8s).read_namespaced_deployment(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    out: dict[str, Any] = k8s.sanitize_for_serialization(obj)
+    return out
+
+
+def server_env(obj: dict[str, Any]) -> dict[str, str]:
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container.get("env") or [] if "value" in e}
+
+
+def test_promotion_serves_the_newest_validated_run_and_never_a_failed_one(
+    operator: KopfRunner, custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    old = trained_run(custom, "iris-old", finished="2026-11-01T00:00:00Z", labels={"app": "iris"})
+    trained_run(custom, "iris-bad", finished="2026-11-02T00:00:00Z", passed=False, labels={"app": "iris"})
+    trained_run(custom, "wine-new", finished="2026-11-03T00:00:00Z", labels={"app": "wine"})
+    md = custom.create(
+        "modeldeployments",
+        "ModelDeployment",
+        "iris",
+        {
+            "promotion": {"policy": "LatestValidated", "selector": {"matchLabels": {"app": "iris"}}},
+            "replicas": 1,
+        },
+    )
+
+    served = wait_for(lambda: deployment(k8s, namespace, "iris"), what="the server Deployment")
+    env = server_env(served)
+    # The newer run failed its gates and the newest is not selected: the older validated run is served.
+    assert env["GYRE_MODEL_SHA256"] == old["status"]["modelSha256"]
+    assert env["GYRE_MODEL_DIR"] == old["status"]["modelUri"]
+    assert served["metadata"]["ownerReferences"][0]["uid"] == md["metadata"]["uid"]
+    pod_labels = served["spec"]["template"]["metadata"]["labels"]
+    svc = kubernetes.client.CoreV1Api(k8s).read_namespaced_service("iris", namespace)
+    assert svc.metadata.owner_references[0].uid == md["metadata"]["uid"]
+    assert svc.spec.selector.items() <= pod_labels.items()
+
+    # Its pods can never start here: the deployment must say so and must not read Ready.
+    degraded = wait_for(
+        lambda: (
+            (c := condition(custom.get("modeldeployments", "iris"), "Degraded"))
+            and c["status"] == "True"
+            and c
+        ),
+        what="Degraded=True while the server cannot start",
+        timeout=120,
+    )
+    assert degraded["reason"] == "ServerFailing" and "ErrImageNeverPull" in degraded["message"]
+    status = custom.get("modeldeployments", "iris")["status"]
+    assert condition(custom.get("modeldeployments", "iris"), "Ready")["status"] == "False"  # type: ignore[index]
+    assert status["modelVersion"]["trainingRun"] == "iris-old"
+    assert status["observedGeneration"] == md["metadata"]["generation"]
+    wait_for(
+        lambda: ("Warning", "ServerFailing") in [e[:2] for e in events(k8s, namespace, "iris")],
+        what="a ServerFailing Warning Event",
+    )
+
+    # A new run that passes its gates rolls out by itself.
+    new = trained_run(custom, "iris-new", finished="2026-11-04T00:00:00Z", labels={"app": "iris"})
+    wait_for(
+        lambda: (
+            server_env(deployment(k8s, namespace, "iris") or served)["GYRE_MODEL_SHA256"]
+            == new["status"]["modelSha256"]
+        ),
+        what="the Deployment to move to the new run",
+    )
+    wait_for(
+        lambda: custom.get("modeldeployments", "iris")["status"]["modelVersion"]["trainingRun"] == "iris-new",
+        what="status.modelVersion to name the new run",
+    )
+    rollouts = [e[2] for e in events(k8s, namespace, "iris") if e[1] == "ModelRollout"]
+    assert any("iris-new" in message for message in rollouts), rollouts
+
+
+def test_serving_a_run_that_failed_its_gates_is_refused_with_the_reason(
+    operator: KopfRunner, custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    trained_run(custom, "iris-bad", finished="2026-11-02T00:00:00Z", passed=False)
+    custom.create(
+        "modeldeployments", "ModelDeployment", "iris", {"model": {"trainingRunRef": {"name": "iris-bad"}}}
+    )
+    degraded = wait_for(
+        lambda: condition(custom.get("modeldeployments", "iris"), "Degraded"), what="a Degraded condition"
+    )
+    assert (degraded["status"], degraded["reason"]) == ("True", "GatesFailed")
+    assert "accuracy 0.41 < 0.9" in degraded["message"]
+    assert custom.get("modeldeployments", "iris")["status"]["phase"] == "Degraded"
+    wait_for(
+        lambda: ("Warning", "GatesFailed") in [e[:2] for e in events(k8s, namespace, "iris")],
+        what="a GatesFailed Warning Event",
+    )
+    assert deployment(k8s, namespace, "iris") is None
+
+
+def test_drift_monitor_waits_for_its_deployment_then_runs_a_check_job(
+    operator: KopfRunner, custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    monitor = custom.create(
+        "driftmonitors",
+        "DriftMonitor",
+        "iris",
+        {"deploymentRef": {"name": "iris"}, "schedule": {"interval": "1h"}, "window": {"minRows": 50}},
+    )
+    waiting = wait_for(
+        lambda: condition(custom.get("driftmonitors", "iris"), "Ready"), what="a Ready condition"
+    )
+    assert (waiting["status"], waiting["reason"]) == ("False", "DeploymentNotFound")
+    assert "ModelDeployment iris does not exist" in waiting["message"]
+
+    # The reference is the Dataset version the served run was trained on.
+    custom.create(
+        "datasets",
+        "Dataset",
+        "iris",
+        {"source": {"uri": "builtin://iris"}, "target": "target"},
+        labels=ELSEWHERE,
+    )
+    columns = [{"name": n, "kind": "numeric", "dtype": "float64"} for n in ("sepal", "petal", "target")]
+    custom.patch_status(
+        "datasets",
+        "iris",
+        {
+            "phase": "Ready",
+            "fingerprint": "sha256:" + "b" * 64,
+            "version": 1,
+            "columns": columns,
+            "target": "target",
+        },
+    )
+    trained_run(custom, "iris-a", finished="2026-11-01T00:00:00Z")
+    custom.create(
+        "modeldeployments", "ModelDeployment", "iris", {"model": {"trainingRunRef": {"name": "iris-a"}}}
+    )
+
+    def check_job() -> dict[str, Any] | None:
+        try:
+            obj = kubernetes.client.BatchV1Api(k8s).read_namespaced_job("iris-check-1", namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        out: dict[str, Any] = k8s.sanitize_for_serialization(obj)
+        return out
+
+    job = wait_for(check_job, what="the first check Job", timeout=90)
+    assert job["metadata"]["ownerReferences"][0]["uid"] == monitor["metadata"]["uid"]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["drift", "run"]
+    assert args[args.index("--deployment") + 1] == "iris"
+    assert args[args.index("--check") + 1] == "1"
+    assert "b" * 64 in args[args.index("--profile") + 1]
+    status = wait_for(
+        lambda: (s := custom.get("driftmonitors", "iris").get("status") or {}).get("jobName") and s,
+        what="status.jobName",
+    )
+    assert status["jobName"] == "iris-check-1"
+    assert status["referenceFingerprint"] == "sha256:" + "b" * 64
+    ready = condition(custom.get("driftmonitors", "iris"), "Ready")
+    assert ready is not None and (ready["status"], ready["reason"]) == ("True", "Checking")

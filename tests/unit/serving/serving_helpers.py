@@ -1,0 +1,79 @@
+"""Helpers shared by the server tests (a uniquely named module: `conftest` is ambiguous across test folders)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from aiohttp.test_utils import RawTestServer, TestClient
+
+from gyre.serving.app import ModelServer, ServerConfig
+from gyre.serving.model import ServedModel
+from gyre.serving.predlog import PredictionLogger
+from gyre.training import artifact
+from gyre.training.manifest import Lineage
+from gyre.training.trainer import TrainingResult
+
+
+def write_model_dir(result: TrainingResult, directory: Path, *, name: str, onnx: bool = True) -> Path:
+    """The trainer's writer: model.skops, model.onnx when verified, manifest.json."""
+    artifact.write_model_dir(
+        directory, result, name=name, dataset=None, lineage=Lineage(training_run=f"default/{name}"), onnx=onnx
+    )
+    return directory
+
+
+@dataclass
+class Trained:
+    """A trained model, its directory and rows to query it with."""
+
+    result: TrainingResult
+    directory: Path
+    rows: pd.DataFrame
+
+
+def iris_frame() -> pd.DataFrame:
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "target"]
+    return frame
+
+
+def mixed_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 300
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    size = rng.normal(10, 3, size=n)
+    weight = rng.normal(5, 1, size=n)
+    label = np.where((colour == "red") & (size > 9), "yes", "no")
+    return pd.DataFrame({"size": size, "colour": colour, "weight": weight, "label": label})
+
+
+def regression_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 3))
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": x @ [1.5, -2.0, 0.5] + 0.1})
+
+
+@asynccontextmanager
+async def serve(
+    model: ServedModel,
+    config: ServerConfig | None = None,
+    logger: PredictionLogger | None = None,
+) -> AsyncIterator[tuple[TestClient[Any, Any], ModelServer]]:
+    """A running server on a loopback port and a client for it."""
+    server = ModelServer(model, config, prediction_logger=logger)
+    client: TestClient[Any, Any] = TestClient(RawTestServer(server.handle))
+    await client.start_server()
+    await server.start()
+    try:
+        yield client, server
+    finally:
+        await client.close()
+        await server.close()
