@@ -219,7 +219,6 @@ def test_service_answers_by_cluster_ip_and_dns_name(
     logs = run_pod(kube_api, k8s_namespace, "client", pod_spec(gyre_image, ["-c", CLIENT, *urls]))
     for url in urls:
         assert f"{url} -> hello-from echo-" in logs, logs
-    print(logs)
 
 
 def test_deleting_owner_garbage_collects_children(
