@@ -219,3 +219,48 @@ def test_drift_monitor_waits_for_its_deployment_then_runs_a_check_job(
     assert status["referenceFingerprint"] == "sha256:" + "b" * 64
     ready = condition(custom.get("driftmonitors", "iris"), "Ready")
     assert ready is not None and (ready["status"], ready["reason"]) == ("True", "Checking")
+
+
+def test_a_canary_gets_its_share_of_pods_behind_one_service_and_rolls_back_by_spec(
+    operator: KopfRunner, custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    stable = trained_run(custom, "iris-a", finished="2026-11-01T00:00:00Z")
+    canary = trained_run(custom, "iris-b", finished="2026-11-02T00:00:00Z")
+    custom.create(
+        "modeldeployments",
+        "ModelDeployment",
+        "iris",
+        {
+            "model": {"trainingRunRef": {"name": "iris-a"}},
+            "replicas": 4,
+            "canary": {"model": {"trainingRunRef": {"name": "iris-b"}}, "weight": 25},
+        },
+    )
+    main = wait_for(lambda: deployment(k8s, namespace, "iris"), what="the stable Deployment")
+    side = wait_for(lambda: deployment(k8s, namespace, "iris-canary"), what="the canary Deployment")
+    # 25% of 4 pods: one canary pod, three stable ones, all behind the one Service.
+    assert (main["spec"]["replicas"], side["spec"]["replicas"]) == (3, 1)
+    assert server_env(main)["GYRE_MODEL_SHA256"] == stable["status"]["modelSha256"]
+    assert server_env(side)["GYRE_MODEL_SHA256"] == canary["status"]["modelSha256"]
+    selector = kubernetes.client.CoreV1Api(k8s).read_namespaced_service("iris", namespace).spec.selector
+    for track in (main, side):
+        assert selector.items() <= track["spec"]["template"]["metadata"]["labels"].items()
+    wait_for(
+        lambda: (
+            ((custom.get("modeldeployments", "iris").get("status") or {}).get("canary") or {}).get("weight")
+            == 25
+        ),
+        what="status.canary",
+    )
+
+    # Rolling the canary back is an edit of the spec: its Deployment goes, the stable track takes all pods.
+    custom.patch("modeldeployments", "iris", {"spec": {"canary": None}})
+    wait_for(lambda: deployment(k8s, namespace, "iris-canary") is None, what="the canary Deployment to go")
+    wait_for(
+        lambda: (deployment(k8s, namespace, "iris") or {}).get("spec", {}).get("replicas") == 4,
+        what="the stable track to take all 4 pods",
+    )
+    wait_for(
+        lambda: not (custom.get("modeldeployments", "iris").get("status") or {}).get("canary"),
+        what="status.canary to clear",
+    )
