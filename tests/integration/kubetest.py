@@ -25,6 +25,7 @@ __all__ = [
     "Custom",
     "condition",
     "events",
+    "read_or_none",
     "rejection",
     "running_operator",
     "wait_for",
@@ -133,3 +134,17 @@ def running_operator(namespace: str) -> Iterator[KopfRunner]:
         common.configure(None)
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
+
+
+def read_or_none(
+    k8s: kubernetes.client.ApiClient, read: Callable[..., Any], *args: str
+) -> dict[str, Any] | None:
+    """A built-in object as a plain dict (API field names) from a typed `read_namespaced_*` call, None on 404."""
+    try:
+        obj = read(*args)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    out: dict[str, Any] = k8s.sanitize_for_serialization(obj)
+    return out

@@ -13,8 +13,7 @@ from typing import Any
 import kubernetes
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes.client.exceptions import ApiException
-from kubetest import INSTANCE_LABEL, Custom, condition, events, wait_for
+from kubetest import INSTANCE_LABEL, Custom, condition, events, read_or_none, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +54,7 @@ def trained_run(
 
 
 def deployment(k8s: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        obj = kubernetes.client.AppsV1Api(k8s).read_namespaced_deployment(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    out: dict[str, Any] = k8s.sanitize_for_serialization(obj)
-    return out
+    return read_or_none(k8s, kubernetes.client.AppsV1Api(k8s).read_namespaced_deployment, name, namespace)
 
 
 def server_env(obj: dict[str, Any]) -> dict[str, str]:
@@ -194,17 +186,10 @@ def test_drift_monitor_waits_for_its_deployment_then_runs_a_check_job(
         "modeldeployments", "ModelDeployment", "iris", {"model": {"trainingRunRef": {"name": "iris-a"}}}
     )
 
-    def check_job() -> dict[str, Any] | None:
-        try:
-            obj = kubernetes.client.BatchV1Api(k8s).read_namespaced_job("iris-check-1", namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        out: dict[str, Any] = k8s.sanitize_for_serialization(obj)
-        return out
-
-    job = wait_for(check_job, what="the first check Job", timeout=90)
+    read_job = kubernetes.client.BatchV1Api(k8s).read_namespaced_job
+    job = wait_for(
+        lambda: read_or_none(k8s, read_job, "iris-check-1", namespace), what="the first check Job", timeout=90
+    )
     assert job["metadata"]["ownerReferences"][0]["uid"] == monitor["metadata"]["uid"]
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[:2] == ["drift", "run"]

@@ -12,7 +12,6 @@ from typing import Any
 import kubernetes
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes.client.exceptions import ApiException
 from kubetest import (
     INSTANCE,
     INSTANCE_LABEL,
@@ -20,6 +19,7 @@ from kubetest import (
     Custom,
     condition,
     events,
+    read_or_none,
     running_operator,
     wait_for,
 )
@@ -35,14 +35,7 @@ def batch(k8s: kubernetes.client.ApiClient) -> kubernetes.client.BatchV1Api:
 
 
 def job(k8s: kubernetes.client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        obj = batch(k8s).read_namespaced_job(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    out: dict[str, Any] = k8s.sanitize_for_serialization(obj)
-    return out
+    return read_or_none(k8s, batch(k8s).read_namespaced_job, name, namespace)
 
 
 def jobs_of(k8s: kubernetes.client.ApiClient, namespace: str, owner: str) -> list[dict[str, Any]]:

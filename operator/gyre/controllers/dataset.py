@@ -56,6 +56,16 @@ def _settle_refreshing(
     return set_condition(conditions, "Refreshing", "False", reason, message, generation=generation)
 
 
+def _refreshing(status: DatasetStatus) -> bool:
+    refreshing = find_condition(status.conditions or [], "Refreshing")
+    return refreshing is not None and refreshing.status == "True"
+
+
+def _profiling_in_flight(status: DatasetStatus) -> bool:
+    """Whether a profiling Job (first read or refresh) is running for this Dataset."""
+    return status.phase == "Profiling" or _refreshing(status)
+
+
 def _write(namespace: str, name: str, status: DatasetStatus) -> None:
     kube.patch_status(PLURAL, namespace, name, dump_status(status))
 
@@ -68,9 +78,7 @@ def reconcile_dataset(body: kopf.Body, reason: str, **_: Any) -> None:
     owner = owner_from_body(body)
     status = _status(body.get("status"))
     if reason == "resume" and status.observed_generation == owner.generation and status.job_name:
-        refreshing = find_condition(status.conditions or [], "Refreshing")
-        in_flight = status.phase == "Profiling" or (refreshing is not None and refreshing.status == "True")
-        if not in_flight or kube.job_exists(owner.namespace, status.job_name):
+        if not _profiling_in_flight(status) or kube.job_exists(owner.namespace, status.job_name):
             return  # The Job watcher (or the result already recorded) covers this generation.
         if status.phase != "Profiling":
             # A refresh whose Job vanished while the operator was away: the timer will try again.
@@ -125,10 +133,9 @@ def refresh_dataset(body: kopf.Body, **_: Any) -> None:
         return
     owner = owner_from_body(body)
     status = _status(body.get("status"))
-    refreshing = find_condition(status.conditions or [], "Refreshing")
     if status.observed_generation != owner.generation or status.phase not in ("Ready", "Failed"):
         return
-    if refreshing is not None and refreshing.status == "True":
+    if _refreshing(status):
         return
     ready = find_condition(status.conditions or [], "Ready")
     last = status.last_profile_time or (ready.last_transition_time if ready else None)
@@ -255,9 +262,8 @@ def _record_finished_job(dataset: dict[str, Any], job_name: str, outcome: kube.J
     """Fold a finished profiling Job into the Dataset, unless a newer Job superseded it or it is already in."""
     namespace, name = dataset["metadata"]["namespace"], dataset["metadata"]["name"]
     status = _status(dataset.get("status"))
-    refreshing = find_condition(status.conditions or [], "Refreshing")
-    is_refresh = refreshing is not None and refreshing.status == "True"
-    if status.job_name != job_name or not (status.phase == "Profiling" or is_refresh):
+    is_refresh = _refreshing(status)
+    if status.job_name != job_name or not _profiling_in_flight(status):
         return
     report = _report(kube.job_pod_results(namespace, job_name), outcome)
     try:
@@ -284,15 +290,10 @@ def collect_finished_profile(body: kopf.Body, **_: Any) -> None:
     """Safety net for the Job watcher: Job events are not retried, so a missed or failed one must not leave the
     Dataset profiling forever. A finished Job that was not recorded yet is recorded now."""
     status = _status(body.get("status"))
-    refreshing = find_condition(status.conditions or [], "Refreshing")
-    in_flight = status.phase == "Profiling" or (refreshing is not None and refreshing.status == "True")
-    if not in_flight or not status.job_name:
+    if not _profiling_in_flight(status) or not status.job_name:
         return
-    job = kube.get_job(body["metadata"]["namespace"], status.job_name)
-    if job is None:
-        return
-    outcome = kube.job_outcome(job)
-    if outcome.finished:
+    outcome = kube.finished_job_outcome(body["metadata"]["namespace"], status.job_name)
+    if outcome is not None:
         log.info("recording finished Job %s that the watcher did not", status.job_name)
         _record_finished_job(dict(body), status.job_name, outcome)
 
@@ -316,8 +317,7 @@ def refresh_requested(body: kopf.Body, new: Any, **_: Any) -> None:
         return
     owner = owner_from_body(body)
     status = _status(body.get("status"))
-    refreshing = find_condition(status.conditions or [], "Refreshing")
-    if status.phase == "Profiling" or (refreshing is not None and refreshing.status == "True"):
+    if _profiling_in_flight(status):
         raise kopf.TemporaryError("a profiling Job is already running; the request waits for it", delay=5)
     revision = f"g{owner.generation}-q{short_hash(str(new))}"
     job = build_profile_job(owner, spec, settings(), revision=revision)

@@ -93,6 +93,13 @@ def get_job(namespace: str, name: str) -> dict[str, Any] | None:
     return result
 
 
+def finished_job_outcome(namespace: str, name: str) -> JobOutcome | None:
+    """How Job `name` ended, or None while it runs or when it does not exist."""
+    job = get_job(namespace, name)
+    outcome = job_outcome(job) if job is not None else None
+    return outcome if outcome is not None and outcome.finished else None
+
+
 def job_exists(namespace: str, name: str) -> bool:
     """Whether a Job of that name exists."""
     return get_job(namespace, name) is not None

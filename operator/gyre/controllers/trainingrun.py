@@ -427,10 +427,7 @@ def collect_finished_training(body: kopf.Body, **_: Any) -> None:
     status = _status(body.get("status"))
     if status.phase != "Running" or not status.job_name:
         return
-    job = kube.get_job(body["metadata"]["namespace"], status.job_name)
-    if job is None:
-        return
-    outcome = kube.job_outcome(job)
-    if outcome.finished:
+    outcome = kube.finished_job_outcome(body["metadata"]["namespace"], status.job_name)
+    if outcome is not None:
         log.info("recording finished Job %s that the watcher did not", status.job_name)
         _record_finished_job(dict(body), status.job_name, outcome)
