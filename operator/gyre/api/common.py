@@ -15,6 +15,7 @@ __all__ = [
     "FINGERPRINT_PATTERN",
     "GROUP",
     "QUANTITY_PATTERN",
+    "REFRESH_ANNOTATION",
     "TRIGGER_ANNOTATION",
     "VERSION",
     "ApiModel",
@@ -40,6 +41,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 # Set on a TrainingRun by whoever created it (a DriftMonitor, a search, a person); copied into status.lineage.
 TRIGGER_ANNOTATION = "gyre.dev/trigger"
+# Set on a Dataset (by a DriftMonitor about to retrain, or a person) to re-read its source now; the value, a
+# timestamp, names the request, so the same value never starts a second read.
+REFRESH_ANNOTATION = "gyre.dev/refresh-requested-at"
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 FINGERPRINT_PATTERN = r"^sha256:[0-9a-f]{64}$"

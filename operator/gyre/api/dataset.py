@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
@@ -28,7 +29,15 @@ __all__ = [
     "SchemaOverrides",
 ]
 
-ColumnKind = Literal["numeric", "categorical", "binary"]
+
+# How Gyre treats a column, everywhere: the Dataset's schema, preprocessing, the model manifest and the drift tests.
+# No docstring: pydantic would copy it into the CRD under every field of this type.
+class ColumnKind(StrEnum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BINARY = "binary"
+
+
 DatasetPhase = Literal["Pending", "Profiling", "Ready", "Failed"]
 
 SOURCE_URI_PATTERN = r"^(builtin://[a-z0-9_]+|file:///.+|s3://[^/]+/.+|gs://[^/]+/.+|https?://.+)$"

@@ -18,6 +18,7 @@ from gyre.api.common import (
 __all__ = [
     "CLASSIFIERS",
     "DEFAULT_METRICS",
+    "ESTIMATOR_ALLOWLIST",
     "LOWER_IS_BETTER",
     "REGRESSORS",
     "DatasetReference",
@@ -64,20 +65,37 @@ EstimatorKind = Literal[
 Task = Literal["classification", "regression"]
 TrainingPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
 
+# The allowlist, the one place an estimator is added: kind -> (scikit-learn module that defines the class, task).
+# Fixed strings: user input only ever selects a key, never an import path (gyre.training.estimators imports them).
+ESTIMATOR_ALLOWLIST: dict[EstimatorKind, tuple[str, Task]] = {
+    "LogisticRegression": ("sklearn.linear_model", "classification"),
+    "RandomForestClassifier": ("sklearn.ensemble", "classification"),
+    "GradientBoostingClassifier": ("sklearn.ensemble", "classification"),
+    "HistGradientBoostingClassifier": ("sklearn.ensemble", "classification"),
+    "ExtraTreesClassifier": ("sklearn.ensemble", "classification"),
+    "DecisionTreeClassifier": ("sklearn.tree", "classification"),
+    "KNeighborsClassifier": ("sklearn.neighbors", "classification"),
+    "SVC": ("sklearn.svm", "classification"),
+    "GaussianNB": ("sklearn.naive_bayes", "classification"),
+    "LinearRegression": ("sklearn.linear_model", "regression"),
+    "Ridge": ("sklearn.linear_model", "regression"),
+    "Lasso": ("sklearn.linear_model", "regression"),
+    "ElasticNet": ("sklearn.linear_model", "regression"),
+    "RandomForestRegressor": ("sklearn.ensemble", "regression"),
+    "GradientBoostingRegressor": ("sklearn.ensemble", "regression"),
+    "HistGradientBoostingRegressor": ("sklearn.ensemble", "regression"),
+    "ExtraTreesRegressor": ("sklearn.ensemble", "regression"),
+    "DecisionTreeRegressor": ("sklearn.tree", "regression"),
+    "KNeighborsRegressor": ("sklearn.neighbors", "regression"),
+    "SVR": ("sklearn.svm", "regression"),
+}
+if set(ESTIMATOR_ALLOWLIST) != set(get_args(EstimatorKind)):  # pragma: no cover - an incomplete edit
+    raise AssertionError("ESTIMATOR_ALLOWLIST and EstimatorKind must name the same estimators")
+
 CLASSIFIERS: frozenset[str] = frozenset(
-    {
-        "LogisticRegression",
-        "RandomForestClassifier",
-        "GradientBoostingClassifier",
-        "HistGradientBoostingClassifier",
-        "ExtraTreesClassifier",
-        "DecisionTreeClassifier",
-        "KNeighborsClassifier",
-        "SVC",
-        "GaussianNB",
-    }
+    kind for kind, (_module, task) in ESTIMATOR_ALLOWLIST.items() if task == "classification"
 )
-REGRESSORS: frozenset[str] = frozenset(get_args(EstimatorKind)) - CLASSIFIERS
+REGRESSORS: frozenset[str] = frozenset(ESTIMATOR_ALLOWLIST) - CLASSIFIERS
 
 DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
     "classification": ("accuracy", "f1_macro"),

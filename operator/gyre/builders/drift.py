@@ -7,8 +7,9 @@ from typing import Any
 
 from gyre.api.common import API_VERSION, TRIGGER_ANNOTATION, parse_duration
 from gyre.api.driftmonitor import DriftMonitorSpec, Thresholds, Window
-from gyre.builders.job import _job
+from gyre.api.env import DRIFT_CONFIG
 from gyre.builders.meta import Owner, child_name, labels_for
+from gyre.builders.pods import build_job, container_resources
 from gyre.builders.settings import OperatorSettings
 
 __all__ = [
@@ -88,14 +89,14 @@ def build_check_job(
         "--max-age-seconds",
         str(int(parse_duration(window.max_age).total_seconds())),
     ]
-    return _job(
+    return build_job(
         owner=owner,
         name=check_job_name(owner, check),
         component=CHECKER,
         image=settings.image,
         args=args,
-        env=[{"name": "GYRE_DRIFT_CONFIG", "value": config_json}],
-        resources={k: dict(v) for k, v in _CHECK_RESOURCES.items()},
+        env=[{"name": DRIFT_CONFIG, "value": config_json}],
+        resources=container_resources(None, _CHECK_RESOURCES),
         settings=settings,
         active_deadline_seconds=600,
         backoff_limit=0,

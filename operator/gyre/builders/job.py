@@ -7,60 +7,38 @@ pods' termination messages.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from gyre.api.common import ResourceRequirements
 from gyre.api.dataset import DatasetSpec
+from gyre.api.env import DATASET_COLUMNS, DATASET_SPEC, DATASET_VERSION, TRAINING_SPEC, TRIGGER
 from gyre.api.trainingrun import TrainingRunSpec
-from gyre.builders.meta import Owner, child_name, labels_for, owner_reference, short_hash
-from gyre.builders.settings import PVC_MOUNT_PATH, OperatorSettings
+from gyre.builders.meta import Owner, child_name, short_hash
+
+# build_artifact_pvc lives with the other pod parts; re-exported here, where the controllers import it.
+from gyre.builders.pods import build_artifact_pvc, build_job, container_resources
+from gyre.builders.settings import OperatorSettings
 
 __all__ = [
     "ANNOTATION_GENERATION",
     "ANNOTATION_REVISION",
-    "ARTIFACTS_VOLUME",
-    "DATASET_COLUMNS_ENV",
-    "DATASET_SPEC_ENV",
-    "DATASET_VERSION_ENV",
     "PROFILER",
     "TRAINER",
-    "TRAINING_SPEC_ENV",
-    "TRIGGER_ENV",
     "DatasetInput",
-    "StorePodParts",
     "build_artifact_pvc",
     "build_profile_job",
     "build_training_job",
     "profile_job_name",
-    "store_pod_parts",
     "training_job_name",
 ]
 
 PROFILER = "profiler"
 TRAINER = "trainer"
-TRAINING_SPEC_ENV = "GYRE_TRAINING_SPEC"
-DATASET_VERSION_ENV = "GYRE_DATASET_VERSION"
-DATASET_COLUMNS_ENV = "GYRE_DATASET_COLUMNS"
-TRIGGER_ENV = "GYRE_TRIGGER"
-DATASET_SPEC_ENV = "GYRE_DATASET_SPEC"
-ARTIFACTS_VOLUME = "artifacts"
 ANNOTATION_GENERATION = "gyre.dev/generation"
 ANNOTATION_REVISION = "gyre.dev/revision"
-RUN_AS = 65532  # the image's non-root user
 
 _PROFILE_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 _TRAIN_RESOURCES = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
-
-
-@dataclass(frozen=True)
-class StorePodParts:
-    """What a pod needs to reach the artifact store."""
-
-    env: list[dict[str, Any]] = field(default_factory=list)
-    env_from: list[dict[str, Any]] = field(default_factory=list)
-    volumes: list[dict[str, Any]] = field(default_factory=list)
-    mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -75,108 +53,6 @@ class DatasetInput:
     """The target column: the run's spec.target, else the Dataset's."""
     columns: tuple[tuple[str, str], ...] = ()
     """(name, kind) of the Dataset's columns, so the trainer preprocesses by the Dataset's schema."""
-
-
-def store_pod_parts(settings: OperatorSettings) -> StorePodParts:
-    """Env, envFrom and volumes for the configured artifact store (pvc:// mount, or a credentials Secret)."""
-    env: list[dict[str, Any]] = [{"name": "GYRE_ARTIFACT_STORE", "value": settings.artifact_store}]
-    env_from: list[dict[str, Any]] = []
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
-    pvc = settings.pvc
-    if pvc is not None:
-        volumes.append({"name": ARTIFACTS_VOLUME, "persistentVolumeClaim": {"claimName": pvc.claim}})
-        mounts.append({"name": ARTIFACTS_VOLUME, "mountPath": PVC_MOUNT_PATH})
-        env.append({"name": "GYRE_PVC_MOUNT", "value": PVC_MOUNT_PATH})
-    elif settings.artifact_secret and settings.artifact_store.startswith(("s3://", "gs://")):
-        env_from.append({"secretRef": {"name": settings.artifact_secret}})
-    return StorePodParts(env=env, env_from=env_from, volumes=volumes, mounts=mounts)
-
-
-def _resources(spec: ResourceRequirements | None, default: dict[str, dict[str, str]]) -> dict[str, Any]:
-    if spec is None:
-        return {k: dict(v) for k, v in default.items()}
-    out: dict[str, Any] = {}
-    if spec.requests:
-        out["requests"] = dict(sorted(spec.requests.items()))
-    if spec.limits:
-        out["limits"] = dict(sorted(spec.limits.items()))
-    return out
-
-
-def _job(
-    *,
-    owner: Owner,
-    name: str,
-    component: str,
-    image: str,
-    args: list[str],
-    env: list[dict[str, Any]],
-    resources: dict[str, Any],
-    settings: OperatorSettings,
-    active_deadline_seconds: int,
-    backoff_limit: int,
-    annotations: dict[str, str],
-    extra_spec: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    store = store_pod_parts(settings)
-    labels = labels_for(owner, component)
-    container: dict[str, Any] = {
-        "name": component,
-        "image": image,
-        "imagePullPolicy": settings.image_pull_policy,
-        "command": ["gyre"],
-        "args": args,
-        "env": [*env, *store.env, {"name": "HOME", "value": "/tmp"}],
-        "resources": resources,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        # The report is the termination message; if the process dies before writing it, the log tail explains why.
-        "terminationMessagePath": "/dev/termination-log",
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [*store.mounts, {"name": "tmp", "mountPath": "/tmp"}],
-    }
-    if store.env_from:
-        container["envFrom"] = store.env_from
-    spec: dict[str, Any] = {
-        "backoffLimit": backoff_limit,
-        "activeDeadlineSeconds": active_deadline_seconds,
-        # No ttlSecondsAfterFinished: the controller reads finished pods; the owner's deletion cleans up.
-        "template": {
-            "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": RUN_AS,
-                    "runAsGroup": RUN_AS,
-                    "fsGroup": RUN_AS,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [container],
-                "volumes": [*store.volumes, {"name": "tmp", "emptyDir": {}}],
-            },
-        },
-    }
-    spec.update(extra_spec or {})
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "spec": spec,
-    }
 
 
 def profile_job_name(owner: Owner, spec: DatasetSpec, revision: str) -> str:
@@ -208,16 +84,16 @@ def build_profile_job(
     ]
     if spec.target:
         args += ["--target", spec.target]
-    env = [{"name": DATASET_SPEC_ENV, "value": spec.model_dump_json(by_alias=True, exclude_none=True)}]
+    env = [{"name": DATASET_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)}]
     annotations = {ANNOTATION_GENERATION: str(owner.generation), ANNOTATION_REVISION: revision}
-    return _job(
+    return build_job(
         owner=owner,
         name=profile_job_name(owner, spec, revision),
         component=PROFILER,
         image=spec.image or settings.image,
         args=args,
         env=env,
-        resources=_resources(spec.resources, _PROFILE_RESOURCES),
+        resources=container_resources(spec.resources, _PROFILE_RESOURCES),
         settings=settings,
         active_deadline_seconds=spec.active_deadline_seconds,
         backoff_limit=1,
@@ -259,14 +135,14 @@ def build_training_job(
     if dataset.target:
         args += ["--target", dataset.target]
     env = [
-        {"name": TRAINING_SPEC_ENV, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
-        {"name": TRIGGER_ENV, "value": trigger},
+        {"name": TRAINING_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
+        {"name": TRIGGER, "value": trigger},
     ]
     if dataset.version is not None:
-        env.append({"name": DATASET_VERSION_ENV, "value": str(dataset.version)})
+        env.append({"name": DATASET_VERSION, "value": str(dataset.version)})
     if dataset.columns:
         columns = [{"name": n, "kind": k} for n, k in dataset.columns]
-        env.append({"name": DATASET_COLUMNS_ENV, "value": json.dumps(columns, separators=(",", ":"))})
+        env.append({"name": DATASET_COLUMNS, "value": json.dumps(columns, separators=(",", ":"))})
     annotations = {
         ANNOTATION_GENERATION: str(owner.generation),
         "gyre.dev/dataset-fingerprint": dataset.fingerprint,
@@ -284,14 +160,14 @@ def build_training_job(
             "maxFailedIndexes": trials - 1,
         }
         backoff = None
-    job = _job(
+    job = build_job(
         owner=owner,
         name=training_job_name(owner),
         component=TRAINER,
         image=spec.image or settings.image,
         args=args,
         env=env,
-        resources=_resources(spec.resources, _TRAIN_RESOURCES),
+        resources=container_resources(spec.resources, _TRAIN_RESOURCES),
         settings=settings,
         active_deadline_seconds=spec.active_deadline_seconds,
         backoff_limit=0 if backoff is None else backoff,
@@ -302,31 +178,3 @@ def build_training_job(
         # backoffLimitPerIndex replaces the Job-wide limit (the API server defaults it to MaxInt32).
         del job["spec"]["backoffLimit"]
     return job
-
-
-def build_artifact_pvc(settings: OperatorSettings, namespace: str) -> dict[str, Any] | None:
-    """The namespace's artifact claim for a pvc:// store (shared by every Gyre object there), else None."""
-    pvc = settings.pvc
-    if pvc is None:
-        return None
-    spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": settings.pvc_size}},
-    }
-    if settings.storage_class:
-        spec["storageClassName"] = settings.storage_class
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {
-            "name": pvc.claim,
-            "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/name": "gyre",
-                "app.kubernetes.io/component": "artifact-store",
-                "app.kubernetes.io/managed-by": "gyre-operator",
-                "app.kubernetes.io/part-of": "gyre",
-            },
-        },
-        "spec": spec,
-    }

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gyre.api import env
 from gyre.api.modeldeployment import ModelDeploymentSpec
-from gyre.builders.job import RUN_AS, store_pod_parts
 from gyre.builders.meta import (
     LABEL_OWNER_KIND,
     LABEL_OWNER_UID,
@@ -18,6 +18,15 @@ from gyre.builders.meta import (
     child_name,
     labels_for,
     owner_reference,
+)
+from gyre.builders.pods import (
+    container_resources,
+    container_security_context,
+    pod_security_context,
+    store_pod_parts,
+    tmp_home_env,
+    tmp_mount,
+    tmp_volume,
 )
 from gyre.builders.settings import OperatorSettings
 
@@ -103,49 +112,48 @@ def _selector(owner: Owner) -> dict[str, str]:
     return {LABEL_OWNER_KIND: owner.kind, LABEL_OWNER_UID: owner.uid, "app.kubernetes.io/component": SERVER}
 
 
-def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
-    if spec.resources is None:
-        return {k: dict(v) for k, v in _SERVER_RESOURCES.items()}
-    out: dict[str, Any] = {}
-    if spec.resources.requests:
-        out["requests"] = dict(sorted(spec.resources.requests.items()))
-    if spec.resources.limits:
-        out["limits"] = dict(sorted(spec.resources.limits.items()))
-    return out
+def _shared_metadata(owner: Owner) -> dict[str, Any]:
+    # The Service and the HPA belong to the ModelDeployment as a whole: named like it, with no track label.
+    return {
+        "name": owner.name,
+        "namespace": owner.namespace,
+        "labels": labels_for(owner, SERVER),
+        "ownerReferences": [owner_reference(owner)],
+    }
 
 
 def _server_env(
     owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, track: Track
 ) -> list[dict[str, Any]]:
     logging = spec.prediction_logging
-    env: list[dict[str, Any]] = [
-        {"name": "GYRE_MODEL_DIR", "value": model.uri},
-        {"name": "GYRE_PORT", "value": str(spec.port)},
-        {"name": "GYRE_HOST", "value": "0.0.0.0"},
-        {"name": "GYRE_MAX_BODY_BYTES", "value": str(spec.max_body_bytes)},
-        {"name": "GYRE_DEPLOYMENT", "value": owner.name},
+    variables: list[dict[str, Any]] = [
+        {"name": env.MODEL_DIR, "value": model.uri},
+        {"name": env.PORT, "value": str(spec.port)},
+        {"name": env.HOST, "value": "0.0.0.0"},
+        {"name": env.MAX_BODY_BYTES, "value": str(spec.max_body_bytes)},
+        {"name": env.DEPLOYMENT, "value": owner.name},
         # Clients address the ModelDeployment, so the URL stays the same when a new model rolls out.
-        {"name": "GYRE_MODEL_NAME", "value": owner.name},
-        {"name": "GYRE_TRACK", "value": track},
-        {"name": "GYRE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "HOME", "value": "/tmp"},
-        {"name": "GYRE_CACHE_DIR", "value": "/tmp/models"},
-        {"name": "GYRE_DRAIN_SECONDS", "value": str(_CLOSE_SECONDS)},
+        {"name": env.MODEL_NAME, "value": owner.name},
+        {"name": env.TRACK, "value": track},
+        {"name": env.NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": env.POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        tmp_home_env(),
+        {"name": env.CACHE_DIR, "value": "/tmp/models"},
+        {"name": env.DRAIN_SECONDS, "value": str(_CLOSE_SECONDS)},
     ]
     if model.sha256:
-        env.append({"name": "GYRE_MODEL_SHA256", "value": model.sha256})
+        variables.append({"name": env.MODEL_SHA256, "value": model.sha256})
     if model.training_run:
-        env.append({"name": "GYRE_MODEL_VERSION", "value": model.training_run})
+        variables.append({"name": env.MODEL_VERSION, "value": model.training_run})
     if logging is not None and not logging.enabled:
-        env.append({"name": "GYRE_LOG_STORE", "value": ""})  # an empty store turns the prediction log off
+        variables.append({"name": env.LOG_STORE, "value": ""})  # an empty store turns the prediction log off
     elif logging is not None:
-        env += [
-            {"name": "GYRE_LOG_SAMPLE_RATE", "value": repr(logging.sample_rate)},
-            {"name": "GYRE_LOG_FLUSH_SECONDS", "value": str(logging.flush_interval_seconds)},
-            {"name": "GYRE_LOG_MAX_BATCH_ROWS", "value": str(logging.max_batch_rows)},
+        variables += [
+            {"name": env.LOG_SAMPLE_RATE, "value": repr(logging.sample_rate)},
+            {"name": env.LOG_FLUSH_SECONDS, "value": str(logging.flush_interval_seconds)},
+            {"name": env.LOG_MAX_BATCH_ROWS, "value": str(logging.max_batch_rows)},
         ]
-    return env
+    return variables
 
 
 def build_server_deployment(
@@ -178,7 +186,7 @@ def build_server_deployment(
         "args": ["serve"],
         "env": [*_server_env(owner, spec, model, track), *store.env],
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
-        "resources": _resources(spec),
+        "resources": container_resources(spec.resources, _SERVER_RESOURCES),
         # Loading and hash-checking a large model may take a while: liveness only starts after startup succeeds.
         "startupProbe": {
             "httpGet": {"path": "/v2/health/live", "port": probe_port},
@@ -197,13 +205,8 @@ def build_server_deployment(
         },
         # Keep serving while the endpoint removal propagates; the server then drains in-flight requests.
         "lifecycle": {"preStop": {"sleep": {"seconds": _DRAIN_SECONDS}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [*store.mounts, {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": container_security_context(),
+        "volumeMounts": [*store.mounts, tmp_mount()],
     }
     if store.env_from:
         container["envFrom"] = store.env_from
@@ -220,15 +223,9 @@ def build_server_deployment(
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "terminationGracePeriodSeconds": 30,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": RUN_AS,
-                    "runAsGroup": RUN_AS,
-                    "fsGroup": RUN_AS,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": pod_security_context(),
                 "containers": [container],
-                "volumes": [*store.volumes, {"name": "tmp", "emptyDir": {}}],
+                "volumes": [*store.volumes, tmp_volume()],
             },
         },
     }
@@ -252,12 +249,7 @@ def build_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": owner.name,
-            "namespace": owner.namespace,
-            "labels": labels_for(owner, SERVER),
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": _shared_metadata(owner),
         "spec": {
             "type": "ClusterIP",
             "selector": _selector(owner),
@@ -279,12 +271,7 @@ def build_hpa(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {
-            "name": owner.name,
-            "namespace": owner.namespace,
-            "labels": labels_for(owner, SERVER),
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": _shared_metadata(owner),
         "spec": {
             "scaleTargetRef": {
                 "apiVersion": "apps/v1",

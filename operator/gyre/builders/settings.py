@@ -8,9 +8,11 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gyre.api import env
+
 __all__ = ["PVC_MOUNT_PATH", "OperatorSettings", "PvcLocation"]
 
-PVC_MOUNT_PATH = "/var/lib/gyre/artifacts"
+PVC_MOUNT_PATH = env.DEFAULT_PVC_MOUNT
 """Where every Gyre pod mounts a pvc:// artifact store (gyre.store resolves pvc:// URLs against it)."""
 
 _CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -52,32 +54,32 @@ class OperatorSettings(BaseModel):
     def _known_scheme(cls, value: str) -> str:
         if not value.startswith(("pvc://", "s3://", "gs://", "file:///")):
             raise ValueError(
-                f"GYRE_ARTIFACT_STORE must be pvc://CLAIM[/SUBPATH], s3://, gs:// or file:///, got {value!r}"
+                f"{env.ARTIFACT_STORE} must be pvc://CLAIM[/SUBPATH], s3://, gs:// or file:///, got {value!r}"
             )
         if value.startswith("pvc://"):
             claim = value[len("pvc://") :].split("/", 1)[0]
             if not _CLAIM.match(claim):
-                raise ValueError(f"GYRE_ARTIFACT_STORE names an invalid claim {claim!r}")
+                raise ValueError(f"{env.ARTIFACT_STORE} names an invalid claim {claim!r}")
         return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
         """Read the GYRE_* variables; empty values mean "unset"."""
-        env = os.environ if environ is None else environ
+        source = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
+            value = source.get(name, "").strip()
             return value or None
 
         values = {
-            "artifact_store": get("GYRE_ARTIFACT_STORE"),
-            "image": get("GYRE_IMAGE"),
-            "artifact_secret": get("GYRE_ARTIFACT_SECRET"),
-            "namespace": get("GYRE_NAMESPACE"),
-            "pvc_size": get("GYRE_ARTIFACT_PVC_SIZE"),
-            "storage_class": get("GYRE_ARTIFACT_STORAGE_CLASS"),
-            "image_pull_policy": get("GYRE_IMAGE_PULL_POLICY"),
-            "instance": get("GYRE_OPERATOR_INSTANCE"),
+            "artifact_store": get(env.ARTIFACT_STORE),
+            "image": get(env.IMAGE),
+            "artifact_secret": get(env.ARTIFACT_SECRET),
+            "namespace": get(env.NAMESPACE),
+            "pvc_size": get(env.ARTIFACT_PVC_SIZE),
+            "storage_class": get(env.ARTIFACT_STORAGE_CLASS),
+            "image_pull_policy": get(env.IMAGE_PULL_POLICY),
+            "instance": get(env.OPERATOR_INSTANCE),
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
 

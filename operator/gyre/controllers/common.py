@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TypeVar
 
 import kopf
 from pydantic import BaseModel, ValidationError
 
-from gyre.api.common import Condition, utcnow
 from gyre.builders.job import build_artifact_pvc
 from gyre.builders.meta import LABEL_INSTANCE, Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.controllers import kube
+from gyre.reconcile.observed import parse_time
+from gyre.reconcile.plan import Create, Plan, dump_status, status_patch
 
 __all__ = [
-    "conditions_json",
+    "apply_plan",
     "configure",
     "dump_status",
     "emit",
@@ -25,11 +25,15 @@ __all__ = [
     "mine",
     "owner_from_body",
     "owner_of_child",
+    "parse_spec",
+    "parse_status",
     "parse_time",
     "settings",
+    "status_patch",
 ]
 
 _settings: OperatorSettings | None = None
+M = TypeVar("M", bound=BaseModel)
 
 
 def configure(value: OperatorSettings | None) -> None:
@@ -90,58 +94,58 @@ def format_validation_error(exc: ValidationError, prefix: str = "spec", limit: i
     return "; ".join(parts)
 
 
-def dump_status(status: BaseModel) -> dict[str, Any]:
-    """A status model as the JSON the API server stores (camelCase, no unset fields)."""
-    out: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return out
-
-
-def conditions_json(conditions: list[Condition]) -> list[dict[str, Any]]:
-    """Conditions as JSON, for status patches."""
-    return [dump_status(c) for c in conditions]
-
-
-def emit(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    """Post a Kubernetes Event about a Gyre object (Normal or Warning)."""
-    ref = {
-        "apiVersion": body.get("apiVersion", "gyre.dev/v1alpha1"),
-        "kind": body["kind"],
-        "metadata": {
-            "name": body["metadata"]["name"],
-            "namespace": body["metadata"]["namespace"],
-            "uid": body["metadata"]["uid"],
-        },
+def _event_ref(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "metadata": {"name": owner.name, "namespace": owner.namespace, "uid": owner.uid},
     }
+
+
+def emit(body: Mapping[str, Any] | Owner, type_: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event about a Gyre object (Normal or Warning)."""
+    owner = body if isinstance(body, Owner) else owner_from_body(body)
     # Event messages are capped at 1 KiB by the API server.
-    kopf.event(ref, type=type_, reason=reason, message=message[:1000])  # type: ignore[arg-type]
+    kopf.event(_event_ref(owner), type=type_, reason=reason, message=message[:1000])  # type: ignore[arg-type]
+
+
+def apply_plan(
+    owner: Owner, old: BaseModel, plan: Plan[Any], *, patch: MutableMapping[str, Any] | None = None
+) -> None:
+    """Carry out a plan: the child writes, then the status (only the fields that changed), then the Events.
+
+    With kopf's `patch` (a handler of the object itself) the status goes out with kopf's own write; otherwise it is
+    patched directly. A plan that changes nothing writes nothing.
+    """
+    kube.execute(owner.namespace, plan.actions)
+    changes = status_patch(old, plan.status)
+    if changes:
+        if patch is not None:
+            patch.setdefault("status", {}).update(changes)
+        else:
+            kube.patch_status(owner.kind, owner.namespace, owner.name, changes)
+    for event in plan.events:
+        emit(owner, event.type, event.reason, event.message)
+
+
+def parse_spec(model: type[M], body: Mapping[str, Any]) -> tuple[M | None, str | None]:
+    """Parse at the edge: (spec, None), or (None, a user-facing reason) when the stored spec does not validate."""
+    try:
+        return model.model_validate(dict(body.get("spec") or {})), None
+    except ValidationError as exc:
+        return None, format_validation_error(exc)
+
+
+def parse_status(model: type[M], body: Mapping[str, Any]) -> M:
+    """The stored status; one that no longer validates (hand-edited, older operator) is rebuilt from scratch."""
+    try:
+        return model.model_validate(dict(body.get("status") or {}))
+    except ValidationError:
+        return model()
 
 
 def ensure_artifact_pvc(namespace: str) -> None:
     """Create the namespace's artifact claim when the store is pvc:// and the claim does not exist yet."""
     pvc = build_artifact_pvc(settings(), namespace)
     if pvc is not None:
-        kube.create_if_absent(pvc)
-
-
-def parse_time(value: str | None) -> datetime:
-    """An RFC 3339 timestamp from the API server, or now when it is missing or unreadable."""
-    if value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-    return utcnow()
-
-
-def status_patch(old: BaseModel, new: BaseModel) -> dict[str, Any]:
-    """A merge patch from `old` to `new` status: fields `new` no longer has are sent as null, so they are removed.
-
-    dump_status() leaves unset fields out, which a merge patch reads as "keep": clearing a field (a finished Job's
-    name, a removed canary) needs the explicit null.
-    """
-    before, after = dump_status(old), dump_status(new)
-    patch: dict[str, Any] = dict(after)
-    for key in before:
-        if key not in after:
-            patch[key] = None
-    return patch
+        kube.execute(namespace, [Create(pvc)])

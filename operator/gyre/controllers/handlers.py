@@ -9,7 +9,8 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from gyre.controllers import common, dataset, driftmonitor, modeldeployment, trainingrun
+from gyre.api import env
+from gyre.controllers import common, dataset, driftmonitor, indexes, modeldeployment, trainingrun
 
 __all__ = [
     "FINALIZER",
@@ -17,6 +18,7 @@ __all__ = [
     "configure_kopf",
     "dataset",
     "driftmonitor",
+    "indexes",
     "modeldeployment",
     "startup",
     "trainingrun",
@@ -25,6 +27,7 @@ __all__ = [
 # Kopf's bookkeeping annotations live apart from Gyre's own (gyre.dev/...), which kopf must see change.
 PREFIX = "kopf.gyre.dev"
 FINALIZER = "gyre.dev/finalizer"
+WORKERS = 16
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +42,8 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
     kopf_settings.posting.loggers = False
     kopf_settings.watching.server_timeout = 300
     kopf_settings.watching.client_timeout = 330
-    kopf_settings.execution.max_workers = 8
+    # Sync handlers run in this thread pool; each mostly waits on the API server, so more threads than cores.
+    kopf_settings.execution.max_workers = WORKERS
 
 
 @kopf.on.startup()
@@ -48,7 +52,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     configure_kopf(settings)
     current = common.settings()
     log.info("gyre operator: artifact store %s, image %s", current.artifact_store, current.image)
-    port = int(os.environ.get("GYRE_METRICS_PORT", "0") or 0)
+    port = int(os.environ.get(env.METRICS_PORT, "0") or 0)
     if port:
         # Drift gauges per feature live in the operator process; Prometheus scrapes them here.
         prometheus_client.start_http_server(port)

@@ -1,34 +1,54 @@
-"""The operator's side effects on the API server, kept in one place (handlers call these; builders never do)."""
+"""The operator's one Kubernetes client: every read and write the controllers make goes through here.
+
+Built on the client library's dynamic client, so resources are found by discovery (no hand-built REST paths, no
+kind-to-plural table). Children are applied with server-side apply under one field manager. Transient failures (a
+slow or restarting API server, 429/5xx) are retried with backoff here, so a handler sees either success or a real
+error.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import random
 import threading
-from dataclasses import dataclass
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.resource import Resource
 
-from gyre.api.common import GROUP, VERSION
+from gyre.api.common import API_VERSION
+from gyre.reconcile.observed import JOB_NAME_LABEL
+from gyre.reconcile.plan import Action, Apply, Create, Delete, MergePatch
 
 __all__ = [
-    "JobOutcome",
-    "PodResult",
+    "FIELD_MANAGER",
     "api_client",
-    "create_if_absent",
-    "explain_failure",
-    "get_custom",
-    "job_exists",
-    "job_outcome",
-    "job_pod_results",
+    "apply",
+    "create",
+    "delete",
+    "execute",
+    "get",
+    "job_pods",
+    "merge_patch",
     "patch_status",
 ]
 
+FIELD_MANAGER = "gyre-operator"
+# (connect, read) seconds: a hung API server fails the call, which is retried, instead of hanging a worker.
+TIMEOUT = (5.0, 30.0)
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+POOL_SIZE = 16
+_ATTEMPTS = 4
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
+T = TypeVar("T")
 
 
 @functools.cache
@@ -38,7 +58,10 @@ def _load() -> kubernetes.client.ApiClient:
     except kubernetes.config.ConfigException:
         # KUBECONFIG is read now, not when the client library was imported.
         kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
-    return kubernetes.client.ApiClient()
+    config = kubernetes.client.Configuration.get_default_copy()
+    # One connection per handler thread, so threads do not queue for a socket.
+    config.connection_pool_maxsize = POOL_SIZE
+    return kubernetes.client.ApiClient(config)
 
 
 def api_client() -> kubernetes.client.ApiClient:
@@ -47,20 +70,77 @@ def api_client() -> kubernetes.client.ApiClient:
         return _load()
 
 
-def create_if_absent(body: dict[str, Any]) -> bool:
-    """Create a namespaced object; an existing one with that name is left alone (names are deterministic).
+@functools.cache
+def _dynamic() -> DynamicClient:
+    return DynamicClient(api_client())
 
-    Returns whether it was created.
-    """
-    client = api_client()
+
+@functools.cache
+def _resource(api_version: str, kind: str) -> Resource:
+    with _lock:
+        return _dynamic().resources.get(api_version=api_version, kind=kind)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ApiException):
+        return exc.status in _RETRY_STATUS
+    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)
+
+
+def _retrying(call: Callable[[], T], what: str) -> T:
+    """Run one API call, retrying transient failures with jittered exponential backoff."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return call()
+        except Exception as exc:
+            if not _transient(exc) or attempt == _ATTEMPTS - 1:
+                raise
+            delay = min(8.0, 0.5 * 2**attempt) * (0.5 + random.random())
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return out
+
+
+def get(api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """One object as a plain dict (API field names), or None when it does not exist."""
+    res = _resource(api_version, kind)
+    try:
+        obj = _retrying(
+            lambda: res.get(name=name, namespace=namespace, _request_timeout=TIMEOUT), f"get {kind} {name}"
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _plain(obj)
+
+
+def job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
+    """The pods of one Job (read only when the Job has finished, to collect the reports)."""
+    res = _resource("v1", "Pod")
+    found = _retrying(
+        lambda: res.get(
+            namespace=namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}", _request_timeout=TIMEOUT
+        ),
+        f"list pods of Job {job_name}",
+    )
+    return [_plain(p) for p in _plain(found).get("items") or []]
+
+
+def create(body: Mapping[str, Any]) -> bool:
+    """Create an object; False when one of that name exists already (names are deterministic)."""
+    res = _resource(body["apiVersion"], body["kind"])
     namespace = body["metadata"]["namespace"]
     try:
-        if body["kind"] == "Job":
-            kubernetes.client.BatchV1Api(client).create_namespaced_job(namespace, body)
-        elif body["kind"] == "PersistentVolumeClaim":
-            kubernetes.client.CoreV1Api(client).create_namespaced_persistent_volume_claim(namespace, body)
-        else:
-            raise ValueError(f"create_if_absent does not handle {body['kind']}")
+        _retrying(
+            lambda: res.create(body=dict(body), namespace=namespace, _request_timeout=TIMEOUT),
+            f"create {body['kind']} {body['metadata']['name']}",
+        )
     except ApiException as exc:
         if exc.status == 409:
             return False
@@ -68,149 +148,112 @@ def create_if_absent(body: dict[str, Any]) -> bool:
     return True
 
 
-def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-    """A Gyre object as a dict, or None when it does not exist."""
-    api = kubernetes.client.CustomObjectsApi(api_client())
+def apply(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Server-side apply a complete desired object under Gyre's field manager; returns the live object.
+
+    Fields Gyre stopped setting are removed; fields other managers own (an HPA's replica count) are kept.
+    """
+    res = _resource(body["apiVersion"], body["kind"])
+    meta = body["metadata"]
+    obj = _retrying(
+        lambda: res.server_side_apply(
+            body=dict(body),
+            name=meta["name"],
+            namespace=meta["namespace"],
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+            _request_timeout=TIMEOUT,
+        ),
+        f"apply {body['kind']} {meta['name']}",
+    )
+    return _plain(obj)
+
+
+def delete(api_version: str, kind: str, namespace: str, name: str) -> bool:
+    """Delete an object (its children cascade in the background); False when it was already gone."""
+    res = _resource(api_version, kind)
     try:
-        obj: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        _retrying(
+            lambda: res.delete(
+                name=name,
+                namespace=namespace,
+                body={"propagationPolicy": "Background"},
+                _request_timeout=TIMEOUT,
+            ),
+            f"delete {kind} {name}",
+        )
     except ApiException as exc:
         if exc.status == 404:
-            return None
+            return False
         raise
-    return obj
+    return True
 
 
-def get_job(namespace: str, name: str) -> dict[str, Any] | None:
-    """A Job as a plain dict (API field names), or None when it does not exist."""
-    api = api_client()
-    try:
-        job = kubernetes.client.BatchV1Api(api).read_namespaced_job(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    result: dict[str, Any] = api.sanitize_for_serialization(job)
-    return result
+def merge_patch(api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    """JSON merge-patch an object (e.g. one annotation), leaving every other field alone."""
+    res = _resource(api_version, kind)
+    _retrying(
+        lambda: res.patch(
+            body=patch,
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+            _request_timeout=TIMEOUT,
+        ),
+        f"patch {kind} {name}",
+    )
 
 
-def finished_job_outcome(namespace: str, name: str) -> JobOutcome | None:
-    """How Job `name` ended, or None while it runs or when it does not exist."""
-    job = get_job(namespace, name)
-    outcome = job_outcome(job) if job is not None else None
-    return outcome if outcome is not None and outcome.finished else None
-
-
-def job_exists(namespace: str, name: str) -> bool:
-    """Whether a Job of that name exists."""
-    return get_job(namespace, name) is not None
-
-
-def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+def patch_status(kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
     """Merge-patch the status subresource of a Gyre object (lists in the patch replace whole lists)."""
-    api = kubernetes.client.CustomObjectsApi(api_client())
-    api.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, {"status": status})
+    res = _resource(API_VERSION, kind).subresources["status"]
+    _retrying(
+        lambda: res.patch(
+            body={"status": patch},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+            _request_timeout=TIMEOUT,
+        ),
+        f"patch status of {kind} {name}",
+    )
 
 
-@dataclass(frozen=True)
-class JobOutcome:
-    """Whether a Job finished, and how."""
+class _KnownClaims:
+    """Artifact claims this process has created or found: a claim is created once, not POSTed (409) per Job."""
 
-    finished: bool
-    succeeded: bool
-    reason: str = ""
-    message: str = ""
-    completion_time: str | None = None
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
 
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            return key in self._seen
 
-def job_outcome(job: dict[str, Any]) -> JobOutcome:
-    """Read a Job's terminal condition (Complete or Failed) from its status."""
-    status = job.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("status") != "True":
-            continue
-        if cond.get("type") == "Complete":
-            return JobOutcome(True, True, completion_time=status.get("completionTime"))
-        if cond.get("type") == "Failed":
-            return JobOutcome(
-                True,
-                False,
-                reason=cond.get("reason") or "JobFailed",
-                message=cond.get("message") or "",
-                completion_time=cond.get("lastTransitionTime"),
-            )
-    return JobOutcome(False, False)
+    def add(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._seen.add(key)
 
 
-@dataclass(frozen=True)
-class PodResult:
-    """What one pod of a Job reported, or why it never ran."""
-
-    pod: str
-    index: int | None
-    exit_code: int | None
-    reason: str
-    message: str
-    """The termination message (the JSON report, or the log tail when the process died before writing it); for a
-    pod that never terminated, why it is stuck (image pull, scheduling)."""
-    terminated: bool = True
+_claims = _KnownClaims()
 
 
-def _stuck(pod: Any) -> tuple[str, str]:
-    """Why a pod that never terminated did not run: a waiting container's reason, else its scheduling."""
-    for cs in pod.status.container_statuses or []:
-        waiting = cs.state.waiting if cs.state else None
-        if waiting is not None and waiting.reason:
-            return waiting.reason, waiting.message or ""
-    for cond in pod.status.conditions or []:
-        if cond.status == "False" and cond.reason:
-            return cond.reason, cond.message or ""
-    return pod.status.phase or "Unknown", ""
-
-
-def job_pod_results(namespace: str, job_name: str) -> list[PodResult]:
-    """The pods of a Job, oldest first: terminated ones with their termination messages, others with why not."""
-    core = kubernetes.client.CoreV1Api(api_client())
-    pods = core.list_namespaced_pod(
-        namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}"
-    ).items
-    pods.sort(key=lambda p: (p.metadata.creation_timestamp, p.metadata.name))
-    results: list[PodResult] = []
-    for pod in pods:
-        annotations = pod.metadata.annotations or {}
-        raw_index = annotations.get("batch.kubernetes.io/job-completion-index")
-        index = int(raw_index) if raw_index is not None and raw_index.isdigit() else None
-        terminated = [
-            cs.state.terminated
-            for cs in pod.status.container_statuses or []
-            if cs.state and cs.state.terminated
-        ]
-        if not terminated:
-            reason, message = _stuck(pod)
-            results.append(PodResult(pod.metadata.name, index, None, reason, message, terminated=False))
-            continue
-        for term in terminated:
-            results.append(
-                PodResult(
-                    pod=pod.metadata.name,
-                    index=index,
-                    exit_code=term.exit_code,
-                    reason=term.reason or "",
-                    message=(term.message or "").strip(),
-                )
-            )
-    return results
-
-
-def explain_failure(outcome: JobOutcome, results: list[PodResult], default_reason: str) -> tuple[str, str]:
-    """(reason, message) for a Job that failed before any pod reported: the Job's reason plus each stuck pod's."""
-    reason = outcome.reason or default_reason
-    parts = [outcome.message or "the Job failed before any pod reported"]
-    for result in results:
-        if not result.terminated:
-            detail = f"pod {result.pod} never ran: {result.reason}"
-            parts.append(f"{detail} ({result.message})" if result.message else detail)
-        elif not result.message:
-            parts.append(
-                f"pod {result.pod} exited with code {result.exit_code} ({result.reason}) without a report"
-            )
-    return reason, "; ".join(parts)
+def execute(namespace: str, actions: Iterable[Action]) -> None:
+    """Carry out a plan's actions in order, in the owner's namespace."""
+    for action in actions:
+        if isinstance(action, Create):
+            body = action.body
+            key = (namespace, body["metadata"]["name"])
+            if body["kind"] == "PersistentVolumeClaim":
+                if key in _claims:
+                    continue
+                create(body)
+                _claims.add(key)
+            else:
+                create(body)
+        elif isinstance(action, Apply):
+            apply(action.body)
+        elif isinstance(action, Delete):
+            delete(action.api_version, action.kind, namespace, action.name)
+        elif isinstance(action, MergePatch):
+            merge_patch(action.api_version, action.kind, namespace, action.name, action.patch)

@@ -6,10 +6,9 @@ import argparse
 import os
 from typing import Any
 
-__all__ = ["register"]
+from gyre.api import env
 
-SPEC_ENV = "GYRE_DATASET_SPEC"
-"""Optional: the Dataset spec as JSON, for csv options and schema overrides (kinds, drop)."""
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
@@ -19,7 +18,7 @@ def register(subparsers: Any) -> None:
         help="profile a dataset version (runs in the Dataset's Job)",
         description="Load a source, fingerprint it, store a content-addressed parquet copy and its reference "
         "profile, and write a compact report to the termination log. Reads the optional Dataset spec from "
-        f"${SPEC_ENV} for csv options and schema overrides.",
+        f"${env.DATASET_SPEC} for csv options and schema overrides.",
     )
     parser.add_argument("--store", required=True, help="artifact store URL (pvc://, file://, s3://, gs://)")
     parser.add_argument("--namespace", required=True, help="namespace of the Dataset")
@@ -41,7 +40,7 @@ def _profile(args: argparse.Namespace) -> int:
     kinds: dict[str, Any] = {}
     drop: list[str] = []
     csv = None
-    raw = os.environ.get(SPEC_ENV)
+    raw = os.environ.get(env.DATASET_SPEC)
     if raw:
         from pydantic import ValidationError
 
@@ -51,7 +50,7 @@ def _profile(args: argparse.Namespace) -> int:
             spec = DatasetSpec.model_validate_json(raw)
         except ValidationError as exc:
             report = ProfileReport(
-                phase="Failed", reason="InvalidSpec", error=f"${SPEC_ENV} is invalid: {exc}"
+                phase="Failed", reason="InvalidSpec", error=f"${env.DATASET_SPEC} is invalid: {exc}"
             )
             write_termination_message(report.to_termination_message())
             return 1

@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gyre.api.dataset import ColumnKind
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.report import ColumnInfo, ProfileReport
-from gyre.data.schema import ColumnKind, ColumnSchema, apply_overrides, infer_schema
+from gyre.data.schema import ColumnSchema, apply_overrides, infer_schema
 from gyre.data.sources import CsvReadOptions, SourceFormat, load_source
 from gyre.store import ArtifactStore, dataset_data_path, dataset_profile_path
 

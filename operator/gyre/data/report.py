@@ -8,6 +8,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from gyre.api.dataset import ColumnKind
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT
 
 __all__ = ["ColumnInfo", "ProfileReport"]
@@ -23,7 +24,7 @@ class ColumnInfo(_Report):
     """One column of the profiled data."""
 
     name: str
-    kind: Literal["numeric", "categorical", "binary"]
+    kind: ColumnKind
     dtype: str
 
 

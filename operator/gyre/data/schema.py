@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from gyre.api.dataset import ColumnKind
 from gyre.data.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ColumnKind", "ColumnSchema", "apply_overrides", "infer_schema"]
-
-ColumnKind = Literal["numeric", "categorical", "binary"]
+__all__ = ["ColumnSchema", "apply_overrides", "infer_kind", "infer_schema"]
 
 
 class ColumnSchema(BaseModel):
@@ -27,12 +26,16 @@ class ColumnSchema(BaseModel):
     dtype: str
 
 
-def _infer_kind(series: pd.Series[Any]) -> ColumnKind:
+def infer_kind(series: pd.Series[Any]) -> ColumnKind:
+    """The kind of a column from its dtype and distinct values; DataError for datetimes, timedeltas, complex.
+
+    The one rule of Gyre: the Dataset's schema, the trainer's fallback and drift profiles all use it.
+    """
     from pandas.api import types
 
     dtype = series.dtype
     if types.is_bool_dtype(dtype):
-        return "binary"
+        return ColumnKind.BINARY
     if (
         types.is_datetime64_any_dtype(dtype)
         or types.is_timedelta64_dtype(dtype)
@@ -46,11 +49,11 @@ def _infer_kind(series: pd.Series[Any]) -> ColumnKind:
     if types.is_numeric_dtype(dtype):
         # Exactly two values {0, 1} is a flag, not a measurement.
         if distinct == 2 and set(series.dropna().unique().tolist()) <= {0, 1}:
-            return "binary"
-        return "numeric"
+            return ColumnKind.BINARY
+        return ColumnKind.NUMERIC
     if distinct == 2:
-        return "binary"
-    return "categorical"
+        return ColumnKind.BINARY
+    return ColumnKind.CATEGORICAL
 
 
 def infer_schema(
@@ -71,7 +74,7 @@ def infer_schema(
     for position in range(frame.shape[1]):
         series = frame.iloc[:, position]
         name = str(frame.columns[position])
-        kind = overrides.get(name) or _infer_kind(series)
+        kind = overrides.get(name) or infer_kind(series)
         schema.append(ColumnSchema(name=name, kind=kind, dtype=str(series.dtype)))
     return schema
 

@@ -15,11 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from gyre.api import env
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT, write_termination_message
 
-__all__ = ["CHECK_CONFIG_ENV", "CheckFeature", "CheckReport", "add_run_parser", "check_report_path", "run"]
-
-CHECK_CONFIG_ENV = "GYRE_DRIFT_CONFIG"
+__all__ = ["CheckFeature", "CheckReport", "add_run_parser", "check_report_path", "run"]
 
 
 class _Model(BaseModel):
@@ -92,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = ArtifactStore(args.store)
         profile = ReferenceProfile.from_json(store.read_bytes(args.profile))
-        config = DriftConfig.model_validate(json.loads(os.environ.get(CHECK_CONFIG_ENV) or "{}"))
+        config = DriftConfig.model_validate(json.loads(os.environ.get(env.DRIFT_CONFIG) or "{}"))
         report = check_window(
             profile,
             store,

@@ -21,12 +21,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from gyre.api.dataset import ColumnKind  # re-exported: the drift tests are chosen by it
+from gyre.data import schema
+from gyre.data.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,14 +62,6 @@ DEFAULT_PSI_BINS = 10
 DISCRETE_MAX_UNIQUE = 20
 """Numeric columns with at most this many distinct values also keep exact value frequencies (they are tested like
 categories when they have few values, as Evidently does)."""
-
-
-class ColumnKind(StrEnum):
-    """How a column is tested."""
-
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
-    BINARY = "binary"
 
 
 class ProfileError(ValueError):
@@ -149,31 +144,18 @@ class ReferenceProfile(_Model):
 
 
 def infer_kind(series: pd.Series) -> ColumnKind:
-    """The drift kind of a column from its dtype and distinct values (the same rule as gyre.data's schema).
+    """The drift kind of a column: gyre.data's schema rule (gyre.data.schema.infer_kind).
 
     bool, numbers that are exactly {0, 1}, or any other dtype with exactly two distinct values -> binary; other
     numbers -> numeric; strings, categories and mixed objects -> categorical. Datetimes, timedeltas and complex
     numbers are not drift features: ProfileError.
     """
-    import pandas as pd
-
-    dtype = series.dtype
-    types = pd.api.types
-    if (
-        types.is_datetime64_any_dtype(dtype)
-        or types.is_timedelta64_dtype(dtype)
-        or types.is_complex_dtype(dtype)
-    ):
-        raise ProfileError(f"column {series.name!r} has dtype {dtype}, which drift checks do not support")
-    if types.is_bool_dtype(dtype):
-        return ColumnKind.BINARY
-    values = series.dropna()
-    n_unique = int(values.nunique())
-    if types.is_numeric_dtype(dtype):
-        if n_unique == 2 and set(values.unique().tolist()) <= {0, 1}:
-            return ColumnKind.BINARY
-        return ColumnKind.NUMERIC
-    return ColumnKind.BINARY if n_unique == 2 else ColumnKind.CATEGORICAL
+    try:
+        return schema.infer_kind(series)
+    except DataError:
+        raise ProfileError(
+            f"column {series.name!r} has dtype {series.dtype}, which drift checks do not support"
+        ) from None
 
 
 def _category_key(value: Any) -> str:

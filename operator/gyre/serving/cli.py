@@ -12,6 +12,8 @@ import signal
 import sys
 from typing import Any
 
+from gyre.api import env
+
 __all__ = ["register", "run_server", "serve"]
 
 log = logging.getLogger("gyre.serving")
@@ -46,126 +48,126 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--model-dir",
-        default=_env("GYRE_MODEL_DIR", None),
-        help="model directory: a local path or an fsspec URL (file://, s3://, gs://, memory://) [GYRE_MODEL_DIR]",
+        default=_env(env.MODEL_DIR, None),
+        help=f"model directory: a local path or an fsspec URL (file://, s3://, gs://, memory://) [{env.MODEL_DIR}]",
     )
-    p.add_argument("--host", default=_env("GYRE_HOST", "0.0.0.0"), help="listen address [GYRE_HOST]")
-    p.add_argument("--port", type=int, default=_env("GYRE_PORT", "8080"), help="listen port [GYRE_PORT]")
+    p.add_argument("--host", default=_env(env.HOST, "0.0.0.0"), help=f"listen address [{env.HOST}]")
+    p.add_argument("--port", type=int, default=_env(env.PORT, "8080"), help=f"listen port [{env.PORT}]")
     p.add_argument(
-        "--model-name", default=_env("GYRE_MODEL_NAME", None), help="name in URLs (default: manifest name)"
+        "--model-name", default=_env(env.MODEL_NAME, None), help="name in URLs (default: manifest name)"
     )
     p.add_argument(
         "--model-version",
-        default=_env("GYRE_MODEL_VERSION", None),
+        default=_env(env.MODEL_VERSION, None),
         help="version reported in responses and logs (default: first 12 hex digits of the artifact sha256) "
-        "[GYRE_MODEL_VERSION]",
+        f"[{env.MODEL_VERSION}]",
     )
     p.add_argument(
         "--expect-sha256",
-        default=_env("GYRE_MODEL_SHA256", None),
-        help="refuse to start unless the artifact's sha256 is this one [GYRE_MODEL_SHA256]",
+        default=_env(env.MODEL_SHA256, None),
+        help=f"refuse to start unless the artifact's sha256 is this one [{env.MODEL_SHA256}]",
     )
     p.add_argument(
-        "--track", default=_env("GYRE_TRACK", ""), help="stable or canary, a metrics label [GYRE_TRACK]"
+        "--track", default=_env(env.TRACK, ""), help=f"stable or canary, a metrics label [{env.TRACK}]"
     )
     p.add_argument(
         "--inference",
         choices=("auto", "onnx", "sklearn"),
-        default=_env("GYRE_INFERENCE", "auto"),
-        help="auto: onnxruntime when the manifest's ONNX export is verified, else scikit-learn [GYRE_INFERENCE]",
+        default=_env(env.INFERENCE, "auto"),
+        help=f"auto: onnxruntime when the manifest's ONNX export is verified, else scikit-learn [{env.INFERENCE}]",
     )
     p.add_argument(
         "--onnx-threads",
         type=int,
-        default=_env("GYRE_ONNX_THREADS", "1"),
+        default=_env(env.ONNX_THREADS, "1"),
         help="onnxruntime intra-op threads",
     )
     p.add_argument(
         "--max-body-bytes",
         type=int,
-        default=_env("GYRE_MAX_BODY_BYTES", "1048576"),
-        help="largest request body; larger ones get 413 [GYRE_MAX_BODY_BYTES]",
+        default=_env(env.MAX_BODY_BYTES, "1048576"),
+        help=f"largest request body; larger ones get 413 [{env.MAX_BODY_BYTES}]",
     )
     p.add_argument(
         "--batching",
         action=argparse.BooleanOptionalAction,
-        default=_env_bool("GYRE_BATCHING", True),
-        help="coalesce concurrent requests into one model run [GYRE_BATCHING]",
+        default=_env_bool(env.BATCHING, True),
+        help=f"coalesce concurrent requests into one model run [{env.BATCHING}]",
     )
     p.add_argument(
         "--max-batch-rows",
         type=int,
-        default=_env("GYRE_MAX_BATCH_ROWS", "0"),
+        default=_env(env.MAX_BATCH_ROWS, "0"),
         help="most rows per coalesced model run; 0 picks 256 with onnxruntime, 4096 with scikit-learn "
-        "[GYRE_MAX_BATCH_ROWS]",
+        f"[{env.MAX_BATCH_ROWS}]",
     )
     p.add_argument(
         "--max-wait-ms",
         type=float,
-        default=_env("GYRE_MAX_WAIT_MS", "0.0"),
-        help="extra time a batch waits for company; 0 = flush on the next event-loop turn [GYRE_MAX_WAIT_MS]",
+        default=_env(env.MAX_WAIT_MS, "0.0"),
+        help=f"extra time a batch waits for company; 0 = flush on the next event-loop turn [{env.MAX_WAIT_MS}]",
     )
     p.add_argument(
         "--sklearn-workers",
         type=int,
-        default=_env("GYRE_SKLEARN_WORKERS", "1"),
-        help="threads running scikit-learn predictions [GYRE_SKLEARN_WORKERS]",
+        default=_env(env.SKLEARN_WORKERS, "1"),
+        help=f"threads running scikit-learn predictions [{env.SKLEARN_WORKERS}]",
     )
     p.add_argument(
         "--cache-dir",
-        default=_env("GYRE_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "gyre", "models")),
-        help="where remote model directories are downloaded [GYRE_CACHE_DIR]",
+        default=_env(env.CACHE_DIR, os.path.join(os.path.expanduser("~"), ".cache", "gyre", "models")),
+        help=f"where remote model directories are downloaded [{env.CACHE_DIR}]",
     )
     p.add_argument(
         "--log-store",
-        default=_env("GYRE_LOG_STORE", _env("GYRE_ARTIFACT_STORE", "")),
-        help="artifact store URL for the prediction log; empty disables it [GYRE_LOG_STORE, GYRE_ARTIFACT_STORE]",
+        default=_env(env.LOG_STORE, _env(env.ARTIFACT_STORE, "")),
+        help=f"artifact store URL for the prediction log; empty disables it [{env.LOG_STORE}, {env.ARTIFACT_STORE}]",
     )
     p.add_argument(
         "--log-sample-rate",
         type=float,
-        default=_env("GYRE_LOG_SAMPLE_RATE", "1.0"),
-        help="fraction of rows logged [GYRE_LOG_SAMPLE_RATE]",
+        default=_env(env.LOG_SAMPLE_RATE, "1.0"),
+        help=f"fraction of rows logged [{env.LOG_SAMPLE_RATE}]",
     )
     p.add_argument(
         "--log-flush-seconds",
         type=float,
-        default=_env("GYRE_LOG_FLUSH_SECONDS", "10.0"),
-        help="write a log batch at least this often [GYRE_LOG_FLUSH_SECONDS]",
+        default=_env(env.LOG_FLUSH_SECONDS, "10.0"),
+        help=f"write a log batch at least this often [{env.LOG_FLUSH_SECONDS}]",
     )
     p.add_argument(
         "--log-max-batch-rows",
         type=int,
-        default=_env("GYRE_LOG_MAX_BATCH_ROWS", "1000"),
-        help="write a log batch when it holds this many rows [GYRE_LOG_MAX_BATCH_ROWS]",
+        default=_env(env.LOG_MAX_BATCH_ROWS, "1000"),
+        help=f"write a log batch when it holds this many rows [{env.LOG_MAX_BATCH_ROWS}]",
     )
     p.add_argument(
         "--namespace",
-        default=_env("GYRE_NAMESPACE", _env("POD_NAMESPACE", "default")),
-        help="namespace in prediction-log paths [GYRE_NAMESPACE, POD_NAMESPACE]",
+        default=_env(env.NAMESPACE, _env(env.POD_NAMESPACE, "default")),
+        help=f"namespace in prediction-log paths [{env.NAMESPACE}, {env.POD_NAMESPACE}]",
     )
     p.add_argument(
         "--deployment",
-        default=_env("GYRE_DEPLOYMENT", None),
-        help="deployment in prediction-log paths (default: model name) [GYRE_DEPLOYMENT]",
+        default=_env(env.DEPLOYMENT, None),
+        help=f"deployment in prediction-log paths (default: model name) [{env.DEPLOYMENT}]",
     )
     p.add_argument(
         "--pod",
-        default=_env("POD_NAME", _env("HOSTNAME", "local")),
-        help="pod name in prediction-log file names [POD_NAME, HOSTNAME]",
+        default=_env(env.POD_NAME, _env("HOSTNAME", "local")),
+        help=f"pod name in prediction-log file names [{env.POD_NAME}, HOSTNAME]",
     )
     p.add_argument(
         "--drain-seconds",
         type=float,
-        default=_env("GYRE_DRAIN_SECONDS", "0.0"),
+        default=_env(env.DRAIN_SECONDS, "0.0"),
         help="on SIGTERM, report not-ready and keep serving this long before closing the listener "
-        "[GYRE_DRAIN_SECONDS]",
+        f"[{env.DRAIN_SECONDS}]",
     )
     p.add_argument(
         "--shutdown-timeout",
         type=float,
-        default=_env("GYRE_SHUTDOWN_TIMEOUT", "30.0"),
-        help="longest wait for in-flight requests on shutdown [GYRE_SHUTDOWN_TIMEOUT]",
+        default=_env(env.SHUTDOWN_TIMEOUT, "30.0"),
+        help=f"longest wait for in-flight requests on shutdown [{env.SHUTDOWN_TIMEOUT}]",
     )
     p.set_defaults(func=serve)
 
@@ -174,7 +176,7 @@ def serve(args: argparse.Namespace) -> int:
     """Load the model (refusing on any integrity problem) and serve until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.model_dir:
-        print("gyre serve: --model-dir (or GYRE_MODEL_DIR) is required", file=sys.stderr)
+        print(f"gyre serve: --model-dir (or {env.MODEL_DIR}) is required", file=sys.stderr)
         return 2
     from gyre.serving.model import ModelLoadError, load_served_model
 

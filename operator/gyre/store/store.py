@@ -13,6 +13,8 @@ from typing import IO, Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from gyre.api import env
+
 __all__ = [
     "PVC_MOUNT_PATH",
     "ArtifactStore",
@@ -22,7 +24,7 @@ __all__ = [
     "sha256_stream",
 ]
 
-PVC_MOUNT_PATH = "/var/lib/gyre/artifacts"
+PVC_MOUNT_PATH = env.DEFAULT_PVC_MOUNT
 """Where builders mount the artifact claim in every pod."""
 
 _CHUNK = 1 << 20
@@ -46,7 +48,7 @@ def resolve_store_url(url: str, *, pvc_mount: str | None = None) -> str:
         claim, _, subpath = rest.partition("/")
         if not claim:
             raise StoreError(f"pvc store URL needs a claim name: {url!r} (use pvc://CLAIM[/SUBPATH])")
-        mount = pvc_mount or os.environ.get("GYRE_PVC_MOUNT") or PVC_MOUNT_PATH
+        mount = pvc_mount or os.environ.get(env.PVC_MOUNT) or PVC_MOUNT_PATH
         root = posixpath.join(mount, subpath) if subpath else mount
         return "file://" + posixpath.normpath(root)
     if url.startswith("/"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from gyre.api import env
+
 __all__ = [
     "TERMINATION_LOG",
     "TERMINATION_MESSAGE_LIMIT",
@@ -12,14 +14,14 @@ __all__ = [
     "write_termination_message",
 ]
 
-TERMINATION_LOG = "/dev/termination-log"
+TERMINATION_LOG = env.DEFAULT_TERMINATION_LOG
 TERMINATION_MESSAGE_LIMIT = 4096
 """Kubernetes truncates a container's termination message to 4096 bytes."""
 
 
 def termination_log_path() -> str:
     """$GYRE_TERMINATION_LOG, else /dev/termination-log."""
-    return os.environ.get("GYRE_TERMINATION_LOG") or TERMINATION_LOG
+    return os.environ.get(env.TERMINATION_LOG) or TERMINATION_LOG
 
 
 def write_termination_message(message: str, *, echo: bool = True) -> bool:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gyre.api import env
 from gyre.training.estimators import ESTIMATORS, PREPROCESSING_TYPES
 from gyre.training.features import coerce_features, onnx_feeds
 from gyre.training.manifest import (
@@ -278,7 +279,7 @@ def write_model_dir(
         artifact=ArtifactRef(path=MODEL_FILE, sha256=hashlib.sha256(model_bytes).hexdigest()),
         onnx=outcome.info,
         seed=result.seed,
-        image=image if image is not None else os.environ.get("GYRE_IMAGE"),
+        image=image if image is not None else os.environ.get(env.IMAGE),
         libraries=library_versions(),
         created_at=created_at or datetime.now(UTC).replace(microsecond=0),
         lineage=lineage or Lineage(),

@@ -7,14 +7,9 @@ import json
 import os
 from typing import Any
 
-__all__ = ["SPEC_ENV", "parse_param", "register"]
+from gyre.api import env
 
-SPEC_ENV = "GYRE_TRAINING_SPEC"
-"""The TrainingRun spec as JSON (in-pod mode)."""
-COLUMNS_ENV = "GYRE_DATASET_COLUMNS"
-"""Optional: the Dataset's status.columns as JSON ([{name, kind}]), so overridden kinds carry over."""
-TRIGGER_ENV = "GYRE_TRIGGER"
-DATASET_VERSION_ENV = "GYRE_DATASET_VERSION"
+__all__ = ["parse_param", "register"]
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -33,8 +28,9 @@ def register(subparsers: Any) -> None:
     train: argparse.ArgumentParser = subparsers.add_parser(
         "train",
         help="train a model (runs in the TrainingRun's Job, or locally with --local)",
-        description=f"In-pod: reads the TrainingRun spec from ${SPEC_ENV}, trains on --dataset-uri, writes the "
-        "model directory to the store and a compact report to the termination log. Local: --local --dataset URI "
+        description=f"In-pod: reads the TrainingRun spec from ${env.TRAINING_SPEC}, trains on --dataset-uri, "
+        "writes the model directory to the store and a compact report to the termination log. Local: --local "
+        "--dataset URI "
         "--target COL --estimator NAME --out DIR runs the same trainer in-process.",
     )
     train.add_argument("--store", help="artifact store URL (in-pod mode)")
@@ -168,6 +164,7 @@ def _train_local(args: argparse.Namespace) -> int:
 def _train_pod(args: argparse.Namespace) -> int:
     from pydantic import TypeAdapter, ValidationError
 
+    from gyre.api.dataset import ColumnKind
     from gyre.api.trainingrun import TrainingRunSpec
     from gyre.data.report import ProfileReport
     from gyre.training.run import TrainJob, run_training
@@ -195,37 +192,36 @@ def _train_pod(args: argparse.Namespace) -> int:
     namespace, sep, name = args.run.partition("/")
     if not sep or not namespace or not name:
         return _fail("InvalidArguments", f"--run must be NAMESPACE/NAME, got {args.run!r}")
-    raw = os.environ.get(SPEC_ENV)
+    raw = os.environ.get(env.TRAINING_SPEC)
     if not raw:
-        return _fail("InvalidSpec", f"${SPEC_ENV} is not set; it must hold the TrainingRun spec as JSON")
+        return _fail(
+            "InvalidSpec", f"${env.TRAINING_SPEC} is not set; it must hold the TrainingRun spec as JSON"
+        )
     try:
         spec = TrainingRunSpec.model_validate_json(raw)
     except ValidationError as exc:
-        return _fail("InvalidSpec", f"${SPEC_ENV} is not a valid TrainingRun spec: {exc}")
+        return _fail("InvalidSpec", f"${env.TRAINING_SPEC} is not a valid TrainingRun spec: {exc}")
     trial = args.trial_index
     if trial is None and spec.search is not None:
-        index = os.environ.get("JOB_COMPLETION_INDEX")
+        index = os.environ.get(env.JOB_COMPLETION_INDEX)
         if index is None or not index.isdigit():
             return _fail(
                 "InvalidSearch", "spec.search is set but neither --trial-index nor JOB_COMPLETION_INDEX is"
             )
         trial = int(index)
     kinds: dict[str, Any] = {}
-    columns_raw = os.environ.get(COLUMNS_ENV)
+    columns_raw = os.environ.get(env.DATASET_COLUMNS)
     if columns_raw:
         try:
             columns = TypeAdapter(list[dict[str, Any]]).validate_json(columns_raw)
-            kinds = {
-                str(c["name"]): c["kind"]
-                for c in columns
-                if c.get("kind") in ("numeric", "categorical", "binary")
-            }
+            known = {kind.value for kind in ColumnKind}
+            kinds = {str(c["name"]): ColumnKind(c["kind"]) for c in columns if c.get("kind") in known}
         except (ValidationError, KeyError) as exc:
-            return _fail("InvalidSpec", f"${COLUMNS_ENV} is not a list of {{name, kind}}: {exc}")
+            return _fail("InvalidSpec", f"${env.DATASET_COLUMNS} is not a list of {{name, kind}}: {exc}")
     version_raw = (
         str(args.dataset_version)
         if args.dataset_version is not None
-        else os.environ.get(DATASET_VERSION_ENV, "")
+        else os.environ.get(env.DATASET_VERSION, "")
     )
     job = TrainJob(
         spec=spec,
@@ -239,7 +235,7 @@ def _train_pod(args: argparse.Namespace) -> int:
         trial_index=trial,
         store_url=args.store,
         kinds=kinds,
-        trigger=os.environ.get(TRIGGER_ENV) or "manual",
+        trigger=os.environ.get(env.TRIGGER) or "manual",
         onnx=not args.no_onnx,
     )
     return _emit(run_training(job))

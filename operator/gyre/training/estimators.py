@@ -1,10 +1,13 @@
-"""The estimator allowlist: the only scikit-learn classes Gyre instantiates, trains, saves and loads."""
+"""The estimator allowlist (declared in gyre.api.trainingrun): the only scikit-learn classes Gyre instantiates,
+trains, saves and loads."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
+
+from gyre.api.trainingrun import ESTIMATOR_ALLOWLIST, Task
 
 __all__ = [
     "ESTIMATORS",
@@ -16,34 +19,9 @@ __all__ = [
     "task_of",
 ]
 
-Task = Literal["classification", "regression"]
-
-# name -> (module, class, task). Fixed strings: user input only ever selects a key, never an import path.
+# name -> (module, class, task), from the allowlist in gyre.api.trainingrun (the class is named like the kind).
 ESTIMATORS: dict[str, tuple[str, str, Task]] = {
-    "LogisticRegression": ("sklearn.linear_model", "LogisticRegression", "classification"),
-    "RandomForestClassifier": ("sklearn.ensemble", "RandomForestClassifier", "classification"),
-    "GradientBoostingClassifier": ("sklearn.ensemble", "GradientBoostingClassifier", "classification"),
-    "HistGradientBoostingClassifier": (
-        "sklearn.ensemble",
-        "HistGradientBoostingClassifier",
-        "classification",
-    ),
-    "ExtraTreesClassifier": ("sklearn.ensemble", "ExtraTreesClassifier", "classification"),
-    "DecisionTreeClassifier": ("sklearn.tree", "DecisionTreeClassifier", "classification"),
-    "KNeighborsClassifier": ("sklearn.neighbors", "KNeighborsClassifier", "classification"),
-    "SVC": ("sklearn.svm", "SVC", "classification"),
-    "GaussianNB": ("sklearn.naive_bayes", "GaussianNB", "classification"),
-    "LinearRegression": ("sklearn.linear_model", "LinearRegression", "regression"),
-    "Ridge": ("sklearn.linear_model", "Ridge", "regression"),
-    "Lasso": ("sklearn.linear_model", "Lasso", "regression"),
-    "ElasticNet": ("sklearn.linear_model", "ElasticNet", "regression"),
-    "RandomForestRegressor": ("sklearn.ensemble", "RandomForestRegressor", "regression"),
-    "GradientBoostingRegressor": ("sklearn.ensemble", "GradientBoostingRegressor", "regression"),
-    "HistGradientBoostingRegressor": ("sklearn.ensemble", "HistGradientBoostingRegressor", "regression"),
-    "ExtraTreesRegressor": ("sklearn.ensemble", "ExtraTreesRegressor", "regression"),
-    "DecisionTreeRegressor": ("sklearn.tree", "DecisionTreeRegressor", "regression"),
-    "KNeighborsRegressor": ("sklearn.neighbors", "KNeighborsRegressor", "regression"),
-    "SVR": ("sklearn.svm", "SVR", "regression"),
+    name: (module, name, task) for name, (module, task) in ESTIMATOR_ALLOWLIST.items()
 }
 
 # Scale-invariant estimators: the trainer does not scale their inputs. Scaling cannot change their splits, and

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gyre.api import env
+from gyre.api.dataset import ColumnKind
 from gyre.training.artifact import MODEL_FILE, check_trusted, library_versions
 from gyre.training.manifest import (
     MANIFEST_FILE,
@@ -77,7 +79,7 @@ def import_joblib(
     features = [
         FeatureSpec(
             name=n,
-            kind="categorical" if n in categorical else "numeric",
+            kind=ColumnKind.CATEGORICAL if n in categorical else ColumnKind.NUMERIC,
             dtype="string" if n in categorical else "number",
         )
         for n in names
@@ -102,7 +104,7 @@ def import_joblib(
             status="unavailable", reason="imported model: no held-out data to verify an ONNX conversion"
         ),
         seed=0,
-        image=image if image is not None else os.environ.get("GYRE_IMAGE"),
+        image=image if image is not None else os.environ.get(env.IMAGE),
         libraries=library_versions(),
         created_at=datetime.now(UTC).replace(microsecond=0),
         lineage=Lineage(trigger=f"import:{source_path.name}"),

@@ -8,6 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from gyre.api.dataset import ColumnKind
+from gyre.api.trainingrun import Task
+
 __all__ = [
     "MANIFEST_FILE",
     "ArtifactRef",
@@ -31,7 +34,7 @@ class FeatureSpec(_Model):
     """One input feature of the model."""
 
     name: str
-    kind: Literal["numeric", "categorical", "binary"]
+    kind: ColumnKind
     dtype: Literal["number", "string"] = "number"
     """How values are fed to the model (gyre.training.features.coerce_features): numbers become float64 (missing:
     NaN); strings become str (missing: the empty string)."""
@@ -96,7 +99,7 @@ class ModelManifest(_Model):
 
     format_version: Literal[1] = 1
     name: str
-    task: Literal["classification", "regression"]
+    task: Task
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
     features: list[FeatureSpec]

@@ -9,6 +9,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from gyre.api.trainingrun import Task
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT
 
 __all__ = ["GateOutcome", "TrainReport"]
@@ -32,7 +33,7 @@ class TrainReport(_Report):
     """Compact result of `gyre train`; the full manifest lives beside the model at `model_uri`."""
 
     phase: Literal["Succeeded", "Failed"]
-    task: Literal["classification", "regression"] | None = None
+    task: Task | None = None
     estimator: str | None = None
     trial_index: int | None = None
     metrics: dict[str, float] = Field(default_factory=dict)

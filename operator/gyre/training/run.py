@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gyre.api.dataset import ColumnKind
 from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
-from gyre.data.schema import ColumnKind
 from gyre.data.sources import SourceFormat, load_source
 from gyre.store import ArtifactStore, StoreError, model_dir, trial_dir
 from gyre.training.artifact import UntrustedModelError, write_model_dir

@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from gyre.data.schema import ColumnKind, infer_schema
+from gyre.api.dataset import ColumnKind
+from gyre.api.trainingrun import Task
+from gyre.data.schema import infer_schema
 from gyre.training.estimators import TREE_ESTIMATORS, EstimatorError, build_estimator, task_of
 from gyre.training.features import coerce_features, feature_dtype
 from gyre.training.manifest import FeatureSpec, TargetSpec
@@ -51,7 +53,7 @@ class TrainingResult:
     """A fitted pipeline with everything the artifact writer needs."""
 
     pipeline: Any
-    task: Literal["classification", "regression"]
+    task: Task
     estimator: str
     params: dict[str, Any]
     metrics: dict[str, float]

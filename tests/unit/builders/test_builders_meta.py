@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gyre.builders.job import build_artifact_pvc, store_pod_parts
 from gyre.builders.meta import LABEL_INSTANCE, Owner, child_name, label_value, labels_for
+from gyre.builders.pods import build_artifact_pvc, store_pod_parts
 from gyre.builders.settings import OperatorSettings
 
 

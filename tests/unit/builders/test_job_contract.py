@@ -17,12 +17,12 @@ from gyre import cli
 from gyre.api.common import find_condition
 from gyre.api.dataset import DatasetSpec, DatasetStatus
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
-from gyre.builders.job import build_profile_job, build_training_job
+from gyre.builders.job import DatasetInput, build_profile_job, build_training_job
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
-from gyre.controllers.dataset import apply_profile_result
-from gyre.controllers.trainingrun import DatasetInput, apply_training_result, resolve_dataset
 from gyre.data.report import ProfileReport
+from gyre.reconcile.dataset import apply_profile_result
+from gyre.reconcile.trainingrun import DatasetView, apply_training_result, resolve_dataset
 from gyre.training.report import TrainReport
 
 NS = "ml"
@@ -77,10 +77,7 @@ def test_profile_then_train_through_the_real_entrypoints(
             "gates": [{"metric": "accuracy", "min": 0.8}],
         }
     )
-    dataset_obj = {
-        "spec": ds_spec.model_dump(by_alias=True),
-        "status": status.model_dump(mode="json", by_alias=True),
-    }
+    dataset_obj = DatasetView(spec=ds_spec, status=status)
     resolved = resolve_dataset(run_spec, dataset_obj)
     assert isinstance(resolved, DatasetInput)
     run_owner = Owner(kind="TrainingRun", name="iris-lr", namespace=NS, uid="u-tr")
@@ -96,7 +93,7 @@ def test_profile_then_train_through_the_real_entrypoints(
     assert result.model_uri and result.model_sha256
     validated = find_condition(result.conditions or [], "Validated")
     assert validated is not None and validated.status == "True"
-    assert [e[1] for e in events] == ["Succeeded"]
+    assert [e.reason for e in events] == ["Succeeded"]
 
 
 def test_search_trials_select_their_index(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -115,10 +112,7 @@ def test_search_trials_select_their_index(monkeypatch: pytest.MonkeyPatch, tmp_p
             "search": {"strategy": "grid", "space": {"max_depth": {"values": [1, 4]}}},
         }
     )
-    dataset_obj = {
-        "spec": ds_spec.model_dump(by_alias=True),
-        "status": status.model_dump(mode="json", by_alias=True),
-    }
+    dataset_obj = DatasetView(spec=ds_spec, status=status)
     resolved = resolve_dataset(run_spec, dataset_obj)
     assert isinstance(resolved, DatasetInput)
     job = build_training_job(

@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gyre.api.common import find_condition
+from gyre.api.dataset import DatasetSpec, DatasetStatus
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.job import DatasetInput
-from gyre.controllers.trainingrun import (
+from gyre.reconcile.plan import Event
+from gyre.reconcile.trainingrun import (
     DatasetProblem,
+    DatasetView,
     apply_training_result,
     primary_metric,
     resolve_dataset,
@@ -27,7 +30,7 @@ def spec(**overrides: Any) -> TrainingRunSpec:
     return TrainingRunSpec.model_validate(body)
 
 
-def dataset(phase: str = "Ready", **status: Any) -> dict[str, Any]:
+def dataset(phase: str = "Ready", target: str | None = "target", **status: Any) -> DatasetView:
     base: dict[str, Any] = {
         "phase": phase,
         "fingerprint": B,
@@ -41,7 +44,8 @@ def dataset(phase: str = "Ready", **status: Any) -> dict[str, Any]:
         ],
     }
     base.update(status)
-    return {"spec": {"source": {"uri": "builtin://iris"}, "target": "target"}, "status": base}
+    spec = DatasetSpec.model_validate({"source": {"uri": "builtin://iris"}, "target": target})
+    return DatasetView(spec=spec, status=DatasetStatus.model_validate(base))
 
 
 def test_waiting_for_a_dataset_is_not_a_failure() -> None:
@@ -86,9 +90,7 @@ def test_unknown_target_or_features_fail() -> None:
     got = resolve_dataset(spec(target="label", features=["petal", "color"]), dataset())
     assert isinstance(got, DatasetProblem) and got.reason == "UnknownColumns"
     assert "label, color" in got.message
-    no_target = dataset()
-    no_target["spec"].pop("target")
-    got = resolve_dataset(spec(), no_target)
+    got = resolve_dataset(spec(), dataset(target=None))
     assert isinstance(got, DatasetProblem) and got.reason == "NoTarget"
 
 
@@ -126,7 +128,7 @@ def test_single_run_success_with_gates() -> None:
     assert status.trials is None and status.best_trial is None
     validated = find_condition(status.conditions or [], "Validated")
     assert validated is not None and (validated.status, validated.reason) == ("True", "GatesPassed")
-    assert [e[:2] for e in events] == [("Normal", "Succeeded")]
+    assert [(e.type, e.reason) for e in events] == [("Normal", "Succeeded")]
 
 
 def test_failed_gate_is_a_succeeded_run_that_is_not_validated() -> None:
@@ -137,7 +139,7 @@ def test_failed_gate_is_a_succeeded_run_that_is_not_validated() -> None:
         "False",
         "accuracy 0.95 < min 0.99",
     )
-    assert ("Warning", "GatesFailed", "accuracy 0.95 < min 0.99") in events
+    assert Event("Warning", "GatesFailed", "accuracy 0.95 < min 0.99") in events
 
 
 def test_search_picks_the_best_trial_and_keeps_failed_ones() -> None:
@@ -172,4 +174,4 @@ def test_all_failed_surfaces_the_pod_error() -> None:
     cond = find_condition(status.conditions or [], "Failed")
     assert cond is not None and (cond.status, cond.reason) == ("True", "OOMKilled")
     assert "out of memory" in cond.message
-    assert events == [("Warning", "Failed", "the container ran out of memory (limit 2Gi)")]
+    assert events == [Event("Warning", "Failed", "the container ran out of memory (limit 2Gi)")]

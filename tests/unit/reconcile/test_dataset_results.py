@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from gyre.api.common import find_condition
 from gyre.api.dataset import DatasetStatus
-from gyre.controllers.dataset import apply_profile_result
 from gyre.data.report import ColumnInfo, ProfileReport
+from gyre.reconcile.dataset import apply_profile_result
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -1,0 +1,112 @@
+"""Condition types and the reasons Gyre writes into conditions and Events: one definition of each.
+
+`kubectl get ... -o jsonpath='{.status.conditions[*].reason}'`, Argo CD health checks and alert rules match on these
+strings, so they are part of the API: renaming one is a breaking change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["ConditionType", "EventType", "Reason"]
+
+
+class ConditionType(StrEnum):
+    """Condition types (status.conditions[].type)."""
+
+    READY = "Ready"
+    FAILED = "Failed"
+    SUCCEEDED = "Succeeded"
+    RUNNING = "Running"
+    VALIDATED = "Validated"
+    DATASET_READY = "DatasetReady"
+    REFRESHING = "Refreshing"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    DRIFTED = "Drifted"
+    RETRAINING = "Retraining"
+
+
+class EventType(StrEnum):
+    """Kubernetes Event types."""
+
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class Reason(StrEnum):
+    """Reasons of conditions and Events, grouped by the kind that writes them."""
+
+    # Any kind
+    INVALID_SPEC = "InvalidSpec"
+    JOB_MISSING = "JobMissing"
+    JOB_FAILED = "JobFailed"
+
+    # Dataset
+    PROFILING = "Profiling"
+    PROFILED = "Profiled"
+    PROFILING_FAILED = "ProfilingFailed"
+    NEW_VERSION = "NewVersion"
+    UNCHANGED = "Unchanged"
+    SPEC_CHANGED = "SpecChanged"
+    REFRESH_DUE = "RefreshDue"
+    REFRESH_REQUESTED = "RefreshRequested"
+
+    # TrainingRun
+    DATASET_NOT_FOUND = "DatasetNotFound"
+    DATASET_NOT_READY = "DatasetNotReady"
+    DATASET_READY = "DatasetReady"
+    FINGERPRINT_MISMATCH = "FingerprintMismatch"
+    NO_TARGET = "NoTarget"
+    UNKNOWN_COLUMNS = "UnknownColumns"
+    SEARCH_TOO_LARGE = "SearchTooLarge"
+    JOB_CREATED = "JobCreated"
+    JOB_FINISHED = "JobFinished"
+    STARTED = "Started"
+    TRAINING_FAILED = "TrainingFailed"
+    MODEL_TRAINED = "ModelTrained"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    GATES_PASSED = "GatesPassed"
+    GATES_FAILED = "GatesFailed"
+    NO_GATES = "NoGates"
+
+    # ModelDeployment
+    TRAINING_RUN_NOT_FOUND = "TrainingRunNotFound"
+    TRAINING_RUN_FAILED = "TrainingRunFailed"
+    WAITING_FOR_TRAINING = "WaitingForTraining"
+    WAITING_FOR_VALIDATED_RUN = "WaitingForValidatedRun"
+    SERVING = "Serving"
+    ROLLING_OUT = "RollingOut"
+    ROLLED_OUT = "RolledOut"
+    ROLLOUT_STUCK = "RolloutStuck"
+    SERVER_FAILING = "ServerFailing"
+    HEALTHY = "Healthy"
+    MODEL_ROLLOUT = "ModelRollout"
+    READY = "Ready"
+
+    # DriftMonitor
+    DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
+    REFERENCE_UNKNOWN = "ReferenceUnknown"
+    REFERENCE_NOT_READY = "ReferenceNotReady"
+    CHECKING = "Checking"
+    CHECKED = "Checked"
+    CHECK_FAILED = "CheckFailed"
+    INSUFFICIENT_DATA = "InsufficientData"
+    DRIFT_DETECTED = "DriftDetected"
+    DRIFT_RESOLVED = "DriftResolved"
+    DRIFT_PERSISTED = "DriftPersisted"
+    NO_DRIFT = "NoDrift"
+    DISABLED = "Disabled"
+    HYSTERESIS = "Hysteresis"
+    RETRAIN_PENDING = "RetrainPending"
+    COOLDOWN = "Cooldown"
+    DAILY_CAP = "DailyCap"
+    DRY_RUN = "DryRun"
+    WOULD_RETRAIN = "WouldRetrain"
+    RETRAIN_REQUESTED = "RetrainRequested"
+    RETRAIN_CREATED = "RetrainCreated"
+    RETRAIN_FAILED = "RetrainFailed"
+    RETRAIN_IMPOSSIBLE = "RetrainImpossible"
+    NO_SERVED_RUN = "NoServedRun"
+    DATASET_FAILED = "DatasetFailed"

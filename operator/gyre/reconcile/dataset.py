@@ -1,0 +1,282 @@
+"""Dataset decisions: profile each spec generation, re-read the source when due or asked, fold reports into versions.
+
+Invariants:
+- One profiling Job per (spec, revision): `g<generation>` for a spec change, `-r<time>` for a scheduled refresh,
+  `-q<hash>` for a requested one. A Job that exists is never created again.
+- The version moves only when the fingerprint changes, so reading the same finished Job twice changes nothing.
+- A failed refresh never makes the current version unusable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gyre.api.common import Condition, find_condition, parse_duration, set_condition
+from gyre.api.dataset import ColumnStatus, DatasetSpec, DatasetStatus, DatasetVersion
+from gyre.api.reasons import ConditionType, EventType, Reason
+from gyre.builders.job import build_artifact_pvc, build_profile_job
+from gyre.builders.meta import Owner, short_hash
+from gyre.builders.settings import OperatorSettings
+from gyre.data.report import ProfileReport
+from gyre.reconcile.history import prune_finished_jobs
+from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time
+from gyre.reconcile.plan import Create, Plan
+
+__all__ = [
+    "JOB_HISTORY",
+    "ObservedDataset",
+    "apply_profile_result",
+    "plan_dataset",
+    "profile_report",
+    "profiling_in_flight",
+]
+
+# Finished profiling Jobs kept per Dataset: the last good read, and the last failed one for debugging.
+JOB_HISTORY = (1, 1)
+
+
+@dataclass(frozen=True)
+class ObservedDataset:
+    """Everything a Dataset's plan reads."""
+
+    owner: Owner
+    spec: DatasetSpec | None
+    spec_error: str | None
+    status: DatasetStatus
+    settings: OperatorSettings
+    now: datetime
+    jobs: Sequence[JobView] = ()
+    """Every profiling Job of this Dataset."""
+    pods: Sequence[PodResult] = ()
+    """The pods of the current Job (status.jobName), read only once it has finished."""
+    refresh_request: str | None = None
+    """A new value of the refresh-requested-at annotation: re-read now."""
+    refresh_due_check: bool = False
+    """Called by the refresh timer: re-read when spec.refreshInterval has passed."""
+
+
+def _refreshing(status: DatasetStatus) -> bool:
+    refreshing = find_condition(status.conditions or [], ConditionType.REFRESHING)
+    return refreshing is not None and refreshing.status == "True"
+
+
+def profiling_in_flight(status: DatasetStatus) -> bool:
+    """Whether a profiling Job (first read or refresh) is running for this Dataset."""
+    return status.phase == "Profiling" or _refreshing(status)
+
+
+def _settle_refreshing(
+    conditions: list[Condition], reason: str, message: str, generation: int
+) -> list[Condition]:
+    """Mark a refresh as over; Datasets that were never refreshed get no Refreshing condition at all."""
+    if find_condition(conditions, ConditionType.REFRESHING) is None:
+        return conditions
+    return set_condition(
+        conditions, ConditionType.REFRESHING, "False", reason, message, generation=generation
+    )
+
+
+def plan_dataset(obs: ObservedDataset) -> Plan[DatasetStatus]:
+    """Decide the next step of a Dataset."""
+    plan = Plan(obs.status.model_copy(deep=True))
+    status, generation = plan.status, obs.owner.generation
+    if obs.spec is None:
+        message = obs.spec_error or "the spec does not validate"
+        if status.observed_generation != generation or status.phase != "Failed":
+            plan.event(EventType.WARNING, Reason.INVALID_SPEC, message)
+        status.phase = "Failed"
+        status.observed_generation = generation
+        status.conditions = set_condition(
+            status.conditions or [],
+            ConditionType.READY,
+            "False",
+            Reason.INVALID_SPEC,
+            message,
+            generation=generation,
+        )
+        return plan
+    spec = obs.spec
+    jobs = {j.name: j for j in obs.jobs}
+    if status.observed_generation != generation:
+        _start(plan, obs, spec, jobs, revision=f"g{generation}", refresh=None)
+        return plan
+    current = jobs.get(status.job_name or "")
+    if profiling_in_flight(status):
+        if current is None:
+            if status.phase == "Profiling":
+                # This generation's Job vanished: recreate it under the same deterministic name.
+                _start(plan, obs, spec, jobs, revision=f"g{generation}", refresh=None)
+            else:
+                status.conditions = _settle_refreshing(
+                    status.conditions or [],
+                    Reason.JOB_MISSING,
+                    f"Job {status.job_name} was deleted",
+                    generation,
+                )
+        elif current.outcome.finished:
+            _record(plan, obs, spec, current)
+    elif obs.refresh_request:
+        revision = f"g{generation}-q{short_hash(obs.refresh_request)}"
+        message = f"(requested at {obs.refresh_request})"
+        _start(plan, obs, spec, jobs, revision=revision, refresh=(Reason.REFRESH_REQUESTED, message))
+    elif obs.refresh_due_check and _refresh_due(spec, status, obs.now):
+        revision = f"g{generation}-r{int(obs.now.timestamp())}"
+        _start(plan, obs, spec, jobs, revision=revision, refresh=(Reason.REFRESH_DUE, ""))
+    if not profiling_in_flight(plan.status):
+        keep = [plan.status.job_name or ""]
+        plan.actions.extend(
+            prune_finished_jobs(
+                obs.jobs, keep_succeeded=JOB_HISTORY[0], keep_failed=JOB_HISTORY[1], keep=keep
+            )
+        )
+    return plan
+
+
+def _refresh_due(spec: DatasetSpec, status: DatasetStatus, now: datetime) -> bool:
+    if spec.refresh_interval is None or status.phase not in ("Ready", "Failed"):
+        return False
+    ready = find_condition(status.conditions or [], ConditionType.READY)
+    last = status.last_profile_time or (ready.last_transition_time if ready else None)
+    return last is None or now - last >= parse_duration(spec.refresh_interval)
+
+
+def _start(
+    plan: Plan[DatasetStatus],
+    obs: ObservedDataset,
+    spec: DatasetSpec,
+    jobs: dict[str, JobView],
+    *,
+    revision: str,
+    refresh: tuple[Reason, str] | None,
+) -> None:
+    """Profile now: create the revision's Job unless it exists, and say so in status."""
+    status, generation = plan.status, obs.owner.generation
+    job = build_profile_job(obs.owner, spec, obs.settings, revision=revision)
+    name = job["metadata"]["name"]
+    if name not in jobs:
+        pvc = build_artifact_pvc(obs.settings, obs.owner.namespace)
+        if pvc is not None:
+            plan.actions.append(Create(pvc))
+        plan.actions.append(Create(job))
+        if refresh is None:
+            plan.event(EventType.NORMAL, Reason.PROFILING, f"created Job {name} to read {spec.source.uri}")
+    status.job_name = name
+    if refresh is not None:
+        reason, detail = refresh
+        status.conditions = set_condition(
+            status.conditions or [],
+            ConditionType.REFRESHING,
+            "True",
+            reason,
+            f"re-reading {spec.source.uri} in Job {name} {detail}".strip(),
+            generation=generation,
+        )
+        return
+    status.phase = "Profiling"
+    status.target = spec.target
+    status.observed_generation = generation
+    conditions = set_condition(
+        status.conditions or [],
+        ConditionType.READY,
+        "False",
+        Reason.PROFILING,
+        f"reading {spec.source.uri} in Job {name}",
+        generation=generation,
+    )
+    status.conditions = _settle_refreshing(conditions, Reason.SPEC_CHANGED, "", generation)
+
+
+def _record(plan: Plan[DatasetStatus], obs: ObservedDataset, spec: DatasetSpec, job: JobView) -> None:
+    """Fold the finished current Job's report into the status."""
+    new, reason, message = apply_profile_result(
+        plan.status,
+        profile_report(obs.pods, job),
+        history_limit=spec.history_limit,
+        generation=obs.owner.generation,
+        finished_at=parse_time(job.outcome.completion_time),
+        refresh=_refreshing(plan.status),
+    )
+    plan.status = new
+    if reason != Reason.UNCHANGED:
+        ok = new.phase == "Ready" and reason == Reason.NEW_VERSION
+        plan.event(EventType.NORMAL if ok else EventType.WARNING, reason, message)
+
+
+def profile_report(results: Sequence[PodResult], job: JobView) -> ProfileReport:
+    """The newest pod's report; a failure explained from the pods and the Job when there is none."""
+    for result in reversed(results):
+        if not result.terminated or not result.message:
+            continue
+        try:
+            return ProfileReport.from_termination_message(result.message)
+        except ValueError:
+            # FallbackToLogsOnError: the message is the log tail of a process that died before reporting.
+            return ProfileReport(
+                phase="Failed", reason=result.reason or Reason.PROFILING_FAILED, error=result.message[-1500:]
+            )
+    reason, message = explain_failure(job.outcome, list(results), Reason.PROFILING_FAILED)
+    return ProfileReport(phase="Failed", reason=reason, error=message)
+
+
+def apply_profile_result(
+    status: DatasetStatus,
+    report: ProfileReport,
+    *,
+    history_limit: int,
+    generation: int,
+    finished_at: datetime,
+    refresh: bool,
+) -> tuple[DatasetStatus, str, str]:
+    """Fold one profiling report into the status. Returns (status, event reason, event message).
+
+    Pure, and idempotent: the version moves only when the fingerprint differs from the current one, so reading the
+    same finished Job twice changes nothing.
+    """
+    status = status.model_copy(deep=True)
+    conditions = status.conditions or []
+    if report.phase != "Succeeded" or not report.fingerprint:
+        reason = report.reason or Reason.PROFILING_FAILED
+        message = report.error or "the profiling Job failed without a report"
+        if refresh and status.fingerprint:
+            # A failed refresh does not make the current version unusable.
+            status.conditions = set_condition(
+                conditions, ConditionType.REFRESHING, "False", reason, message, generation=generation
+            )
+        else:
+            status.phase = "Failed"
+            status.conditions = set_condition(
+                conditions, ConditionType.READY, "False", reason, message, generation=generation
+            )
+            status.conditions = _settle_refreshing(status.conditions, reason, "", generation)
+        return status, reason, message
+
+    changed = report.fingerprint != status.fingerprint
+    if changed:
+        status.version = (status.version or 0) + 1
+        entry = DatasetVersion(
+            version=status.version,
+            fingerprint=report.fingerprint,
+            rows=report.rows or 0,
+            created_at=finished_at,
+        )
+        status.history = [entry, *(status.history or [])][:history_limit]
+    status.fingerprint = report.fingerprint
+    status.rows = report.rows
+    status.columns = [ColumnStatus(name=c.name, kind=c.kind, dtype=c.dtype) for c in report.columns or []]
+    status.column_count = report.column_count if report.column_count is not None else len(status.columns)
+    status.data_uri = report.data_uri
+    status.profile_uri = report.profile_uri
+    if report.target:
+        status.target = report.target
+    status.last_profile_time = finished_at
+    status.phase = "Ready"
+    short = report.fingerprint[:19]
+    message = f"version {status.version}: {report.rows} rows, {status.column_count} columns ({short}...)"
+    status.conditions = set_condition(
+        conditions, ConditionType.READY, "True", Reason.PROFILED, message, generation=generation
+    )
+    status.conditions = _settle_refreshing(status.conditions, Reason.PROFILED, "", generation)
+    event_reason = Reason.NEW_VERSION if changed else Reason.UNCHANGED
+    return status, event_reason, message

@@ -1,0 +1,400 @@
+"""TrainingRun decisions: wait for the Dataset, start the one training Job, fold its reports into metrics and gates.
+
+Invariants:
+- A run has exactly one Job (`<run>-train`, the spec is immutable); `Create` is planned only when none is observed.
+- A finished run (Succeeded or Failed) is never changed again.
+- Gates are evaluated here, by the operator, on the metrics of the best trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gyre.api.common import Condition, set_condition
+from gyre.api.dataset import DatasetSpec, DatasetStatus
+from gyre.api.gates import evaluate_gates
+from gyre.api.reasons import ConditionType, EventType, Reason
+from gyre.api.trainingrun import (
+    DEFAULT_METRICS,
+    Lineage,
+    OnnxStatus,
+    TrainingRunSpec,
+    TrainingRunStatus,
+    TrialStatus,
+    default_goal,
+    task_of,
+)
+from gyre.builders.job import DatasetInput, build_artifact_pvc, build_training_job, training_job_name
+from gyre.builders.meta import Owner
+from gyre.builders.settings import OperatorSettings
+from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time
+from gyre.reconcile.plan import Create, Event, Plan
+from gyre.training.report import TrainReport
+
+__all__ = [
+    "MAX_TRIALS",
+    "WAIT_SECONDS",
+    "DatasetProblem",
+    "DatasetView",
+    "ObservedTrainingRun",
+    "apply_training_result",
+    "plan_trainingrun",
+    "primary_metric",
+    "resolve_dataset",
+    "training_reports",
+]
+
+MAX_TRIALS = 500
+WAIT_SECONDS = 15.0
+_TERMINAL = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """A Dataset as its dependents read it: the spec (None when it no longer validates) and the status."""
+
+    spec: DatasetSpec | None
+    status: DatasetStatus
+
+
+@dataclass(frozen=True)
+class ObservedTrainingRun:
+    """Everything a TrainingRun's plan reads."""
+
+    owner: Owner
+    spec: TrainingRunSpec | None
+    """None when the stored spec does not validate; `spec_error` then says why."""
+    spec_error: str | None
+    status: TrainingRunStatus
+    settings: OperatorSettings
+    now: datetime
+    trigger: str = "manual"
+    dataset: DatasetView | None = None
+    job: JobView | None = None
+    pods: Sequence[PodResult] = ()
+    """The Job's pods, read only once the Job has finished."""
+
+
+@dataclass(frozen=True)
+class DatasetProblem:
+    """Why a run cannot start: `permanent` problems fail the run, the others make it wait."""
+
+    reason: Reason
+    message: str
+    permanent: bool
+
+
+def primary_metric(spec: TrainingRunSpec) -> tuple[str, str]:
+    """(metric, goal) that ranks models: search.metric/goal, else the first metric, else the task's default."""
+    task = task_of(spec.estimator.kind)
+    metric = (spec.search.metric if spec.search else None) or (spec.metrics or DEFAULT_METRICS[task])[0]
+    goal = (spec.search.goal if spec.search else None) or default_goal(metric)
+    return metric, goal
+
+
+def resolve_dataset(spec: TrainingRunSpec, dataset: DatasetView | None) -> DatasetInput | DatasetProblem:
+    """Decide which Dataset version to train on, or why not."""
+    ref = spec.dataset_ref
+    if dataset is None:
+        return DatasetProblem(
+            Reason.DATASET_NOT_FOUND, f"Dataset {ref.name} does not exist in this namespace", False
+        )
+    ds_status = dataset.status
+    if ds_status.phase != "Ready" or not ds_status.fingerprint or not ds_status.data_uri:
+        phase = ds_status.phase or "Pending"
+        return DatasetProblem(
+            Reason.DATASET_NOT_READY, f"waiting for Dataset {ref.name} to be Ready (it is {phase})", False
+        )
+    fingerprint, version, uri = ds_status.fingerprint, ds_status.version, ds_status.data_uri
+    if ref.fingerprint and ref.fingerprint != fingerprint:
+        older = next((h for h in ds_status.history or [] if h.fingerprint == ref.fingerprint), None)
+        if older is None:
+            return DatasetProblem(
+                Reason.FINGERPRINT_MISMATCH,
+                f"Dataset {ref.name} is at {fingerprint} (version {version}); the pinned fingerprint "
+                f"{ref.fingerprint} is not among its recorded versions. Remove datasetRef.fingerprint or pin one "
+                f"listed in the Dataset's status.history",
+                True,
+            )
+        # Versions are content-addressed: an older one lives beside the current one under its own digest.
+        uri = uri.replace(fingerprint.removeprefix("sha256:"), ref.fingerprint.removeprefix("sha256:"))
+        fingerprint, version = older.fingerprint, older.version
+    ds_spec = dataset.spec
+    target = spec.target or (ds_spec.target if ds_spec else None) or ds_status.target
+    if not target:
+        return DatasetProblem(
+            Reason.NO_TARGET,
+            f"no target column: set spec.target or the Dataset {ref.name}'s spec.target",
+            True,
+        )
+    columns = [c.name for c in ds_status.columns or []]
+    complete = bool(columns) and ds_status.column_count in (None, len(columns))
+    if complete:
+        wanted = [target, *(spec.features or [])]
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            return DatasetProblem(
+                Reason.UNKNOWN_COLUMNS,
+                f"Dataset {ref.name} has no column(s) {', '.join(missing)}; it has: {', '.join(columns[:30])}",
+                True,
+            )
+    kinds = tuple((c.name, c.kind) for c in ds_status.columns or [])
+    return DatasetInput(
+        name=ref.name, uri=uri, fingerprint=fingerprint, version=version, target=target, columns=kinds
+    )
+
+
+def _fail(plan: Plan[TrainingRunStatus], generation: int, now: datetime, reason: str, message: str) -> None:
+    status = plan.status
+    status.phase = "Failed"
+    status.observed_generation = generation
+    status.completion_time = status.completion_time or now
+    conditions = set_condition(
+        status.conditions or [], ConditionType.FAILED, "True", reason, message, generation=generation
+    )
+    status.conditions = set_condition(
+        conditions, ConditionType.RUNNING, "False", reason, generation=generation
+    )
+    plan.event(EventType.WARNING, reason, message)
+
+
+def plan_trainingrun(obs: ObservedTrainingRun) -> Plan[TrainingRunStatus]:
+    """Decide the next step of a TrainingRun: wait, start its Job, record its result, or nothing."""
+    plan = Plan(obs.status.model_copy(deep=True))
+    status, generation = plan.status, obs.owner.generation
+    if status.phase in _TERMINAL:
+        return plan
+    if obs.spec is None:
+        _fail(plan, generation, obs.now, Reason.INVALID_SPEC, obs.spec_error or "the spec does not validate")
+        return plan
+    spec = obs.spec
+    if status.phase == "Running":
+        if obs.job is None:
+            message = (
+                f"Job {status.job_name} was deleted before it finished; create a new TrainingRun to retrain"
+            )
+            _fail(plan, generation, obs.now, Reason.JOB_MISSING, message)
+        elif obs.job.outcome.finished:
+            reports = training_reports(obs.pods, obs.job)
+            new, events = apply_training_result(
+                status,
+                spec,
+                reports,
+                generation=generation,
+                finished_at=parse_time(obs.job.outcome.completion_time),
+            )
+            plan.status = new
+            plan.events.extend(events)
+        return plan
+    if spec.search is not None and spec.search.trial_count() > MAX_TRIALS:
+        message = (
+            f"the search has {spec.search.trial_count()} trials; the limit is {MAX_TRIALS}: shrink the grid"
+        )
+        _fail(plan, generation, obs.now, Reason.SEARCH_TOO_LARGE, message)
+        return plan
+    metric, _goal = primary_metric(spec)
+    status.task = task_of(spec.estimator.kind)
+    status.primary_metric = metric
+    resolved = resolve_dataset(spec, obs.dataset)
+    if isinstance(resolved, DatasetProblem):
+        _wait_or_fail(plan, generation, obs.now, resolved)
+        return plan
+    _start(plan, obs, spec, resolved)
+    return plan
+
+
+def _wait_or_fail(
+    plan: Plan[TrainingRunStatus], generation: int, now: datetime, problem: DatasetProblem
+) -> None:
+    status = plan.status
+    previous = next((c for c in status.conditions or [] if c.type == ConditionType.DATASET_READY), None)
+    status.conditions = set_condition(
+        status.conditions or [],
+        ConditionType.DATASET_READY,
+        "False",
+        problem.reason,
+        problem.message,
+        generation=generation,
+    )
+    if problem.permanent:
+        _fail(plan, generation, now, problem.reason, problem.message)
+        return
+    status.phase = "Pending"
+    status.observed_generation = generation
+    if previous is None or previous.reason != problem.reason:
+        kind = EventType.WARNING if problem.reason == Reason.DATASET_NOT_FOUND else EventType.NORMAL
+        plan.event(kind, problem.reason, problem.message)
+    plan.retry_after = WAIT_SECONDS
+
+
+def _start(
+    plan: Plan[TrainingRunStatus], obs: ObservedTrainingRun, spec: TrainingRunSpec, dataset: DatasetInput
+) -> None:
+    status, generation = plan.status, obs.owner.generation
+    job_name = training_job_name(obs.owner)
+    version = f"version {dataset.version}" if dataset.version is not None else dataset.fingerprint
+    trials = spec.search.trial_count() if spec.search else 1
+    what = f"{trials} trials" if spec.search else "one model"
+    if obs.job is None:
+        pvc = build_artifact_pvc(obs.settings, obs.owner.namespace)
+        if pvc is not None:
+            plan.actions.append(Create(pvc))
+        job = build_training_job(obs.owner, spec, obs.settings, dataset, trigger=obs.trigger)
+        plan.actions.append(Create(job))
+        plan.event(
+            EventType.NORMAL,
+            Reason.STARTED,
+            f"Job {job_name}: {spec.estimator.kind}, {what} on {dataset.name} {version}",
+        )
+    status.phase = "Running"
+    status.job_name = job_name
+    status.start_time = status.start_time or obs.now
+    status.dataset_fingerprint = dataset.fingerprint
+    status.dataset_version = dataset.version
+    status.dataset_uri = dataset.uri
+    status.lineage = Lineage(
+        dataset=dataset.name,
+        dataset_version=dataset.version,
+        dataset_fingerprint=dataset.fingerprint,
+        trigger=obs.trigger,
+        image=spec.image or obs.settings.image,
+    )
+    status.observed_generation = generation
+    conditions = set_condition(
+        status.conditions or [],
+        ConditionType.DATASET_READY,
+        "True",
+        Reason.DATASET_READY,
+        f"training on Dataset {dataset.name} {version}",
+        generation=generation,
+    )
+    status.conditions = set_condition(
+        conditions,
+        ConditionType.RUNNING,
+        "True",
+        Reason.JOB_CREATED,
+        f"Job {job_name} trains {what}",
+        generation=generation,
+    )
+
+
+def training_reports(results: Sequence[PodResult], job: JobView) -> dict[int, TrainReport]:
+    """The latest report per trial index (index 0 for a single run)."""
+    out: dict[int, TrainReport] = {}
+    for result in results:  # oldest first, so retries overwrite earlier attempts
+        if not result.terminated:
+            continue
+        index = result.index if result.index is not None else 0
+        try:
+            report = TrainReport.from_termination_message(result.message)
+        except ValueError:
+            tail = (
+                result.message[-1500:]
+                or f"the container exited with code {result.exit_code} ({result.reason})"
+            )
+            report = TrainReport(phase="Failed", reason=result.reason or Reason.TRAINING_FAILED, error=tail)
+        out[index] = report
+    if not out and job.outcome.finished and not job.outcome.succeeded:
+        reason, message = explain_failure(job.outcome, list(results), Reason.TRAINING_FAILED)
+        out[0] = TrainReport(phase="Failed", reason=reason, error=message)
+    return out
+
+
+def apply_training_result(
+    status: TrainingRunStatus,
+    spec: TrainingRunSpec,
+    reports: dict[int, TrainReport],
+    *,
+    generation: int,
+    finished_at: datetime,
+) -> tuple[TrainingRunStatus, list[Event]]:
+    """Fold the trial reports into the status. Returns (status, Events).
+
+    The best trial is chosen by the primary metric and goal among trials that produced a model; gates are evaluated
+    here, by the operator, on that trial's metrics.
+    """
+    status = status.model_copy(deep=True)
+    metric, goal = primary_metric(spec)
+    events: list[Event] = []
+    if spec.search is not None:
+        status.trials = [
+            TrialStatus(
+                index=i,
+                phase="Succeeded" if r.phase == "Succeeded" else "Failed",
+                params=r.params or None,
+                metrics=r.metrics or None,
+                message=(r.error or None) if r.phase != "Succeeded" else None,
+            )
+            for i, r in sorted(reports.items())
+        ]
+    winners = [(i, r) for i, r in sorted(reports.items()) if r.phase == "Succeeded" and r.model_uri]
+    conditions: list[Condition] = status.conditions or []
+    status.completion_time = finished_at
+    status.observed_generation = generation
+    status.primary_metric = metric
+    conditions = set_condition(
+        conditions, ConditionType.RUNNING, "False", Reason.JOB_FINISHED, generation=generation
+    )
+    if not winners:
+        failed = [r for _, r in sorted(reports.items())]
+        first = failed[0] if failed else TrainReport(phase="Failed", reason=Reason.TRAINING_FAILED)
+        reason = first.reason or Reason.TRAINING_FAILED
+        message = first.error or "training failed without an error message"
+        if len(failed) > 1:
+            message = f"all {len(failed)} trials failed; trial 0: {message}"
+        status.phase = "Failed"
+        conditions = set_condition(
+            conditions, ConditionType.FAILED, "True", reason, message, generation=generation
+        )
+        status.conditions = conditions
+        events.append(Event(EventType.WARNING, Reason.FAILED, message[:1000]))
+        return status, events
+
+    def rank(item: tuple[int, TrainReport]) -> float:
+        value = item[1].metrics.get(metric)
+        if value is None or value != value:  # missing or NaN ranks last
+            return float("-inf")
+        return value if goal == "maximize" else -value
+
+    best_index, best = max(winners, key=rank)
+    status.phase = "Succeeded"
+    status.metrics = dict(best.metrics)
+    status.params = dict(best.params) or None
+    score_value = best.metrics.get(metric)
+    # Rounded for the printer column; status.metrics keeps full precision.
+    status.score = round(score_value, 4) if score_value is not None else None
+    status.model_uri = best.model_uri
+    status.model_sha256 = best.model_sha256
+    if best.onnx:
+        status.onnx = OnnxStatus(status=best.onnx, reason=best.onnx_reason)
+    if spec.search is not None:
+        status.best_trial = best_index
+    conditions = set_condition(
+        conditions, ConditionType.FAILED, "False", Reason.SUCCEEDED, generation=generation
+    )
+    score = f"{metric}={status.score:.4g}" if status.score is not None else f"{metric} not reported"
+    where = f" (best of {len(winners)}/{len(reports)} trials: #{best_index})" if spec.search else ""
+    conditions = set_condition(
+        conditions,
+        ConditionType.SUCCEEDED,
+        "True",
+        Reason.MODEL_TRAINED,
+        f"{score}{where}",
+        generation=generation,
+    )
+    verdict = evaluate_gates(spec.gates, best.metrics)
+    conditions = set_condition(
+        conditions,
+        ConditionType.VALIDATED,
+        "True" if verdict.passed else "False",
+        verdict.reason,
+        verdict.message,
+        generation=generation,
+    )
+    status.conditions = conditions
+    events.append(Event(EventType.NORMAL, Reason.SUCCEEDED, f"{score}{where}; model at {best.model_uri}"))
+    if not verdict.passed:
+        events.append(Event(EventType.WARNING, Reason.GATES_FAILED, verdict.message[:1000]))
+    return status, events
