@@ -47,7 +47,7 @@ _RETRY_STATUS = {429, 500, 502, 503, 504}
 POOL_SIZE = 16
 _ATTEMPTS = 4
 log = logging.getLogger(__name__)
-_lock = threading.Lock()
+_lock = threading.RLock()  # _resource() holds it while discovery builds the client
 T = TypeVar("T")
 
 

@@ -45,6 +45,8 @@ def _observe(body: Mapping[str, Any], job: JobView | None, kwargs: Mapping[str, 
         # The index may lag a Job created a moment ago: confirm before calling it missing.
         found = kube.get("batch/v1", "Job", owner.namespace, status.job_name)
         job = job_view(found) if found is not None else None
+        if job is not None and job.owner_uid != owner.uid:
+            job = None  # a Job of the same name left by an earlier run of that name, about to be collected
     dataset = None
     if spec is not None:
         dataset = dataset_of(kwargs, owner.namespace, spec.dataset_ref.name)
