@@ -44,6 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "unit: pure code, no cluster",
         "integration: needs a real API server",
         "e2e: needs a real cluster running the project image",
+        "local_cluster_only: drives the local test cluster's processes (hack/cluster); fails on any other "
+        "cluster unless deselected with -m 'not local_cluster_only'",
     ):
         config.addinivalue_line("markers", line)
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes
@@ -23,9 +31,13 @@ __all__ = [
     "NEVER_PULLED",
     "VERSION",
     "Custom",
+    "OperatorProcess",
+    "SlowProxy",
     "condition",
     "events",
+    "operator_processes",
     "read_or_none",
+    "ready_dataset",
     "rejection",
     "running_operator",
     "wait_for",
@@ -148,3 +160,183 @@ def read_or_none(
         raise
     out: dict[str, Any] = k8s.sanitize_for_serialization(obj)
     return out
+
+
+def ready_dataset(custom: Custom, namespace: str, name: str = "iris") -> None:
+    """A Dataset the operator has started profiling, then given the status its profiler reports on success.
+
+    Pods do not run in this tier, so the profiler's result is written the way the controller writes it.
+    """
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    custom.create("datasets", "Dataset", name, {"source": {"uri": "builtin://iris"}, "target": "target"})
+    wait_for(lambda: (custom.get("datasets", name).get("status") or {}).get("jobName"), what="profiling Job")
+    columns = [{"name": n, "kind": "numeric", "dtype": "float64"} for n in ("sepal", "petal", "target")]
+    custom.patch_status(
+        "datasets",
+        name,
+        {
+            "phase": "Ready",
+            "fingerprint": b,
+            "version": 2,
+            "rows": 150,
+            "columns": columns,
+            "columnCount": 3,
+            "dataUri": f"file:///var/lib/gyre/artifacts/datasets/{namespace}/{name}/{'b' * 64}/data.parquet",
+            "history": [
+                {"version": 2, "fingerprint": b, "rows": 150, "createdAt": "2026-11-02T00:00:00Z"},
+                {"version": 1, "fingerprint": a, "rows": 140, "createdAt": "2026-11-01T00:00:00Z"},
+            ],
+        },
+    )
+
+
+class OperatorProcess:
+    """`gyre operator` as a real subprocess (so it can be SIGKILLed), watching one namespace as the test instance.
+
+    Its output goes to a file; `output()` reads it for failure messages.
+    """
+
+    def __init__(self, namespace: str, *args: str, kubeconfig: Path | None = None) -> None:
+        self.namespace = namespace
+        self.args = list(args)
+        self.kubeconfig = kubeconfig
+        self.log = Path(tempfile.mkstemp(prefix="gyre-operator-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def cmd(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "gyre.cli",
+            "operator",
+            "--namespace",
+            self.namespace,
+            "--instance",
+            INSTANCE,
+            *self.args,
+        ]
+
+    def start(self) -> OperatorProcess:
+        env = {
+            **os.environ,
+            "GYRE_IMAGE": NEVER_PULLED,
+            "GYRE_IMAGE_PULL_POLICY": "Never",
+            "GYRE_ARTIFACT_STORE": "pvc://gyre-artifacts",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
+        with self.log.open("ab") as out:
+            out.write(f"==== {time.strftime('%H:%M:%S')} start {' '.join(self.cmd)}\n".encode())
+            out.flush()
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no Lease release, as when a node dies."""
+        if self.running():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def terminate(self, timeout: float = 30) -> int | None:
+        """SIGTERM, then SIGKILL if it does not stop in time; returns the exit code of the SIGTERM path."""
+        if not self.running():
+            return self.proc.returncode if self.proc else None
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def output(self, tail: int = 60) -> str:
+        lines = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-tail:])
+
+
+@contextlib.contextmanager
+def operator_processes(*procs: OperatorProcess) -> Iterator[None]:
+    """Start them; whatever happens, none outlives the test."""
+    try:
+        for proc in procs:
+            proc.start()
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate(timeout=15)
+
+
+class SlowProxy:
+    """A TCP proxy on 127.0.0.1 that adds `delay` seconds to every chunk in both directions.
+
+    It forwards bytes (TLS passes through untouched), so clients pointed at it verify the API server's own
+    certificate. Runs its own event loop in a thread.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int, delay: float) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.delay = delay
+        self.port = 0
+        self.connections = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._run, name="slow-proxy", daemon=True)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                await asyncio.sleep(self.delay)
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_r, up_w = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            client_w.close()
+            return
+        await asyncio.gather(self._pump(client_r, up_w), self._pump(up_r, client_w))
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = self._server.sockets[0].getsockname()[1]
+            self._ready.set()
+
+        self._loop.run_until_complete(serve())
+        self._loop.run_forever()
+
+    def __enter__(self) -> SlowProxy:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(stop)
+        self._thread.join(10)

@@ -20,6 +20,7 @@ from kubetest import (
     condition,
     events,
     read_or_none,
+    ready_dataset,
     running_operator,
     wait_for,
 )
@@ -129,35 +130,6 @@ def test_trainingrun_waits_for_a_missing_dataset(
         what="Warning Event DatasetNotFound",
     )
     assert jobs_of(k8s, namespace, "orphan") == []
-
-
-def ready_dataset(custom: Custom, namespace: str) -> None:
-    """A Dataset the operator has started profiling, then given the status its profiler reports on success.
-
-    Pods do not run in this tier, so the profiler's result is written the way the controller writes it.
-    """
-    custom.create("datasets", "Dataset", "iris", {"source": {"uri": "builtin://iris"}, "target": "target"})
-    wait_for(
-        lambda: (custom.get("datasets", "iris").get("status") or {}).get("jobName"), what="profiling Job"
-    )
-    columns = [{"name": n, "kind": "numeric", "dtype": "float64"} for n in ("sepal", "petal", "target")]
-    custom.patch_status(
-        "datasets",
-        "iris",
-        {
-            "phase": "Ready",
-            "fingerprint": B,
-            "version": 2,
-            "rows": 150,
-            "columns": columns,
-            "columnCount": 3,
-            "dataUri": f"file:///var/lib/gyre/artifacts/datasets/{namespace}/iris/{'b' * 64}/data.parquet",
-            "history": [
-                {"version": 2, "fingerprint": B, "rows": 150, "createdAt": "2026-11-02T00:00:00Z"},
-                {"version": 1, "fingerprint": A, "rows": 140, "createdAt": "2026-11-01T00:00:00Z"},
-            ],
-        },
-    )
 
 
 def test_trainingrun_creates_its_job_on_a_ready_dataset(

@@ -21,8 +21,31 @@ def test_operator_accepts_the_installed_args() -> None:
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     parsed = cli.build_parser().parse_args(args)
     assert parsed.command == "operator"
-    assert parsed.standalone and parsed.all_namespaces
+    assert parsed.leader_election and parsed.all_namespaces
+    assert (parsed.lease_name, parsed.lease_namespace) == ("gyre-operator", None)  # the pod's namespace
     assert parsed.liveness == "http://0.0.0.0:8080/healthz"
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {"POD_NAMESPACE", "POD_NAME"} <= env
+
+
+def test_the_default_install_runs_two_replicas_safely() -> None:
+    docs = [d for d in yaml.safe_load_all((ROOT / "manifests/operator/operator.yaml").read_text()) if d]
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    deployment = by_kind["Deployment", "gyre-operator"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert by_kind["PodDisruptionBudget", "gyre-operator"]["spec"]["minAvailable"] == 1
+    role = by_kind["Role", "gyre-operator-leader-election"]
+    assert role["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
+
+
+def test_leader_election_can_be_switched_off() -> None:
+    parsed = cli.build_parser().parse_args(["operator", "--no-leader-election", "--standalone"])
+    assert parsed.leader_election is False and parsed.standalone
+    assert cli.build_parser().parse_args(["operator"]).leader_election is None  # decided at run time
 
 
 def test_operator_scopes() -> None:
