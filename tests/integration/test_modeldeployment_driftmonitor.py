@@ -8,6 +8,7 @@ alone. What is asserted is what the operator writes: server Deployments and Serv
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
@@ -249,3 +250,103 @@ def test_a_canary_gets_its_share_of_pods_behind_one_service_and_rolls_back_by_sp
         lambda: not (custom.get("modeldeployments", "iris").get("status") or {}).get("canary"),
         what="status.canary to clear",
     )
+
+
+def serve_iris(custom: Custom) -> None:
+    """A ModelDeployment serving a run trained on a profiled Dataset: what a DriftMonitor needs to start checks."""
+    custom.create(
+        "datasets",
+        "Dataset",
+        "iris",
+        {"source": {"uri": "builtin://iris"}, "target": "target"},
+        labels=ELSEWHERE,
+    )
+    columns = [{"name": n, "kind": "numeric", "dtype": "float64"} for n in ("sepal", "petal", "target")]
+    custom.patch_status(
+        "datasets",
+        "iris",
+        {"phase": "Ready", "fingerprint": "sha256:" + "b" * 64, "version": 1, "columns": columns},
+    )
+    trained_run(custom, "iris-a", finished="2026-11-01T00:00:00Z")
+    custom.create(
+        "modeldeployments", "ModelDeployment", "iris", {"model": {"trainingRunRef": {"name": "iris-a"}}}
+    )
+
+
+def finish_job(k8s: kubernetes.client.ApiClient, namespace: str, name: str, *, succeeded: bool) -> None:
+    """Write the terminal status the Job controller would write once the pod exited (no pod runs here)."""
+    batch = kubernetes.client.BatchV1Api(k8s)
+    job = batch.read_namespaced_job(name, namespace)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    start = job.status.start_time.strftime("%Y-%m-%dT%H:%M:%SZ") if job.status.start_time else now
+    criteria, terminal = ("SuccessCriteriaMet", "Complete") if succeeded else ("FailureTarget", "Failed")
+    conditions = [
+        {
+            "type": t,
+            "status": "True",
+            "reason": "Test",
+            "message": "set by the test",
+            "lastTransitionTime": now,
+        }
+        for t in (criteria, terminal)
+    ]
+    status: dict[str, Any] = {
+        "startTime": start,
+        "active": 0,
+        "ready": 0,
+        "terminating": 0,
+        "succeeded" if succeeded else "failed": 1,
+        "conditions": conditions,
+    }
+    if succeeded:
+        status["completionTime"] = now
+    batch.patch_namespaced_job_status(name, namespace, {"status": status})
+
+
+def test_a_short_interval_monitor_keeps_only_its_history_limit_of_finished_check_jobs(
+    operator: KopfRunner, custom: Custom, k8s: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    serve_iris(custom)
+    custom.create(
+        "driftmonitors",
+        "DriftMonitor",
+        "iris",
+        {
+            "deploymentRef": {"name": "iris"},
+            "schedule": {"interval": "1s"},
+            "successfulJobsHistoryLimit": 2,
+            "failedJobsHistoryLimit": 1,
+        },
+    )
+    batch = kubernetes.client.BatchV1Api(k8s)
+
+    def check_jobs() -> dict[str, dict[str, Any]]:
+        items = batch.list_namespaced_job(namespace, label_selector="gyre.dev/owner-name=iris").items
+        return {j.metadata.name: k8s.sanitize_for_serialization(j) for j in items}
+
+    # Checks 2 and 5 fail, the others succeed: each is finished as soon as it exists, as a fast check would be.
+    failing = {2, 5}
+
+    def checks_collected() -> int:
+        return int((custom.get("driftmonitors", "iris").get("status") or {}).get("checkCount") or 0)
+
+    for n in range(1, 7):
+        name = f"iris-check-{n}"
+        # wait_for calls these lambdas before the loop moves on, so the loop variable cannot go stale.
+        wait_for(lambda: name in check_jobs(), what=f"check Job {n}", timeout=90)  # noqa: B023
+        finish_job(k8s, namespace, name, succeeded=n not in failing)
+        # The monitor collects it (no pod reports, so the check itself reads CheckFailed) and starts the next.
+        wait_for(lambda: checks_collected() >= n, what=f"check {n} collected")  # noqa: B023
+        pointed = (custom.get("driftmonitors", "iris").get("status") or {}).get("jobName")
+        assert pointed is None or pointed in check_jobs(), "the Job status points at is never pruned"
+
+    def kept() -> list[str] | None:
+        names = sorted(check_jobs(), key=lambda s: int(s.rsplit("-", 1)[1]))
+        return names if names == ["iris-check-4", "iris-check-5", "iris-check-6", "iris-check-7"] else None
+
+    # The newest two that succeeded (4, 6), the last that failed (5), and check 7, still running.
+    wait_for(kept, what="finished check Jobs pruned to 2 succeeded + 1 failed", timeout=60)
+    status = custom.get("driftmonitors", "iris")["status"]
+    assert status["checkCount"] == 6 and status["jobName"] == "iris-check-7"
+    ready = condition(custom.get("driftmonitors", "iris"), "Ready")
+    assert ready is not None and ready["reason"] in ("CheckFailed", "Checking")

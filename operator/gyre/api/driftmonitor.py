@@ -147,6 +147,11 @@ class DriftMonitorSpec(ApiModel):
     """When features and the dataset count as drifted."""
     retrain: RetrainSpec | None = None
     """What to do about drift."""
+    successful_jobs_history_limit: int = Field(default=3, ge=0, le=100)
+    """How many finished check Jobs that succeeded to keep (with their pods, for `kubectl logs`); older ones are
+    deleted, as a CronJob does. The Job of the check under way is never deleted."""
+    failed_jobs_history_limit: int = Field(default=1, ge=0, le=100)
+    """How many finished check Jobs that failed to keep, so the last failure stays for debugging."""
 
 
 class FeatureDrift(StatusModel):

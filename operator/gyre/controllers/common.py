@@ -8,19 +8,16 @@ from typing import Any, TypeVar
 import kopf
 from pydantic import BaseModel, ValidationError
 
-from gyre.builders.job import build_artifact_pvc
 from gyre.builders.meta import LABEL_INSTANCE, Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.controllers import kube
 from gyre.reconcile.observed import parse_time
-from gyre.reconcile.plan import Create, Plan, dump_status, status_patch
+from gyre.reconcile.plan import Plan, status_patch
 
 __all__ = [
     "apply_plan",
     "configure",
-    "dump_status",
     "emit",
-    "ensure_artifact_pvc",
     "format_validation_error",
     "mine",
     "owner_from_body",
@@ -142,10 +139,3 @@ def parse_status(model: type[M], body: Mapping[str, Any]) -> M:
         return model.model_validate(dict(body.get("status") or {}))
     except ValidationError:
         return model()
-
-
-def ensure_artifact_pvc(namespace: str) -> None:
-    """Create the namespace's artifact claim when the store is pvc:// and the claim does not exist yet."""
-    pvc = build_artifact_pvc(settings(), namespace)
-    if pvc is not None:
-        kube.execute(namespace, [Create(pvc)])

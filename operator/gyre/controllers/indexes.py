@@ -2,6 +2,9 @@
 
 A handler receives an index as a keyword argument named after its function. Reading children and dependencies from
 here, not from the API, is what lets a steady-state reconcile make no API call at all.
+
+Dependencies (Datasets, TrainingRuns, ModelDeployments) are indexed whatever their gyre.dev/operator-instance label:
+that label decides which operator reconciles an object, not who may read it (a run may train on any Dataset).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def gyre_jobs(body: kopf.Body, **_: Any) -> dict[str, JobView]:
     return {view.owner_uid: view} if view.owner_uid else {}
 
 
-@kopf.index(GROUP, VERSION, "datasets", when=mine)
+@kopf.index(GROUP, VERSION, "datasets")
 def gyre_datasets(
     body: kopf.Body, namespace: str | None, name: str, **_: Any
 ) -> dict[tuple[str, str], DatasetView]:
@@ -65,7 +68,7 @@ class RunSummary:
     status: TrainingRunStatus
 
 
-@kopf.index(GROUP, VERSION, "trainingruns", when=mine)
+@kopf.index(GROUP, VERSION, "trainingruns")
 def gyre_trainingruns(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[str, RunSummary]:
     """Every TrainingRun, by namespace: LatestValidated promotion picks among them, a DriftMonitor retrains one."""
     meta = body.get("metadata") or {}
@@ -80,7 +83,7 @@ def gyre_trainingruns(body: kopf.Body, namespace: str | None, name: str, **_: An
     return {namespace or "": summary}
 
 
-@kopf.index(GROUP, VERSION, "modeldeployments", when=mine)
+@kopf.index(GROUP, VERSION, "modeldeployments")
 def gyre_modeldeployments(
     body: kopf.Body, namespace: str | None, name: str, **_: Any
 ) -> dict[tuple[str, str], ModelDeploymentStatus]:

@@ -226,12 +226,13 @@ class _KnownClaims:
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
-    def __contains__(self, key: tuple[str, str]) -> bool:
+    def ensure(self, body: Mapping[str, Any]) -> None:
+        """Create the claim unless this process already has; concurrent first callers wait for one create."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
         with self._lock:
-            return key in self._seen
-
-    def add(self, key: tuple[str, str]) -> None:
-        with self._lock:
+            if key in self._seen:
+                return
+            create(body)
             self._seen.add(key)
 
 
@@ -242,15 +243,10 @@ def execute(namespace: str, actions: Iterable[Action]) -> None:
     """Carry out a plan's actions in order, in the owner's namespace."""
     for action in actions:
         if isinstance(action, Create):
-            body = action.body
-            key = (namespace, body["metadata"]["name"])
-            if body["kind"] == "PersistentVolumeClaim":
-                if key in _claims:
-                    continue
-                create(body)
-                _claims.add(key)
+            if action.body["kind"] == "PersistentVolumeClaim":
+                _claims.ensure(action.body)
             else:
-                create(body)
+                create(action.body)
         elif isinstance(action, Apply):
             apply(action.body)
         elif isinstance(action, Delete):

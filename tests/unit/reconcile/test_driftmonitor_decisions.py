@@ -10,7 +10,7 @@ from gyre.api.driftmonitor import DriftMonitorSpec, RetrainSpec, Schedule
 from gyre.api.trainingrun import TrainingRunSpec
 from gyre.builders.drift import build_retrain_run, drift_config, merge_spec
 from gyre.builders.meta import Owner
-from gyre.controllers.driftmonitor import decide_retrain, next_check_time
+from gyre.reconcile.driftmonitor import decide_retrain, next_check_time
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 RETRAIN = RetrainSpec.model_validate(
