@@ -312,7 +312,10 @@ def set_up_accounting(kube: Kube, acc: Accounting, log_dir: Path) -> None:
 
 
 def tear_down_accounting(kube: Kube, acc: Accounting) -> None:
-    """Delete the FlowSchemas and the ClusterRoleBinding (the ServiceAccount goes with its namespace)."""
+    """Delete the FlowSchemas, the ClusterRoleBinding and the token kubeconfig (the ServiceAccount goes with its
+    namespace)."""
+    if acc.kubeconfig:
+        Path(acc.kubeconfig).unlink(missing_ok=True)
     custom = kube.custom()
     for name in acc.schemas:
         with contextlib.suppress(Exception):
