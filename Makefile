@@ -21,7 +21,7 @@ export KUBECONFIG
 
 .PHONY: help venv lock lint typecheck verify manifests test test-unit test-integration test-e2e \
         cluster-build cluster-up cluster-down cluster-env cluster-status image deploy undeploy demo \
-        e2e-kind bench-drift bench-serving clean
+        e2e-kind bench-drift bench-serving bench-burst clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ bench-drift: venv ## Drift benchmark against Evidently
 
 bench-serving: venv ## Serving benchmark against MLServer and KServe
 	$(PY) benchmarks/serving/run.py
+
+bench-burst: venv cluster-up ## Burst of 500 and 2,000 TrainingRuns against a bare client loop (BURST_ARGS=...)
+	$(PY) benchmarks/burst/run.py $(BURST_ARGS)
 
 clean: ## Remove the venv and caches inside the repo
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
