@@ -25,7 +25,7 @@ from gyre.controllers.common import (
     parse_status,
     settings,
 )
-from gyre.controllers.indexes import jobs_of
+from gyre.controllers.indexes import confirmed_job, jobs_of
 from gyre.reconcile.dataset import ObservedDataset, plan_dataset, profiling_in_flight
 from gyre.reconcile.observed import JobView, job_view, pod_results
 
@@ -46,12 +46,10 @@ def _observe(
     owner = owner_from_body(body)
     spec, error = parse_spec(DatasetSpec, body)
     status = parse_status(DatasetStatus, body)
-    current = next((j for j in jobs if j.name == status.job_name), None)
-    if current is None and status.job_name and profiling_in_flight(status):
-        # The index may lag a Job created a moment ago: confirm before calling it missing.
-        found = kube.get("batch/v1", "Job", owner.namespace, status.job_name)
-        if found is not None:
-            current = job_view(found)
+    current = None
+    if profiling_in_flight(status):
+        current = confirmed_job(jobs, owner.namespace, owner.uid, status.job_name)
+        if current is not None and current not in jobs:
             jobs = [*jobs, current]
     finished = current is not None and current.outcome.finished and profiling_in_flight(status)
     return ObservedDataset(

@@ -19,7 +19,7 @@ from gyre.api.common import GROUP, VERSION, utcnow
 from gyre.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus
 from gyre.controllers import kube
 from gyre.controllers.common import apply_plan, mine, owner_from_body, parse_spec, parse_status, settings
-from gyre.controllers.indexes import dataset_of, deployment_status_of, jobs_of, runs_in
+from gyre.controllers.indexes import confirmed_job, dataset_of, deployment_status_of, jobs_of, runs_in
 from gyre.drift.monitor_run import CheckReport
 from gyre.reconcile.driftmonitor import (
     ObservedDriftMonitor,
@@ -27,7 +27,7 @@ from gyre.reconcile.driftmonitor import (
     plan_driftmonitor,
     reference_dataset_name,
 )
-from gyre.reconcile.observed import job_view, pod_results
+from gyre.reconcile.observed import pod_results
 
 __all__ = ["tick_driftmonitor"]
 
@@ -67,13 +67,9 @@ def _observe(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> ObservedDrif
             served = ServedRun(name=run.name, labels=run.labels, spec=run.spec, status=run.status)
         dataset_name = reference_dataset_name(spec, served)
         dataset = dataset_of(kwargs, owner.namespace, dataset_name) if dataset_name else None
-    current = next((j for j in jobs if j.name == status.job_name), None)
-    if current is None and status.job_name:
-        # The index may lag a Job created a moment ago: confirm before calling it vanished.
-        found = kube.get("batch/v1", "Job", owner.namespace, status.job_name)
-        if found is not None:
-            current = job_view(found)
-            jobs = [*jobs, current]
+    current = confirmed_job(jobs, owner.namespace, owner.uid, status.job_name)
+    if current is not None and current not in jobs:
+        jobs = [*jobs, current]
     finished = current is not None and current.outcome.finished
     return ObservedDriftMonitor(
         owner=owner,

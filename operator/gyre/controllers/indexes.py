@@ -20,12 +20,14 @@ from gyre.api.dataset import DatasetSpec, DatasetStatus
 from gyre.api.modeldeployment import ModelDeploymentStatus
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.meta import MANAGED_BY
+from gyre.controllers import kube
 from gyre.controllers.common import mine, parse_spec, parse_status
 from gyre.reconcile.observed import JobView, job_view
 from gyre.reconcile.trainingrun import DatasetView
 
 __all__ = [
     "RunSummary",
+    "confirmed_job",
     "dataset_of",
     "deployment_status_of",
     "gyre_datasets",
@@ -95,6 +97,21 @@ def jobs_of(kwargs: Mapping[str, Any], owner_uid: str) -> list[JobView]:
     """The Jobs one owner has, as the index last saw them (`kwargs`: a handler's keyword arguments)."""
     index = cast("kopf.Index[str, JobView]", kwargs["gyre_jobs"])
     return list(index.get(owner_uid, []))
+
+
+def confirmed_job(jobs: list[JobView], namespace: str, owner_uid: str, name: str | None) -> JobView | None:
+    """The owner's Job `name`: from the index, else read once, since the index may lag a Job created a moment ago.
+
+    A Job of that name that belongs to another owner (left by an earlier object of the same name, about to be
+    collected) is not this owner's.
+    """
+    if not name:
+        return None
+    found = next((j for j in jobs if j.name == name), None)
+    if found is None:
+        live = kube.get("batch/v1", "Job", namespace, name)
+        found = job_view(live) if live is not None else None
+    return found if found is not None and found.owner_uid == owner_uid else None
 
 
 def dataset_of(kwargs: Mapping[str, Any], namespace: str, name: str) -> DatasetView | None:

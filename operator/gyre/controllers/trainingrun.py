@@ -1,7 +1,8 @@
 """TrainingRun controller: observe the run, its Job and its Dataset; plan (gyre.reconcile.trainingrun); apply.
 
-Two triggers: the run itself (create, and resume when the operator starts) and its Job's watch events. A Job that
-finished while the operator was away is seen on resume, from the Jobs index.
+Triggers: every event of the run (level-triggered, including the listing when the operator starts, which is how a
+Job that finished while the operator was away gets recorded), its Job's events, and a timer only while the run waits
+for its Dataset.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import Any
 
 import kopf
 
-from gyre.api.common import API_VERSION, GROUP, TRIGGER_ANNOTATION, VERSION, find_condition, utcnow
-from gyre.api.reasons import ConditionType
+from gyre.api.common import API_VERSION, GROUP, TRIGGER_ANNOTATION, VERSION, utcnow
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.meta import LABEL_OWNER_KIND, MANAGED_BY
 from gyre.controllers import kube
@@ -26,11 +26,11 @@ from gyre.controllers.common import (
     parse_status,
     settings,
 )
-from gyre.controllers.indexes import dataset_of, jobs_of
+from gyre.controllers.indexes import confirmed_job, dataset_of, jobs_of
 from gyre.reconcile.observed import JobView, job_view, pod_results
-from gyre.reconcile.trainingrun import ObservedTrainingRun, plan_trainingrun
+from gyre.reconcile.trainingrun import WAIT_SECONDS, ObservedTrainingRun, plan_trainingrun
 
-__all__ = ["reconcile_trainingrun", "training_job_changed"]
+__all__ = ["retry_waiting_trainingrun", "training_job_changed", "trainingrun_changed"]
 
 KIND = "TrainingRun"
 PLURAL = "trainingruns"
@@ -41,12 +41,6 @@ def _observe(body: Mapping[str, Any], job: JobView | None, kwargs: Mapping[str, 
     owner = owner_from_body(body)
     spec, error = parse_spec(TrainingRunSpec, body)
     status = parse_status(TrainingRunStatus, body)
-    if job is None and status.phase == "Running" and status.job_name:
-        # The index may lag a Job created a moment ago: confirm before calling it missing.
-        found = kube.get("batch/v1", "Job", owner.namespace, status.job_name)
-        job = job_view(found) if found is not None else None
-        if job is not None and job.owner_uid != owner.uid:
-            job = None  # a Job of the same name left by an earlier run of that name, about to be collected
     dataset = None
     if spec is not None:
         dataset = dataset_of(kwargs, owner.namespace, spec.dataset_ref.name)
@@ -65,17 +59,40 @@ def _observe(body: Mapping[str, Any], job: JobView | None, kwargs: Mapping[str, 
     )
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL, when=mine)
-@kopf.on.create(GROUP, VERSION, PLURAL, when=mine)
-def reconcile_trainingrun(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
-    """Observe, plan, apply; while the Dataset is not ready, kopf calls again after the plan's delay."""
+def _reconcile(body: Mapping[str, Any], kwargs: Mapping[str, Any], *, listed: bool) -> None:
     jobs = jobs_of(kwargs, body["metadata"]["uid"])
-    observed = _observe(body, jobs[0] if jobs else None, kwargs)
-    plan = plan_trainingrun(observed)
-    apply_plan(observed.owner, observed.status, plan, patch=patch)
-    if plan.retry_after is not None:
-        waiting = find_condition(plan.status.conditions or [], ConditionType.DATASET_READY)
-        raise kopf.TemporaryError(waiting.message if waiting else "waiting", delay=plan.retry_after)
+    job = jobs[0] if jobs else None
+    status = parse_status(TrainingRunStatus, body)
+    if job is None and status.phase == "Running":
+        if not listed:
+            return  # the Job was created a moment ago and the index lags; its own events record its end
+        job = confirmed_job([], body["metadata"]["namespace"], body["metadata"]["uid"], status.job_name)
+    observed = _observe(body, job, kwargs)
+    apply_plan(observed.owner, observed.status, plan_trainingrun(observed))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=mine)
+def trainingrun_changed(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+    """Level-triggered: every event of a run, and every run listed when the operator starts (type None), is
+    observed, planned and applied; a plan that changes nothing writes nothing.
+
+    A low-level handler on purpose: the spec is immutable and the status says where the run is, so kopf needs no
+    bookkeeping of its own on the run (no finalizer, no last-handled annotation): a new run costs exactly its Job,
+    one status write and one Event.
+    """
+    if type == "DELETED" or body["metadata"].get("deletionTimestamp"):
+        return
+    _reconcile(body, kwargs, listed=type is None)
+
+
+def _waiting(labels: Mapping[str, str], status: Mapping[str, Any], **_: Any) -> bool:
+    return mine(labels) and status.get("phase") == "Pending"
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=WAIT_SECONDS, initial_delay=WAIT_SECONDS, when=_waiting)
+def retry_waiting_trainingrun(body: kopf.Body, **kwargs: Any) -> None:
+    """A run waiting for its Dataset is planned again every few seconds until it can start (or must fail)."""
+    _reconcile(body, kwargs, listed=False)
 
 
 @kopf.on.event(
