@@ -59,3 +59,13 @@ def test_crds_prints_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["crds"]) == 0
     printed = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
     assert [d["spec"]["names"]["kind"] for d in printed] == [k.kind for k in crdgen.KINDS]
+
+
+def test_python_dash_m_gyre_runs_the_same_cli_as_the_gyre_command() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "gyre", "operator", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--leader-election" in out.stdout and "--instance" in out.stdout
