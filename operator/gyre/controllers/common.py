@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import kopf
 from pydantic import BaseModel, ValidationError
 
+from gyre.api.common import API_VERSION
 from gyre.builders.meta import LABEL_INSTANCE, Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.controllers import kube
@@ -19,9 +20,9 @@ __all__ = [
     "configure",
     "emit",
     "format_validation_error",
+    "live_owner",
     "mine",
     "owner_from_body",
-    "owner_of_child",
     "parse_spec",
     "parse_status",
     "parse_time",
@@ -66,17 +67,26 @@ def mine(labels: Mapping[str, str], **_: Any) -> bool:
     return labels.get(LABEL_INSTANCE) == settings().instance
 
 
-def owner_of_child(child: Mapping[str, Any], kind: str) -> tuple[str, str, str] | None:
-    """(namespace, name, uid) of the controlling owner of the given kind, or None."""
+def live_owner(child: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
+    """The Gyre object of `kind` that controls `child`, read now; None when it is gone, being deleted, or a newer
+    object of the same name (another uid)."""
     meta = child.get("metadata") or {}
-    for ref in meta.get("ownerReferences") or []:
-        if (
-            ref.get("kind") == kind
-            and ref.get("controller")
-            and ref.get("apiVersion", "").startswith("gyre.dev/")
-        ):
-            return meta.get("namespace", ""), ref["name"], ref["uid"]
-    return None
+    ref = next(
+        (
+            r
+            for r in meta.get("ownerReferences") or []
+            if r.get("kind") == kind
+            and r.get("controller")
+            and r.get("apiVersion", "").startswith("gyre.dev/")
+        ),
+        None,
+    )
+    if ref is None:
+        return None
+    owner = kube.get(API_VERSION, kind, meta.get("namespace", ""), ref["name"])
+    if owner is None or owner["metadata"]["uid"] != ref["uid"] or owner["metadata"].get("deletionTimestamp"):
+        return None
+    return owner
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "spec", limit: int = 5) -> str:

@@ -12,22 +12,21 @@ from typing import Any
 
 import kopf
 
-from gyre.api.common import API_VERSION, GROUP, REFRESH_ANNOTATION, VERSION, utcnow
+from gyre.api.common import GROUP, REFRESH_ANNOTATION, VERSION, utcnow
 from gyre.api.dataset import DatasetSpec, DatasetStatus
 from gyre.builders.meta import LABEL_OWNER_KIND, MANAGED_BY
-from gyre.controllers import kube
 from gyre.controllers.common import (
     apply_plan,
+    live_owner,
     mine,
     owner_from_body,
-    owner_of_child,
     parse_spec,
     parse_status,
     settings,
 )
-from gyre.controllers.indexes import confirmed_job, jobs_of
+from gyre.controllers.indexes import current_job, finished_pods, jobs_of
 from gyre.reconcile.dataset import ObservedDataset, plan_dataset, profiling_in_flight
-from gyre.reconcile.observed import JobView, job_view, pod_results
+from gyre.reconcile.observed import JobView, job_view
 
 __all__ = ["dataset_job_changed", "reconcile_dataset", "refresh_dataset", "refresh_requested"]
 
@@ -38,6 +37,7 @@ log = logging.getLogger(__name__)
 
 def _observe(
     body: Mapping[str, Any],
+    status: DatasetStatus,
     jobs: list[JobView],
     *,
     refresh_request: str | None = None,
@@ -45,13 +45,9 @@ def _observe(
 ) -> ObservedDataset:
     owner = owner_from_body(body)
     spec, error = parse_spec(DatasetSpec, body)
-    status = parse_status(DatasetStatus, body)
     current = None
     if profiling_in_flight(status):
-        current = confirmed_job(jobs, owner.namespace, owner.uid, status.job_name)
-        if current is not None and current not in jobs:
-            jobs = [*jobs, current]
-    finished = current is not None and current.outcome.finished and profiling_in_flight(status)
+        current, jobs = current_job(jobs, owner.namespace, owner.uid, status.job_name)
     return ObservedDataset(
         owner=owner,
         spec=spec,
@@ -60,7 +56,7 @@ def _observe(
         settings=settings(),
         now=utcnow(),
         jobs=jobs,
-        pods=pod_results(kube.job_pods(owner.namespace, current.name)) if finished and current else (),
+        pods=finished_pods(owner.namespace, current),
         refresh_request=refresh_request,
         refresh_due_check=refresh_due_check,
     )
@@ -76,6 +72,7 @@ def _reconcile(
 ) -> None:
     observed = _observe(
         body,
+        parse_status(DatasetStatus, body),
         jobs_of(kwargs, body["metadata"]["uid"]),
         refresh_request=refresh_request,
         refresh_due_check=refresh_due_check,
@@ -125,17 +122,14 @@ def dataset_job_changed(body: kopf.Body, type: str, **kwargs: Any) -> None:
     job = job_view(body)
     if type != "DELETED" and not job.outcome.finished:
         return
-    owner = owner_of_child(body, KIND)
-    if owner is None:
+    dataset = live_owner(body, KIND)
+    if dataset is None:
         return
-    namespace, name, uid = owner
-    dataset = kube.get(API_VERSION, KIND, namespace, name)
-    if dataset is None or dataset["metadata"]["uid"] != uid or dataset["metadata"].get("deletionTimestamp"):
-        return
-    if parse_status(DatasetStatus, dataset).job_name != job.name:
+    status = parse_status(DatasetStatus, dataset)
+    if status.job_name != job.name:
         return  # an older Job (or one pruned from the history): only the current one is recorded
-    jobs = [j for j in jobs_of(kwargs, uid) if j.name != job.name]
+    jobs = [j for j in jobs_of(kwargs, dataset["metadata"]["uid"]) if j.name != job.name]
     if type != "DELETED":
         jobs.append(job)  # this event is newer than the index may be
-    observed = _observe(dataset, jobs)
+    observed = _observe(dataset, status, jobs)
     apply_plan(observed.owner, observed.status, plan_dataset(observed))

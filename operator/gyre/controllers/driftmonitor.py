@@ -17,9 +17,15 @@ from prometheus_client import Gauge
 
 from gyre.api.common import GROUP, VERSION, utcnow
 from gyre.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus
-from gyre.controllers import kube
 from gyre.controllers.common import apply_plan, mine, owner_from_body, parse_spec, parse_status, settings
-from gyre.controllers.indexes import confirmed_job, dataset_of, deployment_status_of, jobs_of, runs_in
+from gyre.controllers.indexes import (
+    current_job,
+    dataset_of,
+    deployment_status_of,
+    finished_pods,
+    jobs_of,
+    runs_in,
+)
 from gyre.drift.monitor_run import CheckReport
 from gyre.reconcile.driftmonitor import (
     ObservedDriftMonitor,
@@ -27,7 +33,6 @@ from gyre.reconcile.driftmonitor import (
     plan_driftmonitor,
     reference_dataset_name,
 )
-from gyre.reconcile.observed import pod_results
 
 __all__ = ["tick_driftmonitor"]
 
@@ -67,10 +72,7 @@ def _observe(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> ObservedDrif
             served = ServedRun(name=run.name, labels=run.labels, spec=run.spec, status=run.status)
         dataset_name = reference_dataset_name(spec, served)
         dataset = dataset_of(kwargs, owner.namespace, dataset_name) if dataset_name else None
-    current = confirmed_job(jobs, owner.namespace, owner.uid, status.job_name)
-    if current is not None and current not in jobs:
-        jobs = [*jobs, current]
-    finished = current is not None and current.outcome.finished
+    current, jobs = current_job(jobs, owner.namespace, owner.uid, status.job_name)
     return ObservedDriftMonitor(
         owner=owner,
         spec=spec,
@@ -82,7 +84,7 @@ def _observe(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> ObservedDrif
         served_run=served,
         dataset=dataset,
         jobs=jobs,
-        pods=pod_results(kube.job_pods(owner.namespace, current.name)) if finished and current else (),
+        pods=finished_pods(owner.namespace, current),
         run_names=frozenset(r.name for r in runs),
     )
 

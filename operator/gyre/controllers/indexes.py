@@ -22,14 +22,15 @@ from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.meta import MANAGED_BY
 from gyre.controllers import kube
 from gyre.controllers.common import mine, parse_spec, parse_status
-from gyre.reconcile.observed import JobView, job_view
+from gyre.reconcile.observed import JobView, PodResult, job_view, pod_results
 from gyre.reconcile.trainingrun import DatasetView
 
 __all__ = [
     "RunSummary",
-    "confirmed_job",
+    "current_job",
     "dataset_of",
     "deployment_status_of",
+    "finished_pods",
     "gyre_datasets",
     "gyre_jobs",
     "gyre_modeldeployments",
@@ -99,19 +100,31 @@ def jobs_of(kwargs: Mapping[str, Any], owner_uid: str) -> list[JobView]:
     return list(index.get(owner_uid, []))
 
 
-def confirmed_job(jobs: list[JobView], namespace: str, owner_uid: str, name: str | None) -> JobView | None:
-    """The owner's Job `name`: from the index, else read once, since the index may lag a Job created a moment ago.
+def current_job(
+    jobs: list[JobView], namespace: str, owner_uid: str, name: str | None
+) -> tuple[JobView | None, list[JobView]]:
+    """The owner's Job `name` and the owner's Jobs including it.
 
-    A Job of that name that belongs to another owner (left by an earlier object of the same name, about to be
-    collected) is not this owner's.
+    From the index, else read once, since the index may lag a Job created a moment ago. A Job of that name that
+    belongs to another owner (left by an earlier object of the same name, about to be collected) is not this owner's.
     """
     if not name:
-        return None
+        return None, jobs
     found = next((j for j in jobs if j.name == name), None)
-    if found is None:
-        live = kube.get("batch/v1", "Job", namespace, name)
-        found = job_view(live) if live is not None else None
-    return found if found is not None and found.owner_uid == owner_uid else None
+    if found is not None:
+        return found, jobs
+    live = kube.get("batch/v1", "Job", namespace, name)
+    read = job_view(live) if live is not None else None
+    if read is None or read.owner_uid != owner_uid:
+        return None, jobs
+    return read, [*jobs, read]
+
+
+def finished_pods(namespace: str, job: JobView | None) -> list[PodResult]:
+    """The pods of a finished Job, whose termination messages carry its reports; none while it runs."""
+    if job is None or not job.outcome.finished:
+        return []
+    return pod_results(kube.job_pods(namespace, job.name))
 
 
 def dataset_of(kwargs: Mapping[str, Any], namespace: str, name: str) -> DatasetView | None:

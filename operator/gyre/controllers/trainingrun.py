@@ -13,21 +13,20 @@ from typing import Any
 
 import kopf
 
-from gyre.api.common import API_VERSION, GROUP, TRIGGER_ANNOTATION, VERSION, utcnow
+from gyre.api.common import GROUP, TRIGGER_ANNOTATION, VERSION, utcnow
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.meta import LABEL_OWNER_KIND, MANAGED_BY
-from gyre.controllers import kube
 from gyre.controllers.common import (
     apply_plan,
+    live_owner,
     mine,
     owner_from_body,
-    owner_of_child,
     parse_spec,
     parse_status,
     settings,
 )
-from gyre.controllers.indexes import confirmed_job, dataset_of, jobs_of
-from gyre.reconcile.observed import JobView, job_view, pod_results
+from gyre.controllers.indexes import current_job, dataset_of, finished_pods, jobs_of
+from gyre.reconcile.observed import JobView, job_view
 from gyre.reconcile.trainingrun import WAIT_SECONDS, ObservedTrainingRun, plan_trainingrun
 
 __all__ = ["retry_waiting_trainingrun", "training_job_changed", "trainingrun_changed"]
@@ -37,14 +36,14 @@ PLURAL = "trainingruns"
 log = logging.getLogger(__name__)
 
 
-def _observe(body: Mapping[str, Any], job: JobView | None, kwargs: Mapping[str, Any]) -> ObservedTrainingRun:
+def _observe(
+    body: Mapping[str, Any], status: TrainingRunStatus, job: JobView | None, kwargs: Mapping[str, Any]
+) -> ObservedTrainingRun:
     owner = owner_from_body(body)
     spec, error = parse_spec(TrainingRunSpec, body)
-    status = parse_status(TrainingRunStatus, body)
     dataset = None
     if spec is not None:
         dataset = dataset_of(kwargs, owner.namespace, spec.dataset_ref.name)
-    finished = status.phase == "Running" and job is not None and job.outcome.finished
     return ObservedTrainingRun(
         owner=owner,
         spec=spec,
@@ -55,7 +54,7 @@ def _observe(body: Mapping[str, Any], job: JobView | None, kwargs: Mapping[str, 
         trigger=(body["metadata"].get("annotations") or {}).get(TRIGGER_ANNOTATION, "manual"),
         dataset=dataset,
         job=job,
-        pods=pod_results(kube.job_pods(owner.namespace, job.name)) if finished and job else (),
+        pods=finished_pods(owner.namespace, job) if status.phase == "Running" else (),
     )
 
 
@@ -66,8 +65,8 @@ def _reconcile(body: Mapping[str, Any], kwargs: Mapping[str, Any], *, listed: bo
     if job is None and status.phase == "Running":
         if not listed:
             return  # the Job was created a moment ago and the index lags; its own events record its end
-        job = confirmed_job([], body["metadata"]["namespace"], body["metadata"]["uid"], status.job_name)
-    observed = _observe(body, job, kwargs)
+        job, _ = current_job([], body["metadata"]["namespace"], body["metadata"]["uid"], status.job_name)
+    observed = _observe(body, status, job, kwargs)
     apply_plan(observed.owner, observed.status, plan_trainingrun(observed))
 
 
@@ -107,14 +106,11 @@ def training_job_changed(body: kopf.Body, type: str, **kwargs: Any) -> None:
     job = job_view(body)
     if type != "DELETED" and not job.outcome.finished:
         return
-    owner = owner_of_child(body, KIND)
-    if owner is None:
+    run = live_owner(body, KIND)
+    if run is None:
         return
-    namespace, name, uid = owner
-    run = kube.get(API_VERSION, KIND, namespace, name)
-    if run is None or run["metadata"]["uid"] != uid or run["metadata"].get("deletionTimestamp"):
+    status = parse_status(TrainingRunStatus, run)
+    if status.job_name != job.name:
         return
-    if parse_status(TrainingRunStatus, run).job_name != job.name:
-        return
-    observed = _observe(run, None if type == "DELETED" else job, kwargs)
+    observed = _observe(run, status, None if type == "DELETED" else job, kwargs)
     apply_plan(observed.owner, observed.status, plan_trainingrun(observed))

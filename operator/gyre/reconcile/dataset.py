@@ -16,13 +16,13 @@ from datetime import datetime
 from gyre.api.common import Condition, find_condition, parse_duration, set_condition
 from gyre.api.dataset import ColumnStatus, DatasetSpec, DatasetStatus, DatasetVersion
 from gyre.api.reasons import ConditionType, EventType, Reason
-from gyre.builders.job import build_artifact_pvc, build_profile_job
+from gyre.builders.job import build_profile_job
 from gyre.builders.meta import Owner, short_hash
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
 from gyre.reconcile.history import prune_finished_jobs
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time
-from gyre.reconcile.plan import Create, Plan
+from gyre.reconcile.plan import Plan, create_with_claim
 
 __all__ = [
     "JOB_HISTORY",
@@ -156,10 +156,7 @@ def _start(
     job = build_profile_job(obs.owner, spec, obs.settings, revision=revision)
     name = job["metadata"]["name"]
     if name not in jobs:
-        pvc = build_artifact_pvc(obs.settings, obs.owner.namespace)
-        if pvc is not None:
-            plan.actions.append(Create(pvc))
-        plan.actions.append(Create(job))
+        plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
         if refresh is None:
             plan.event(EventType.NORMAL, Reason.PROFILING, f"created Job {name} to read {spec.source.uri}")
     status.job_name = name

@@ -47,12 +47,11 @@ from gyre.builders.drift import (
     drift_config,
 )
 from gyre.builders.meta import Owner
-from gyre.builders.pods import build_artifact_pvc
 from gyre.builders.settings import OperatorSettings
 from gyre.drift.monitor_run import CheckReport
 from gyre.reconcile.history import prune_finished_jobs
 from gyre.reconcile.observed import JobView, PodResult
-from gyre.reconcile.plan import Create, MergePatch, Plan
+from gyre.reconcile.plan import Create, MergePatch, Plan, create_with_claim
 from gyre.reconcile.trainingrun import DatasetView
 from gyre.store.layout import dataset_profile_path
 
@@ -299,10 +298,7 @@ def _start_check(
             profile_path=dataset_profile_path(obs.owner.namespace, ref.dataset, ref.fingerprint),
             config_json=json.dumps(drift_config(spec, ref.features), sort_keys=True),
         )
-        pvc = build_artifact_pvc(obs.settings, obs.owner.namespace)
-        if pvc is not None:
-            plan.actions.append(Create(pvc))
-        plan.actions.append(Create(job))
+        plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
     status.job_name = name
     status.reference_fingerprint = ref.fingerprint
     status.conditions = set_condition(

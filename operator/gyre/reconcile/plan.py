@@ -10,6 +10,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from gyre.api.reasons import EventType
+from gyre.builders.pods import build_artifact_pvc
+from gyre.builders.settings import OperatorSettings
 
 __all__ = [
     "APPLIED_HASH_ANNOTATION",
@@ -20,6 +22,7 @@ __all__ = [
     "Event",
     "MergePatch",
     "Plan",
+    "create_with_claim",
     "dump_status",
     "status_patch",
     "with_applied_hash",
@@ -92,6 +95,13 @@ class Plan(Generic[S]):
     def event(self, type_: EventType, reason: str, message: str) -> None:
         """Post an Event (messages are capped at 1 KiB by the API server, so they are cut here)."""
         self.events.append(Event(type_, str(reason), message[:1000]))
+
+
+def create_with_claim(settings: OperatorSettings, namespace: str, body: dict[str, Any]) -> list[Action]:
+    """Create a pod-running child (a Job, a retraining run's Job) after the namespace's artifact claim, which its pods
+    mount when the store is pvc://; the executor creates a claim once per process, not once per child."""
+    pvc = build_artifact_pvc(settings, namespace)
+    return [Create(pvc), Create(body)] if pvc is not None else [Create(body)]
 
 
 def dump_status(status: BaseModel) -> dict[str, Any]:

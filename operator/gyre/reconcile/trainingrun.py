@@ -26,11 +26,11 @@ from gyre.api.trainingrun import (
     default_goal,
     task_of,
 )
-from gyre.builders.job import DatasetInput, build_artifact_pvc, build_training_job, training_job_name
+from gyre.builders.job import DatasetInput, build_training_job, training_job_name
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time
-from gyre.reconcile.plan import Create, Event, Plan
+from gyre.reconcile.plan import Event, Plan, create_with_claim
 from gyre.training.report import TrainReport
 
 __all__ = [
@@ -238,11 +238,8 @@ def _start(
     trials = spec.search.trial_count() if spec.search else 1
     what = f"{trials} trials" if spec.search else "one model"
     if obs.job is None:
-        pvc = build_artifact_pvc(obs.settings, obs.owner.namespace)
-        if pvc is not None:
-            plan.actions.append(Create(pvc))
         job = build_training_job(obs.owner, spec, obs.settings, dataset, trigger=obs.trigger)
-        plan.actions.append(Create(job))
+        plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
         plan.event(
             EventType.NORMAL,
             Reason.STARTED,
