@@ -88,6 +88,9 @@ class Custom:
         )
         return obj
 
+    def delete(self, plural: str, name: str) -> None:
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
+
     def patch(self, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         obj: dict[str, Any] = self.api.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, plural, name, patch

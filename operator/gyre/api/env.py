@@ -9,6 +9,7 @@ so renaming one is a one-line change that cannot leave the other side behind. Th
 from __future__ import annotations
 
 __all__ = [
+    "ALLOWED_IMAGES",
     "ARTIFACT_PVC_SIZE",
     "ARTIFACT_SECRET",
     "ARTIFACT_STORAGE_CLASS",
@@ -115,5 +116,6 @@ ARTIFACT_STORAGE_CLASS = (
     "GYRE_ARTIFACT_STORAGE_CLASS"  # StorageClass of that claim; empty: the cluster default
 )
 IMAGE_PULL_POLICY = "GYRE_IMAGE_PULL_POLICY"  # pull policy of every pod the operator creates
+ALLOWED_IMAGES = "GYRE_ALLOWED_IMAGES"  # images beside GYRE_IMAGE that workloads may run (comma-separated)
 OPERATOR_INSTANCE = "GYRE_OPERATOR_INSTANCE"  # handle only objects labelled with this instance
 METRICS_PORT = "GYRE_METRICS_PORT"  # port of the operator's Prometheus metrics; 0 turns them off

@@ -41,6 +41,8 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     JOB_MISSING = "JobMissing"
     JOB_FAILED = "JobFailed"
+    IMAGE_NOT_ALLOWED = "ImageNotAllowed"
+    UNTRUSTED_RESULT = "UntrustedResult"
 
     # Dataset
     PROFILING = "Profiling"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gyre.api import env
+from gyre.policy.images import ImagePolicy
 
 __all__ = ["PVC_MOUNT_PATH", "OperatorSettings", "PvcLocation"]
 
@@ -45,6 +46,10 @@ class OperatorSettings(BaseModel):
     image_pull_policy: str = Field(default="IfNotPresent", pattern="^(Always|IfNotPresent|Never)$")
     """GYRE_IMAGE_PULL_POLICY: pull policy of every pod the operator creates."""
 
+    allowed_images: tuple[str, ...] = ()
+    """GYRE_ALLOWED_IMAGES: images, repositories, registry prefixes (ending in /) or sha256 digests that workloads may
+    run besides `image` (see gyre.policy.images)."""
+
     instance: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     """GYRE_OPERATOR_INSTANCE: handle only objects labelled gyre.dev/operator-instance=<this>; unset handles only
     objects without that label."""
@@ -80,8 +85,15 @@ class OperatorSettings(BaseModel):
             "storage_class": get(env.ARTIFACT_STORAGE_CLASS),
             "image_pull_policy": get(env.IMAGE_PULL_POLICY),
             "instance": get(env.OPERATOR_INSTANCE),
+            "allowed_images": tuple(e for e in re.split(r"[,\s]+", get(env.ALLOWED_IMAGES) or "") if e)
+            or None,
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
+
+    @property
+    def image_policy(self) -> ImagePolicy:
+        """What workloads may run: the operator's image plus `allowed_images`."""
+        return ImagePolicy(operator_image=self.image, allowed=self.allowed_images)
 
     @property
     def pvc(self) -> PvcLocation | None:

@@ -21,7 +21,7 @@ from gyre.builders.meta import Owner, short_hash
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
 from gyre.reconcile.history import prune_finished_jobs
-from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time
+from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time, untrusted_result
 from gyre.reconcile.plan import Plan, create_with_claim
 
 __all__ = [
@@ -153,6 +153,10 @@ def _start(
 ) -> None:
     """Profile now: create the revision's Job unless it exists, and say so in status."""
     status, generation = plan.status, obs.owner.generation
+    refusal = obs.settings.image_policy.refusal(spec.image, "spec.image") if spec.image else None
+    if refusal is not None:
+        _refuse(plan, generation, Reason.IMAGE_NOT_ALLOWED, refusal, refresh=refresh is not None)
+        return
     job = build_profile_job(obs.owner, spec, obs.settings, revision=revision)
     name = job["metadata"]["name"]
     if name not in jobs:
@@ -185,11 +189,35 @@ def _start(
     status.conditions = _settle_refreshing(conditions, Reason.SPEC_CHANGED, "", generation)
 
 
+def _refuse(
+    plan: Plan[DatasetStatus], generation: int, reason: Reason, message: str, *, refresh: bool
+) -> None:
+    """Do not profile, and say why: a refused refresh keeps the current version, a refused first read fails."""
+    status = plan.status
+    if refresh and status.fingerprint:
+        status.conditions = set_condition(
+            status.conditions or [], ConditionType.REFRESHING, "False", reason, message, generation=generation
+        )
+    else:
+        status.phase = "Failed"
+        status.observed_generation = generation
+        status.conditions = set_condition(
+            status.conditions or [], ConditionType.READY, "False", reason, message, generation=generation
+        )
+    plan.event(EventType.WARNING, reason, message)
+
+
 def _record(plan: Plan[DatasetStatus], obs: ObservedDataset, spec: DatasetSpec, job: JobView) -> None:
     """Fold the finished current Job's report into the status."""
+    distrust = untrusted_result(obs.owner.uid, job, obs.pods, obs.settings.image_policy)
+    report = (
+        profile_report(obs.pods, job)
+        if distrust is None
+        else ProfileReport(phase="Failed", reason=Reason.UNTRUSTED_RESULT, error=distrust)
+    )
     new, reason, message = apply_profile_result(
         plan.status,
-        profile_report(obs.pods, job),
+        report,
         history_limit=spec.history_limit,
         generation=obs.owner.generation,
         finished_at=parse_time(job.outcome.completion_time),

@@ -50,7 +50,7 @@ from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.drift.monitor_run import CheckReport
 from gyre.reconcile.history import prune_finished_jobs
-from gyre.reconcile.observed import JobView, PodResult
+from gyre.reconcile.observed import JobView, PodResult, untrusted_result
 from gyre.reconcile.plan import Create, MergePatch, Plan, create_with_claim
 from gyre.reconcile.trainingrun import DatasetView
 from gyre.store.layout import dataset_profile_path
@@ -333,6 +333,9 @@ def _collect(
     status, generation, now = plan.status, obs.owner.generation, obs.now
     results = list(obs.pods) if job is not None else []
     report = check_report(results)
+    distrust = untrusted_result(obs.owner.uid, job, results, obs.settings.image_policy) if job else None
+    if distrust is not None:
+        report = CheckReport(check=(status.check_count or 0) + 1, error=distrust)
     check = (status.check_count or 0) + 1
     status.job_name = None
     status.check_count = check

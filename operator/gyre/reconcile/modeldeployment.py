@@ -349,9 +349,14 @@ def plan_modeldeployment(obs: ObservedModelDeployment) -> Plan[ModelDeploymentSt
     plan = Plan(obs.status.model_copy(deep=True))
     plan.status.observed_generation = obs.owner.generation
     if obs.spec is None:
-        _invalid(plan, obs)
+        _invalid(plan, obs, Reason.INVALID_SPEC, obs.spec_error or "the spec does not validate")
         return plan
     spec = obs.spec
+    refusal = obs.settings.image_policy.refusal(spec.image, "spec.image") if spec.image else None
+    if refusal is not None:
+        # The servers already running keep serving: a refused change must not take a model offline.
+        _invalid(plan, obs, Reason.IMAGE_NOT_ALLOWED, refusal)
+        return plan
     stable = resolve_stable(spec, obs.runs)
     canary: ModelChoice | ModelUnavailable | None = None
     if spec.canary is not None and spec.canary.weight > 0:
@@ -365,17 +370,18 @@ def plan_modeldeployment(obs: ObservedModelDeployment) -> Plan[ModelDeploymentSt
     return plan
 
 
-def _invalid(plan: Plan[ModelDeploymentStatus], obs: ObservedModelDeployment) -> None:
-    message = obs.spec_error or "the spec does not validate"
+def _invalid(
+    plan: Plan[ModelDeploymentStatus], obs: ObservedModelDeployment, reason: Reason, message: str
+) -> None:
     plan.status.phase = "Degraded"
     plan.status.conditions = _set(
         obs,
         plan.status.conditions or [],
-        ready=("False", Reason.INVALID_SPEC, message),
-        degraded=("True", Reason.INVALID_SPEC, message),
+        ready=("False", reason, message),
+        degraded=("True", reason, message),
     )
     if obs.status.observed_generation != obs.owner.generation:
-        plan.event(EventType.WARNING, Reason.INVALID_SPEC, message)
+        plan.event(EventType.WARNING, reason, message)
 
 
 def _unavailable(

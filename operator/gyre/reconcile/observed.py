@@ -13,12 +13,14 @@ from typing import Any
 
 from gyre.api.common import utcnow
 from gyre.builders.meta import LABEL_OWNER_UID
+from gyre.policy.images import ImagePolicy
 from gyre.reconcile.plan import APPLIED_HASH_ANNOTATION
 
 __all__ = [
     "JOB_COMPLETION_INDEX",
     "JOB_NAME_LABEL",
     "ChildView",
+    "Container",
     "JobOutcome",
     "JobView",
     "PodResult",
@@ -28,6 +30,7 @@ __all__ = [
     "job_view",
     "parse_time",
     "pod_results",
+    "untrusted_result",
 ]
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -77,6 +80,33 @@ def job_outcome(job: Mapping[str, Any]) -> JobOutcome:
 
 
 @dataclass(frozen=True)
+class Container:
+    """What decides what a container runs: its image and its command line."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+def _containers(pod_spec: Mapping[str, Any]) -> tuple[Container, ...]:
+    return tuple(
+        Container(
+            name=str(c.get("name", "")),
+            image=str(c.get("image", "")),
+            command=tuple(str(a) for a in c.get("command") or ()),
+            args=tuple(str(a) for a in c.get("args") or ()),
+        )
+        for key in ("initContainers", "containers")
+        for c in pod_spec.get(key) or []
+    )
+
+
+def _controller_uid(meta: Mapping[str, Any]) -> str:
+    return next((str(r.get("uid", "")) for r in meta.get("ownerReferences") or [] if r.get("controller")), "")
+
+
+@dataclass(frozen=True)
 class JobView:
     """A Gyre Job as its owner's plan sees it."""
 
@@ -86,6 +116,11 @@ class JobView:
     outcome: JobOutcome
     created: str = ""
     """metadata.creationTimestamp: orders the Jobs of one owner (history limits keep the newest)."""
+    uid: str = ""
+    controller_uid: str = ""
+    """The uid in the controller ownerReference: the Gyre object that created the Job."""
+    containers: tuple[Container, ...] = ()
+    """The pod template's containers (init containers first)."""
 
 
 def job_view(job: Mapping[str, Any]) -> JobView:
@@ -98,6 +133,9 @@ def job_view(job: Mapping[str, Any]) -> JobView:
         component=str(labels.get("app.kubernetes.io/component", "")),
         outcome=job_outcome(job),
         created=str(meta.get("creationTimestamp") or ""),
+        uid=str(meta.get("uid", "")),
+        controller_uid=_controller_uid(meta),
+        containers=_containers(((job.get("spec") or {}).get("template") or {}).get("spec") or {}),
     )
 
 
@@ -141,6 +179,9 @@ class PodResult:
     """The termination message (the JSON report, or the log tail when the process died before writing it); for a
     pod that never terminated, why it is stuck (image pull, scheduling)."""
     terminated: bool = True
+    controller_uid: str = ""
+    """The uid of the Job that controls the pod."""
+    containers: tuple[Container, ...] = ()
 
 
 def _stuck(status: Mapping[str, Any]) -> tuple[str, str]:
@@ -164,6 +205,7 @@ def pod_results(pods: Iterable[Mapping[str, Any]]) -> list[PodResult]:
     results: list[PodResult] = []
     for pod in ordered:
         meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        controller_uid, containers = _controller_uid(meta), _containers(pod.get("spec") or {})
         raw_index = (meta.get("annotations") or {}).get(JOB_COMPLETION_INDEX)
         index = int(raw_index) if raw_index is not None and str(raw_index).isdigit() else None
         terminated: list[Mapping[str, Any]] = [
@@ -173,7 +215,9 @@ def pod_results(pods: Iterable[Mapping[str, Any]]) -> list[PodResult]:
         ]
         if not terminated:
             reason, message = _stuck(status)
-            results.append(PodResult(meta["name"], index, None, reason, message, terminated=False))
+            results.append(
+                PodResult(meta["name"], index, None, reason, message, False, controller_uid, containers)
+            )
             continue
         for term in terminated:
             results.append(
@@ -183,6 +227,8 @@ def pod_results(pods: Iterable[Mapping[str, Any]]) -> list[PodResult]:
                     exit_code=term.get("exitCode"),
                     reason=str(term.get("reason") or ""),
                     message=str(term.get("message") or "").strip(),
+                    controller_uid=controller_uid,
+                    containers=containers,
                 )
             )
     return results
@@ -201,3 +247,36 @@ def explain_failure(outcome: JobOutcome, results: list[PodResult], default_reaso
                 f"pod {result.pod} exited with code {result.exit_code} ({result.reason}) without a report"
             )
     return reason, "; ".join(parts)
+
+
+def untrusted_result(
+    owner_uid: str, job: JobView, results: Iterable[PodResult], policy: ImagePolicy
+) -> str | None:
+    """Why a Job's reports must not be believed, or None.
+
+    A report is a pod's termination message, which whatever runs in the pod writes. It is believed only when the
+    Job was created for this owner, every image in its template is allowed by the image policy, and every
+    reporting pod belongs to that Job and runs the template's command lines. Images are checked against the policy
+    rather than compared, because admission webhooks may pin a tag to its digest.
+    """
+    if job.controller_uid and job.controller_uid != owner_uid:
+        return f"Job {job.name} is controlled by another object (uid {job.controller_uid}); its reports are ignored"
+    refusal = policy.first_refusal(
+        (c.image, f"Job {job.name} container {c.name} image") for c in job.containers
+    )
+    if refusal is not None:
+        return refusal
+    template = {c.name: c for c in job.containers}
+    for result in results:
+        if not result.terminated:
+            continue
+        if job.uid and result.controller_uid != job.uid:
+            return f"pod {result.pod} reports for Job {job.name} but is not controlled by it"
+        for ran in result.containers:
+            expected = template.get(ran.name)
+            if expected is None or (ran.command, ran.args) != (expected.command, expected.args):
+                return f"pod {result.pod} container {ran.name} does not run Job {job.name}'s command"
+            refusal = policy.refusal(ran.image, f"pod {result.pod} container {ran.name} image")
+            if refusal is not None:
+                return refusal
+    return None

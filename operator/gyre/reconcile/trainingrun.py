@@ -29,7 +29,7 @@ from gyre.api.trainingrun import (
 from gyre.builders.job import DatasetInput, build_training_job, training_job_name
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
-from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time
+from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time, untrusted_result
 from gyre.reconcile.plan import Event, Plan, create_with_claim
 from gyre.training.report import TrainReport
 
@@ -177,6 +177,10 @@ def plan_trainingrun(obs: ObservedTrainingRun) -> Plan[TrainingRunStatus]:
             )
             _fail(plan, generation, obs.now, Reason.JOB_MISSING, message)
         elif obs.job.outcome.finished:
+            distrust = untrusted_result(obs.owner.uid, obs.job, obs.pods, obs.settings.image_policy)
+            if distrust is not None:
+                _fail(plan, generation, obs.now, Reason.UNTRUSTED_RESULT, distrust)
+                return plan
             reports = training_reports(obs.pods, obs.job)
             new, events = apply_training_result(
                 status,
@@ -193,6 +197,10 @@ def plan_trainingrun(obs: ObservedTrainingRun) -> Plan[TrainingRunStatus]:
             f"the search has {spec.search.trial_count()} trials; the limit is {MAX_TRIALS}: shrink the grid"
         )
         _fail(plan, generation, obs.now, Reason.SEARCH_TOO_LARGE, message)
+        return plan
+    refusal = obs.settings.image_policy.refusal(spec.image, "spec.image") if spec.image else None
+    if refusal is not None:
+        _fail(plan, generation, obs.now, Reason.IMAGE_NOT_ALLOWED, refusal)
         return plan
     metric, _goal = primary_metric(spec)
     status.task = task_of(spec.estimator.kind)

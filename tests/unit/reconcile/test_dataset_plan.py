@@ -163,3 +163,30 @@ def test_an_invalid_spec_fails_once_with_one_warning() -> None:
     assert first.status.phase == "Failed" and [e.reason for e in first.events] == ["InvalidSpec"]
     again = plan_dataset(observed(first.status, spec=None, spec_error="spec.source.uri: bad"))
     assert again.events == [] and status_patch(first.status, again.status) == {}
+
+
+def test_a_dataset_asking_for_an_image_outside_the_policy_fails_once_and_creates_no_job() -> None:
+    first = plan_dataset(observed(spec={"image": "evil.example.com/reader:1"}))
+    assert creates(first.actions) == [] and first.status.phase == "Failed"
+    ready_condition = find_condition(first.status.conditions or [], "Ready")
+    assert ready_condition is not None and ready_condition.reason == "ImageNotAllowed"
+    assert "evil.example.com/reader:1" in ready_condition.message
+    assert [(e.type, e.reason) for e in first.events] == [("Warning", "ImageNotAllowed")]
+    again = plan_dataset(observed(first.status, spec={"image": "evil.example.com/reader:1"}))
+    assert again.actions == [] and again.events == []
+
+
+def test_a_refresh_refused_by_a_narrowed_policy_keeps_the_current_version() -> None:
+    wide = SETTINGS.model_copy(update={"allowed_images": ("registry.example.com/ml/",)})
+    spec = {"image": "registry.example.com/ml/reader:1"}
+    status = plan_dataset(observed(spec=spec, settings=wide)).status
+    current = job(status.job_name or "", DONE)
+    status = plan_dataset(
+        observed(status, spec=spec, settings=wide, jobs=[current], pods=[report_pod("sha256:" + "a" * 64)])
+    ).status
+    assert status.phase == "Ready"
+    plan = plan_dataset(observed(status, spec=spec, jobs=[current], refresh_request="2026-12-01T13:00:00Z"))
+    assert creates(plan.actions) == [] and plan.status.phase == "Ready" and plan.status.version == 1
+    refreshing = find_condition(plan.status.conditions or [], "Refreshing")
+    assert refreshing is not None and (refreshing.status, refreshing.reason) == ("False", "ImageNotAllowed")
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "ImageNotAllowed")]

@@ -594,3 +594,23 @@ def test_an_invalid_spec_degrades_with_one_event_per_generation_and_writes_nothi
     assert condition(plan.status, "Degraded") == ("True", "InvalidSpec")
     assert events(plan) == [("Warning", "InvalidSpec")]
     assert world.reconcile().events == []
+
+
+# --- image policy ---------------------------------------------------------------------------------------------
+
+
+def test_a_server_image_outside_the_policy_is_refused_with_a_warning_and_nothing_is_applied() -> None:
+    world = World({"model": ref("iris-a"), "image": "evil.example.com/server:1"}, runs=[run("iris-a")])
+    plan = world.reconcile()
+    assert kinds(plan) == [] and plan.status.phase == "Degraded"
+    assert condition(plan.status, "Ready") == ("False", "ImageNotAllowed")
+    assert events(plan) == [("Warning", "ImageNotAllowed")]
+
+
+def test_a_refused_image_change_leaves_the_running_servers_serving() -> None:
+    world = World({"model": ref("iris-a")}, runs=[run("iris-a")]).ready()
+    world.edit(image="evil.example.com/server:1")
+    plan = world.reconcile()
+    assert kinds(plan) == [] and ("Deployment", "iris") in world.children
+    assert condition(plan.status, "Degraded") == ("True", "ImageNotAllowed")
+    assert events(plan) == [("Warning", "ImageNotAllowed")]

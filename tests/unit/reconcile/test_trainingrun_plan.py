@@ -159,3 +159,20 @@ def test_a_finished_run_is_never_changed_again(phase: str) -> None:
     status = TrainingRunStatus(phase=phase, job_name="iris-rf-train")  # type: ignore[arg-type]
     plan = plan_trainingrun(observed(status, job=None, dataset=None))
     assert plan.actions == [] and plan.events == [] and status_patch(status, plan.status) == {}
+
+
+def test_a_run_asking_for_an_image_outside_the_policy_fails_with_the_reason_and_creates_nothing() -> None:
+    plan = plan_trainingrun(observed(spec={"image": "evil.example.com/miner:1"}))
+    assert plan.actions == [] and plan.status.phase == "Failed"
+    failed = find_condition(plan.status.conditions or [], "Failed")
+    assert failed is not None and failed.reason == "ImageNotAllowed"
+    assert "evil.example.com/miner:1" in failed.message and "policy.images" in failed.message
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "ImageNotAllowed")]
+
+
+def test_a_run_asking_for_an_image_the_admin_allowed_trains_with_it() -> None:
+    settings = SETTINGS.model_copy(update={"allowed_images": ("registry.example.com/ml/",)})
+    plan = plan_trainingrun(observed(spec={"image": "registry.example.com/ml/trainer:2"}, settings=settings))
+    job = next(a.body for a in plan.actions if isinstance(a, Create) and a.body["kind"] == "Job")
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/ml/trainer:2"
+    assert plan.status.phase == "Running"
