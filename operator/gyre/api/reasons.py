@@ -25,6 +25,8 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     DRIFTED = "Drifted"
     RETRAINING = "Retraining"
+    SYNCED = "Synced"
+    """False while the API server refuses a write the operator needs (RBAC, an admission policy); absent otherwise."""
 
 
 class EventType(StrEnum):
@@ -43,6 +45,8 @@ class Reason(StrEnum):
     JOB_FAILED = "JobFailed"
     IMAGE_NOT_ALLOWED = "ImageNotAllowed"
     UNTRUSTED_RESULT = "UntrustedResult"
+    WRITE_REJECTED = "WriteRejected"
+    WRITES_ACCEPTED = "WritesAccepted"
 
     # Dataset
     PROFILING = "Profiling"

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 import kopf
 from pydantic import BaseModel, ValidationError
 
-from gyre.api.common import API_VERSION
+from gyre.api.common import API_VERSION, Condition, find_condition, set_condition
+from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.builders.meta import LABEL_INSTANCE, Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.controllers import kube
@@ -116,6 +117,39 @@ def emit(body: Mapping[str, Any] | Owner, type_: str, reason: str, message: str)
     kopf.event(_event_ref(owner), type=type_, reason=reason, message=message[:1000])  # type: ignore[arg-type]
 
 
+REJECTED_RETRY_SECONDS = 60.0
+
+
+def _record_rejection(owner: Owner, old: BaseModel, message: str) -> None:
+    """A refused write (RBAC, an admission policy) becomes Synced=False and one Warning Event per new message; the
+    planned status is not written, since what it describes did not happen."""
+    conditions: list[Condition] = list(getattr(old, "conditions", None) or [])
+    previous = find_condition(conditions, ConditionType.SYNCED)
+    if previous is not None and previous.status == "False" and previous.message == message:
+        return
+    updated = set_condition(
+        conditions, ConditionType.SYNCED, "False", Reason.WRITE_REJECTED, message, generation=owner.generation
+    )
+    refused = old.model_copy(deep=True)
+    refused.conditions = updated  # type: ignore[attr-defined]
+    kube.patch_status(owner.kind, owner.namespace, owner.name, status_patch(old, refused))
+    emit(owner, EventType.WARNING, Reason.WRITE_REJECTED, message)
+
+
+def _clear_rejection(owner: Owner, old: BaseModel, new: BaseModel) -> None:
+    """After a refusal, the first plan that goes through sets Synced=True (in the plan's own status write)."""
+    previous = find_condition(list(getattr(old, "conditions", None) or []), ConditionType.SYNCED)
+    if previous is None or previous.status == "True" or not hasattr(new, "conditions"):
+        return
+    new.conditions = set_condition(
+        list(new.conditions or []),
+        ConditionType.SYNCED,
+        "True",
+        Reason.WRITES_ACCEPTED,
+        generation=owner.generation,
+    )
+
+
 def apply_plan(
     owner: Owner, old: BaseModel, plan: Plan[Any], *, patch: MutableMapping[str, Any] | None = None
 ) -> None:
@@ -124,7 +158,12 @@ def apply_plan(
     With kopf's `patch` (a handler of the object itself) the status goes out with kopf's own write; otherwise it is
     patched directly. A plan that changes nothing writes nothing.
     """
-    kube.execute(owner.namespace, plan.actions)
+    try:
+        kube.execute(owner.namespace, plan.actions)
+    except kube.Rejected as rejected:
+        _record_rejection(owner, old, str(rejected))
+        raise kopf.TemporaryError(str(rejected), delay=REJECTED_RETRY_SECONDS) from rejected
+    _clear_rejection(owner, old, plan.status)
     changes = status_patch(old, plan.status)
     if changes:
         if patch is not None:

@@ -9,6 +9,7 @@ error.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import random
@@ -29,6 +30,7 @@ from gyre.reconcile.plan import Action, Apply, Create, Delete, MergePatch
 
 __all__ = [
     "FIELD_MANAGER",
+    "Rejected",
     "api_client",
     "apply",
     "create",
@@ -239,17 +241,46 @@ class _KnownClaims:
 _claims = _KnownClaims()
 
 
+class Rejected(Exception):
+    """The API server refused a write for a reason retrying will not fix (403 from RBAC or an admission policy,
+    422 from validation); `str()` is one line for a condition and an Event."""
+
+    def __init__(self, what: str, exc: ApiException) -> None:
+        try:
+            detail = str(json.loads(exc.body or "{}").get("message") or exc.reason)
+        except ValueError:
+            detail = str(exc.reason)
+        super().__init__(f"{what} was refused by the API server ({exc.status} {exc.reason}): {detail}")
+        self.status = exc.status
+
+
+def _describe(action: Action) -> str:
+    if isinstance(action, Create | Apply):
+        verb = "creating" if isinstance(action, Create) else "applying"
+        return f"{verb} {action.body['kind']} {action.body['metadata']['name']}"
+    return f"{type(action).__name__.lower()} {action.kind} {action.name}"
+
+
 def execute(namespace: str, actions: Iterable[Action]) -> None:
-    """Carry out a plan's actions in order, in the owner's namespace."""
+    """Carry out a plan's actions in order, in the owner's namespace; Rejected when the API server refuses one."""
     for action in actions:
-        if isinstance(action, Create):
-            if action.body["kind"] == "PersistentVolumeClaim":
-                _claims.ensure(action.body)
-            else:
-                create(action.body)
-        elif isinstance(action, Apply):
-            apply(action.body)
-        elif isinstance(action, Delete):
-            delete(action.api_version, action.kind, namespace, action.name)
-        elif isinstance(action, MergePatch):
-            merge_patch(action.api_version, action.kind, namespace, action.name, action.patch)
+        try:
+            _execute_one(namespace, action)
+        except ApiException as exc:
+            if exc.status in (400, 403, 422):
+                raise Rejected(_describe(action), exc) from exc
+            raise
+
+
+def _execute_one(namespace: str, action: Action) -> None:
+    if isinstance(action, Create):
+        if action.body["kind"] == "PersistentVolumeClaim":
+            _claims.ensure(action.body)
+        else:
+            create(action.body)
+    elif isinstance(action, Apply):
+        apply(action.body)
+    elif isinstance(action, Delete):
+        delete(action.api_version, action.kind, namespace, action.name)
+    elif isinstance(action, MergePatch):
+        merge_patch(action.api_version, action.kind, namespace, action.name, action.patch)

@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from gyre.api.common import GROUP, TRIGGER_ANNOTATION, VERSION, utcnow
+from gyre.api.reasons import ConditionType
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.meta import LABEL_OWNER_KIND, MANAGED_BY
 from gyre.controllers.common import (
@@ -85,12 +86,17 @@ def trainingrun_changed(body: kopf.Body, type: str | None, **kwargs: Any) -> Non
 
 
 def _waiting(labels: Mapping[str, str], status: Mapping[str, Any], **_: Any) -> bool:
-    return mine(labels) and status.get("phase") == "Pending"
+    refused = any(
+        c.get("type") == ConditionType.SYNCED and c.get("status") == "False"
+        for c in status.get("conditions") or []
+    )
+    return mine(labels) and (status.get("phase") == "Pending" or refused)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=WAIT_SECONDS, initial_delay=WAIT_SECONDS, when=_waiting)
 def retry_waiting_trainingrun(body: kopf.Body, **kwargs: Any) -> None:
-    """A run waiting for its Dataset is planned again every few seconds until it can start (or must fail)."""
+    """A run waiting for its Dataset, or whose Job the API server refused, is planned again every few seconds until
+    it can start (or must fail)."""
     _reconcile(body, kwargs, listed=False)
 
 
