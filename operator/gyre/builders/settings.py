@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gyre.api import env
+from gyre.data.source_policy import SourcePolicy
 
 __all__ = ["PVC_MOUNT_PATH", "OperatorSettings", "PvcLocation"]
 
@@ -49,6 +50,9 @@ class OperatorSettings(BaseModel):
     """GYRE_OPERATOR_INSTANCE: handle only objects labelled gyre.dev/operator-instance=<this>; unset handles only
     objects without that label."""
 
+    source_policy: SourcePolicy = SourcePolicy()
+    """GYRE_SOURCE_POLICY: what Dataset sources may read (JSON, chart `policy.sources`); unset: the defaults."""
+
     @field_validator("artifact_store")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -81,7 +85,9 @@ class OperatorSettings(BaseModel):
             "image_pull_policy": get(env.IMAGE_PULL_POLICY),
             "instance": get(env.OPERATOR_INSTANCE),
         }
-        return cls.model_validate({k: v for k, v in values.items() if v is not None})
+        present: dict[str, object] = {k: v for k, v in values.items() if v is not None}
+        present["source_policy"] = SourcePolicy.from_json(get(env.SOURCE_POLICY))
+        return cls.model_validate(present)
 
     @property
     def pvc(self) -> PvcLocation | None:

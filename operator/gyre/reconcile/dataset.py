@@ -5,6 +5,9 @@ Invariants:
   `-q<hash>` for a requested one. A Job that exists is never created again.
 - The version moves only when the fingerprint changes, so reading the same finished Job twice changes nothing.
 - A failed refresh never makes the current version unusable.
+- No Job reads a source the source policy refuses (gyre.data.source_policy): the refusal is the Ready (or, for a
+  refresh, Refreshing) condition and one Warning Event; the source is checked again on every reconcile, so a
+  policy change that allows it starts the read.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from gyre.builders.job import build_profile_job
 from gyre.builders.meta import Owner, short_hash
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
+from gyre.data.source_policy import Refusal, check_source, source_scope
 from gyre.reconcile.history import prune_finished_jobs
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time
 from gyre.reconcile.plan import Plan, create_with_claim
@@ -117,6 +121,8 @@ def plan_dataset(obs: ObservedDataset) -> Plan[DatasetStatus]:
                 )
         elif current.outcome.finished:
             _record(plan, obs, spec, current)
+    elif _refused_before(status):
+        _start(plan, obs, spec, jobs, revision=f"g{generation}", refresh=None)
     elif obs.refresh_request:
         revision = f"g{generation}-q{short_hash(obs.refresh_request)}"
         message = f"(requested at {obs.refresh_request})"
@@ -142,6 +148,38 @@ def _refresh_due(spec: DatasetSpec, status: DatasetStatus, now: datetime) -> boo
     return last is None or now - last >= parse_duration(spec.refresh_interval)
 
 
+def _refused_before(status: DatasetStatus) -> bool:
+    ready = find_condition(status.conditions or [], ConditionType.READY)
+    return status.phase == "Failed" and ready is not None and ready.reason == Reason.SOURCE_REFUSED
+
+
+def source_refusal(obs: ObservedDataset, spec: DatasetSpec) -> Refusal | None:
+    """Why the source policy refuses this Dataset's source, or None (decided without DNS or filesystem)."""
+    settings = obs.settings
+    scope = source_scope(settings.source_policy, settings.artifact_store, obs.owner.namespace)
+    return check_source(spec.source.uri, scope)
+
+
+def _refuse(
+    plan: Plan[DatasetStatus], obs: ObservedDataset, spec: DatasetSpec, refusal: Refusal, refresh: bool
+) -> None:
+    """Say why no Job reads the source: in Ready (or Refreshing, keeping the current version), and one Event."""
+    status, generation = plan.status, obs.owner.generation
+    kind = ConditionType.REFRESHING if refresh else ConditionType.READY
+    before = find_condition(status.conditions or [], kind)
+    if before is None or (before.reason, before.message) != (Reason.SOURCE_REFUSED, refusal.message):
+        plan.event(EventType.WARNING, Reason.SOURCE_REFUSED, refusal.message)
+    status.conditions = set_condition(
+        status.conditions or [], kind, "False", Reason.SOURCE_REFUSED, refusal.message, generation=generation
+    )
+    if refresh:
+        return
+    status.phase = "Failed"
+    status.target = spec.target
+    status.observed_generation = generation
+    status.conditions = _settle_refreshing(status.conditions, Reason.SPEC_CHANGED, "", generation)
+
+
 def _start(
     plan: Plan[DatasetStatus],
     obs: ObservedDataset,
@@ -151,7 +189,11 @@ def _start(
     revision: str,
     refresh: tuple[Reason, str] | None,
 ) -> None:
-    """Profile now: create the revision's Job unless it exists, and say so in status."""
+    """Profile now: create the revision's Job unless it exists (or the source is refused), and say so in status."""
+    refusal = source_refusal(obs, spec)
+    if refusal is not None:
+        _refuse(plan, obs, spec, refusal, refresh=refresh is not None)
+        return
     status, generation = plan.status, obs.owner.generation
     job = build_profile_job(obs.owner, spec, obs.settings, revision=revision)
     name = job["metadata"]["name"]
