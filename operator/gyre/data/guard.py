@@ -130,7 +130,7 @@ class SourceGuard:
 
     async def client(self, **kwargs: Any) -> aiohttp.ClientSession:
         """fsspec HTTPFileSystem's get_client: a session whose every hop, answer and socket is checked."""
-        connector = aiohttp.TCPConnector(resolver=_Resolver(self), socket_factory=self._socket)
+        connector = aiohttp.TCPConnector(resolver=_Resolver(self), socket_factory=self.open_socket)
 
         async def middleware(
             request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
@@ -143,7 +143,8 @@ class SourceGuard:
             connector=connector, middlewares=(middleware,), trust_env=False, **kwargs
         )
 
-    def _socket(self, addr_info: Any) -> socket.socket:
+    def open_socket(self, addr_info: Any) -> socket.socket:
+        """aiohttp's socket factory: refuse an address before the socket connects to it."""
         family, type_, proto, _, sockaddr = addr_info
         # Names were checked by the resolver; this refuses what no name may reach, for IP literals too.
         self.check_connect(str(sockaddr[0]), by_name=True)
