@@ -61,7 +61,10 @@ class DatasetSource(ApiModel):
 
     uri: str = Field(pattern=SOURCE_URI_PATTERN, max_length=2048)
     """The data location: `builtin://iris` (scikit-learn's bundled datasets: iris, wine, breast_cancer, diabetes,
-    ...), `file:///path`, `s3://bucket/key`, `gs://bucket/key` or `http(s)://...`."""
+    ...), `file:///path`, `s3://bucket/key`, `gs://bucket/key` or `http(s)://...`. The cluster's source policy
+    decides which are read: by default no loopback, link-local or cloud metadata host, and `file://` only under the
+    namespace's `sources/` area of the artifact store (`/var/lib/gyre/artifacts/sources/` for the pvc store) or a
+    directory the admin declared; a refused source is the condition reason SourceRefused."""
     format: Literal["auto", "csv", "parquet"] = "auto"
     """File format; `auto` decides from the file extension."""
     csv: CsvOptions | None = None

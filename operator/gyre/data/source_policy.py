@@ -307,7 +307,7 @@ def check_file_path(path: str, scope: SourceScope, source: str) -> Refusal | Non
             "artifactStore",
             f"{path} is inside the artifact store, which is never a source except its area "
             f"{(scope.own_area or '')[len('file://') :]}",
-            "copy the data into that area",
+            f"copy the data into that area; no setting of {_SETTING} opens the rest of the store",
         )
     roots = [r for r in scope.policy.file_roots if _in_area(url, "file://" + r.rstrip("/") + "/")]
     if roots:
@@ -352,7 +352,7 @@ def check_source(uri: str, scope: SourceScope) -> Refusal | None:
             redact(uri),
             "artifactStore",
             f"it is inside the artifact store, which is never a source except its area {scope.own_area}",
-            "copy the data into that area",
+            f"copy the data into that area; no setting of {_SETTING} opens the rest of the store",
         )
     return _check_http(uri, policy)
 
