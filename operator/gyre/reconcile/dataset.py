@@ -19,7 +19,7 @@ from datetime import datetime
 from gyre.api.common import Condition, find_condition, parse_duration, set_condition
 from gyre.api.dataset import ColumnStatus, DatasetSpec, DatasetStatus, DatasetVersion
 from gyre.api.reasons import ConditionType, EventType, Reason
-from gyre.builders.job import build_profile_job
+from gyre.builders.job import build_profile_job, profile_job_name
 from gyre.builders.meta import Owner, short_hash
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
@@ -121,8 +121,10 @@ def plan_dataset(obs: ObservedDataset) -> Plan[DatasetStatus]:
                 )
         elif current.outcome.finished:
             _record(plan, obs, spec, current)
-    elif _refused_before(status):
-        _start(plan, obs, spec, jobs, revision=f"g{generation}", refresh=None)
+    elif _refused_before(status) and source_refusal(obs, spec) is None:
+        # Allowed since (the admin changed the policy): read now, unless this generation's pod refused it itself.
+        if profile_job_name(obs.owner, spec, f"g{generation}") not in jobs:
+            _start(plan, obs, spec, jobs, revision=f"g{generation}", refresh=None)
     elif obs.refresh_request:
         revision = f"g{generation}-q{short_hash(obs.refresh_request)}"
         message = f"(requested at {obs.refresh_request})"

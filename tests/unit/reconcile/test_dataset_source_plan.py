@@ -116,3 +116,20 @@ def test_a_refresh_of_a_source_refused_since_keeps_the_current_version() -> None
     assert refreshing is not None and (refreshing.status, refreshing.reason) == ("False", "SourceRefused")
     assert [e.reason for e in plan.events] == ["SourceRefused"]
     assert "adding 'file' to schemes" in refreshing.message
+
+
+def test_a_refusal_reported_by_the_pod_does_not_start_the_read_again() -> None:
+    # The operator cannot see what a name resolves to; the pod refused it, and that Job stays the answer.
+    uri = "https://data.example.com/x.csv"
+    status = plan_dataset(observed(uri)).status
+    refused = ProfileReport(
+        phase="Failed", reason="SourceRefused", error="host resolves only to refused addresses"
+    )
+    finished = JobView(
+        status.job_name or "", "uid-d", "profiler", JobOutcome(True, False, "BackoffLimitExceeded")
+    )
+    pod = PodResult("p", None, 1, "Error", refused.to_termination_message())
+    failed = plan_dataset(observed(uri, status, jobs=[finished], pods=[pod]))
+    assert failed.status.phase == "Failed" and [e.reason for e in failed.events] == ["SourceRefused"]
+    again = plan_dataset(observed(uri, failed.status, jobs=[finished]))
+    assert again.actions == [] and again.events == [] and again.status == failed.status
