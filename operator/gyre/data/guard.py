@@ -26,6 +26,7 @@ from gyre.data.source_policy import (
     check_file_path,
     check_host,
     check_source,
+    redact,
 )
 
 __all__ = ["REFUSED", "SourceGuard", "SourceRefusedError"]
@@ -104,19 +105,20 @@ class SourceGuard:
 
     def check_url(self, url: str, host: str | None) -> bool:
         """Check one request (the first, or a redirect hop); True when its host was allowed by a name entry."""
-        policy = self.scope.policy
         scheme = url.partition("://")[0].lower()
-        if scheme not in policy.schemes:
+        if scheme not in self.scope.policy.schemes:
             raise self.refuse(
-                Refusal(self.source, "schemes", f"a request to {scheme}:// ({url})", "allow that scheme")
+                Refusal(
+                    redact(self.source),
+                    "schemes",
+                    f"it leads to {redact(url)}, whose scheme {scheme}:// is not allowed",
+                    f"a cluster admin allows it by adding {scheme!r} to schemes in policy.sources",
+                )
             )
-        verdict = check_host(host or "", policy, self.source)
-        if isinstance(verdict, Refusal):
-            raise self.refuse(verdict)
-        return verdict == "name"
+        return self.check_name(host or "")
 
     def check_name(self, host: str) -> bool:
-        """Check a host name about to be resolved; True when a name entry allowed it."""
+        """Check a host about to be resolved or reached; True when a name entry allowed it."""
         verdict = check_host(host, self.scope.policy, self.source)
         if isinstance(verdict, Refusal):
             raise self.refuse(verdict)

@@ -32,6 +32,7 @@ __all__ = [
     "SourcePolicy",
     "SourceScope",
     "check_address",
+    "check_file_path",
     "check_host",
     "check_source",
     "redact",
@@ -330,7 +331,10 @@ def check_source(uri: str, scope: SourceScope) -> Refusal | None:
         return Refusal(redact(uri), "syntax", "fsspec URL chains (::) are not sources", "name one source")
     if scheme not in KNOWN_SCHEMES:
         return Refusal(
-            redact(uri), "schemes", f"scheme {scheme or '(none)'!r} is not a source scheme", "use a known one"
+            redact(uri),
+            "schemes",
+            f"scheme {scheme or '(none)'!r} is not a source scheme",
+            f"use one of {', '.join(KNOWN_SCHEMES)}",
         )
     if scheme not in policy.schemes:
         return Refusal(
