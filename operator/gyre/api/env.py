@@ -71,7 +71,7 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"  # the container's terminationM
 DATASET_SPEC = "GYRE_DATASET_SPEC"  # the Dataset spec as JSON (csv options, schema overrides)
 
 # The source policy (chart policy.sources -> gyre.builders.settings; builders/job.py -> `gyre profile`), JSON of
-# gyre.data.source_policy.SourcePolicy; the profiling pod enforces it again at connection time.
+# gyre.policy.sources.SourcePolicy; the profiling pod enforces it again at connection time.
 SOURCE_POLICY = "GYRE_SOURCE_POLICY"
 
 # The training Job (builders/job.py -> `gyre train`).

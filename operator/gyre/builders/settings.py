@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gyre.api import env
-from gyre.data.source_policy import SourcePolicy
+from gyre.policy.sources import SourcePolicy
 
 __all__ = ["PVC_MOUNT_PATH", "OperatorSettings", "PvcLocation"]
 
@@ -76,6 +76,7 @@ class OperatorSettings(BaseModel):
             return value or None
 
         values = {
+            "source_policy": SourcePolicy.from_json(get(env.SOURCE_POLICY)),
             "artifact_store": get(env.ARTIFACT_STORE),
             "image": get(env.IMAGE),
             "artifact_secret": get(env.ARTIFACT_SECRET),
@@ -85,9 +86,7 @@ class OperatorSettings(BaseModel):
             "image_pull_policy": get(env.IMAGE_PULL_POLICY),
             "instance": get(env.OPERATOR_INSTANCE),
         }
-        present: dict[str, object] = {k: v for k, v in values.items() if v is not None}
-        present["source_policy"] = SourcePolicy.from_json(get(env.SOURCE_POLICY))
-        return cls.model_validate(present)
+        return cls.model_validate({k: v for k, v in values.items() if v is not None})
 
     @property
     def pvc(self) -> PvcLocation | None:

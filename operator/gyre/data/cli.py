@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 def _profile(args: argparse.Namespace) -> int:
     from gyre.data.profiling import ProfileRequest, run_profile
     from gyre.data.report import ProfileReport
-    from gyre.data.source_policy import SourcePolicy
+    from gyre.policy.sources import SourcePolicy
     from gyre.data.sources import CsvReadOptions
     from gyre.store import write_termination_message
 

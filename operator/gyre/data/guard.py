@@ -1,6 +1,6 @@
 """The source policy inside the profiling pod: check the source, then every file and address actually opened.
 
-The operator's check (gyre.data.source_policy.check_source) sees only the URI. Here the pod also refuses what the URI
+The operator's check (gyre.policy.sources.check_source) sees only the URI. Here the pod also refuses what the URI
 leads to: a symlink out of a data root (the path checked is the one the kernel opened, read back from
 /proc/self/fd), a name that resolves to a refused address, DNS rebinding (the resolver's filtered answer is what
 the connection uses, and every socket is checked again before it connects), and an HTTP redirect to a refused host
@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gyre.data.errors import DataError
-from gyre.data.source_policy import (
+from gyre.policy.sources import (
     Refusal,
     SourceScope,
     check_address,

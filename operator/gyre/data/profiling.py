@@ -15,7 +15,7 @@ from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.report import ColumnInfo, ProfileReport
 from gyre.data.schema import ColumnSchema, apply_overrides, infer_schema
-from gyre.data.source_policy import SourcePolicy, source_scope
+from gyre.policy.sources import SourcePolicy, source_scope
 from gyre.data.sources import CsvReadOptions, SourceFormat, load_source
 from gyre.store import ArtifactStore, dataset_data_path, dataset_profile_path
 

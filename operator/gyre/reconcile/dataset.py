@@ -5,7 +5,7 @@ Invariants:
   `-q<hash>` for a requested one. A Job that exists is never created again.
 - The version moves only when the fingerprint changes, so reading the same finished Job twice changes nothing.
 - A failed refresh never makes the current version unusable.
-- No Job reads a source the source policy refuses (gyre.data.source_policy): the refusal is the Ready (or, for a
+- No Job reads a source the source policy refuses (gyre.policy.sources): the refusal is the Ready (or, for a
   refresh, Refreshing) condition and one Warning Event; the source is checked again on every reconcile, so a
   policy change that allows it starts the read.
 """
@@ -23,7 +23,7 @@ from gyre.builders.job import build_profile_job, profile_job_name
 from gyre.builders.meta import Owner, short_hash
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
-from gyre.data.source_policy import Refusal, check_source, source_scope
+from gyre.policy.sources import Refusal, check_source, source_scope
 from gyre.reconcile.history import prune_finished_jobs
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time
 from gyre.reconcile.plan import Plan, create_with_claim

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from gyre.data.source_policy import DEFAULT_REFUSED_HOSTS, SourcePolicy
+from gyre.policy.sources import DEFAULT_REFUSED_HOSTS, SourcePolicy
 
 SENTINEL = "wJalrXUtnFEMI-K7MDENG-SENTINEL-5f3a"
 DATA = "a,b\n1,2\n3,4\n"

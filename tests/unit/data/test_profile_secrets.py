@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from source_servers import BY_ADDRESS_POLICY, SENTINEL, TEST_POLICY, Servers
 
-from gyre.data.source_policy import SourcePolicy
+from gyre.policy.sources import SourcePolicy
 
 ENVIRON_SPEC = {
     "source": {

@@ -10,7 +10,7 @@ from gyre.api.dataset import DatasetSpec, DatasetStatus
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ColumnInfo, ProfileReport
-from gyre.data.source_policy import SourcePolicy
+from gyre.policy.sources import SourcePolicy
 from gyre.reconcile.dataset import ObservedDataset, plan_dataset
 from gyre.reconcile.observed import JobOutcome, JobView, PodResult
 from gyre.reconcile.plan import Create

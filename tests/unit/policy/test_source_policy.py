@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from gyre.builders.settings import OperatorSettings
-from gyre.data.source_policy import (
+from gyre.policy.sources import (
     SourcePolicy,
     SourceScope,
     check_address,
