@@ -35,8 +35,8 @@ def register(subparsers: Any) -> None:
 def _profile(args: argparse.Namespace) -> int:
     from gyre.data.profiling import ProfileRequest, run_profile
     from gyre.data.report import ProfileReport
-    from gyre.policy.sources import SourcePolicy
     from gyre.data.sources import CsvReadOptions
+    from gyre.policy.sources import SourcePolicy
     from gyre.store import write_termination_message
 
     kinds: dict[str, Any] = {}

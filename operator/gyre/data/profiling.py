@@ -15,8 +15,8 @@ from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.report import ColumnInfo, ProfileReport
 from gyre.data.schema import ColumnSchema, apply_overrides, infer_schema
-from gyre.policy.sources import SourcePolicy, source_scope
 from gyre.data.sources import CsvReadOptions, SourceFormat, load_source
+from gyre.policy.sources import SourcePolicy, source_scope
 from gyre.store import ArtifactStore, dataset_data_path, dataset_profile_path
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from source_servers import BY_ADDRESS_POLICY, DATA, SENTINEL, TEST_POLICY, Serve
 
 from gyre.data.errors import DataError
 from gyre.data.guard import SourceGuard, SourceRefusedError
-from gyre.policy.sources import SourcePolicy, SourceScope, source_scope
 from gyre.data.sources import load_source
+from gyre.policy.sources import SourcePolicy, SourceScope, source_scope
 
 
 def read(source: str, policy: SourcePolicy = TEST_POLICY) -> pd.DataFrame:
