@@ -138,6 +138,13 @@ def test_valid_objects_of_every_kind_are_admitted_and_defaulted(custom: Custom) 
         (
             "datasets",
             "Dataset",
+            {"source": {"uri": "file:///var/lib/gyre/artifacts/sources/../models/m.skops"}},
+            ". or .. path segments",
+        ),
+        ("datasets", "Dataset", {"source": {"uri": "file:///a.csv::http://x/y.csv"}}, "fsspec chain"),
+        (
+            "datasets",
+            "Dataset",
             {"source": {"uri": "builtin://iris"}, "refreshInterval": "1 hour"},
             "refreshInterval",
         ),

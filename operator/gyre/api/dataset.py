@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from gyre.api.common import (
     ApiModel,
@@ -59,9 +59,28 @@ class CsvOptions(ApiModel):
 class DatasetSource(ApiModel):
     """Where the data lives and how to read it."""
 
+    # Admission refuses what no source policy allows (the operator's policy check says the same, for old objects).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!self.uri.startsWith('file://') || !self.uri.matches('/[.][.]?(/|$)')",
+                    "message": "a file:// source may not have . or .. path segments",
+                },
+                {
+                    "rule": "self.uri.startsWith('http') || !self.uri.contains('::')",
+                    "message": "a source is one URL, not an fsspec chain (::)",
+                },
+            ]
+        }
+    )
+
     uri: str = Field(pattern=SOURCE_URI_PATTERN, max_length=2048)
     """The data location: `builtin://iris` (scikit-learn's bundled datasets: iris, wine, breast_cancer, diabetes,
-    ...), `file:///path`, `s3://bucket/key`, `gs://bucket/key` or `http(s)://...`."""
+    ...), `file:///path`, `s3://bucket/key`, `gs://bucket/key` or `http(s)://...`. The cluster's source policy
+    decides which are read: by default no loopback, link-local or cloud metadata host, and `file://` only under the
+    namespace's `sources/` area of the artifact store (`/var/lib/gyre/artifacts/sources/` for the pvc store) or a
+    directory the admin declared; a refused source is the condition reason SourceRefused."""
     format: Literal["auto", "csv", "parquet"] = "auto"
     """File format; `auto` decides from the file extension."""
     csv: CsvOptions | None = None

@@ -50,6 +50,7 @@ __all__ = [
     "PVC_MOUNT",
     "SHUTDOWN_TIMEOUT",
     "SKLEARN_WORKERS",
+    "SOURCE_POLICY",
     "TERMINATION_LOG",
     "TRACK",
     "TRAINING_SPEC",
@@ -69,6 +70,10 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"  # the container's terminationM
 
 # The profiling Job (builders/job.py -> `gyre profile`).
 DATASET_SPEC = "GYRE_DATASET_SPEC"  # the Dataset spec as JSON (csv options, schema overrides)
+
+# The source policy (chart policy.sources -> gyre.builders.settings; builders/job.py -> `gyre profile`), JSON of
+# gyre.policy.sources.SourcePolicy; the profiling pod enforces it again at connection time.
+SOURCE_POLICY = "GYRE_SOURCE_POLICY"
 
 # The training Job (builders/job.py -> `gyre train`).
 TRAINING_SPEC = "GYRE_TRAINING_SPEC"  # the validated TrainingRun spec as JSON

@@ -57,6 +57,7 @@ class Reason(StrEnum):
     SPEC_CHANGED = "SpecChanged"
     REFRESH_DUE = "RefreshDue"
     REFRESH_REQUESTED = "RefreshRequested"
+    SOURCE_REFUSED = "SourceRefused"  # the source policy refuses the source (in the operator, or in the pod)
 
     # TrainingRun
     DATASET_NOT_FOUND = "DatasetNotFound"

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gyre.api.dataset import DatasetSpec
-from gyre.api.env import DATASET_COLUMNS, DATASET_SPEC, DATASET_VERSION, TRAINING_SPEC, TRIGGER
+from gyre.api.env import (
+    DATASET_COLUMNS,
+    DATASET_SPEC,
+    DATASET_VERSION,
+    SOURCE_POLICY,
+    TRAINING_SPEC,
+    TRIGGER,
+)
 from gyre.api.trainingrun import TrainingRunSpec
 from gyre.builders.meta import Owner, child_name, short_hash
 
@@ -84,7 +91,11 @@ def build_profile_job(
     ]
     if spec.target:
         args += ["--target", spec.target]
-    env = [{"name": DATASET_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)}]
+    env = [
+        {"name": DATASET_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
+        # The pod checks the source again, and every address and file it opens (gyre.data.guard).
+        {"name": SOURCE_POLICY, "value": settings.source_policy.to_json()},
+    ]
     annotations = {ANNOTATION_GENERATION: str(owner.generation), ANNOTATION_REVISION: revision}
     return build_job(
         owner=owner,

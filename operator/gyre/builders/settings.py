@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gyre.api import env
 from gyre.policy.images import ImagePolicy
+from gyre.policy.sources import SourcePolicy
 
 __all__ = ["PVC_MOUNT_PATH", "OperatorSettings", "PvcLocation"]
 
@@ -54,6 +55,9 @@ class OperatorSettings(BaseModel):
     """GYRE_OPERATOR_INSTANCE: handle only objects labelled gyre.dev/operator-instance=<this>; unset handles only
     objects without that label."""
 
+    source_policy: SourcePolicy = SourcePolicy()
+    """GYRE_SOURCE_POLICY: what Dataset sources may read (JSON, chart `policy.sources`); unset: the defaults."""
+
     @field_validator("artifact_store")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -77,6 +81,7 @@ class OperatorSettings(BaseModel):
             return value or None
 
         values = {
+            "source_policy": SourcePolicy.from_json(get(env.SOURCE_POLICY)),
             "artifact_store": get(env.ARTIFACT_STORE),
             "image": get(env.IMAGE),
             "artifact_secret": get(env.ARTIFACT_SECRET),

@@ -18,7 +18,8 @@ def register(subparsers: Any) -> None:
         help="profile a dataset version (runs in the Dataset's Job)",
         description="Load a source, fingerprint it, store a content-addressed parquet copy and its reference "
         "profile, and write a compact report to the termination log. Reads the optional Dataset spec from "
-        f"${env.DATASET_SPEC} for csv options and schema overrides.",
+        f"${env.DATASET_SPEC} for csv options and schema overrides, and the source policy from "
+        f"${env.SOURCE_POLICY} (JSON; unset: the defaults).",
     )
     parser.add_argument("--store", required=True, help="artifact store URL (pvc://, file://, s3://, gs://)")
     parser.add_argument("--namespace", required=True, help="namespace of the Dataset")
@@ -35,6 +36,7 @@ def _profile(args: argparse.Namespace) -> int:
     from gyre.data.profiling import ProfileRequest, run_profile
     from gyre.data.report import ProfileReport
     from gyre.data.sources import CsvReadOptions
+    from gyre.policy.sources import SourcePolicy
     from gyre.store import write_termination_message
 
     kinds: dict[str, Any] = {}
@@ -65,6 +67,14 @@ def _profile(args: argparse.Namespace) -> int:
         if spec.schema_ is not None:
             kinds = dict(spec.schema_.kinds or {})
             drop = list(spec.schema_.drop or [])
+    try:
+        policy = SourcePolicy.from_json(os.environ.get(env.SOURCE_POLICY))
+    except ValueError as exc:
+        report = ProfileReport(
+            phase="Failed", reason="InvalidSourcePolicy", error=f"${env.SOURCE_POLICY} is invalid: {exc}"
+        )
+        write_termination_message(report.to_termination_message())
+        return 1
     request = ProfileRequest(
         store_url=args.store,
         namespace=args.namespace,
@@ -75,6 +85,7 @@ def _profile(args: argparse.Namespace) -> int:
         csv=csv,
         kinds=kinds,
         drop=drop,
+        source_policy=policy,
     )
     report = run_profile(request)
     write_termination_message(report.to_termination_message())

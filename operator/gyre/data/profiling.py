@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gyre.api import env
 from gyre.api.dataset import ColumnKind
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.report import ColumnInfo, ProfileReport
 from gyre.data.schema import ColumnSchema, apply_overrides, infer_schema
 from gyre.data.sources import CsvReadOptions, SourceFormat, load_source
+from gyre.policy.sources import SourcePolicy, source_scope
 from gyre.store import ArtifactStore, dataset_data_path, dataset_profile_path
 
 if TYPE_CHECKING:
@@ -37,6 +40,8 @@ class ProfileRequest:
     csv: CsvReadOptions | None = None
     kinds: Mapping[str, ColumnKind] = field(default_factory=dict)
     drop: Sequence[str] = ()
+    source_policy: SourcePolicy = field(default_factory=SourcePolicy)
+    """Enforced on the source and on every file and address the read opens (gyre.data.guard)."""
 
 
 def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -61,8 +66,13 @@ def build_reference_profile(frame: pd.DataFrame, schema: list[ColumnSchema]) -> 
 
 def run_profile(request: ProfileRequest) -> ProfileReport:
     """Profile one dataset version; failures become a Failed report (never an exception) with a reason."""
+    from gyre.data.guard import SourceGuard
+
+    pvc_mount = os.environ.get(env.PVC_MOUNT) or env.DEFAULT_PVC_MOUNT
+    scope = source_scope(request.source_policy, request.store_url, request.namespace, pvc_mount=pvc_mount)
     try:
-        frame = load_source(request.source, request.format, csv=request.csv)
+        guard = SourceGuard(scope, request.source)
+        frame = load_source(request.source, request.format, csv=request.csv, guard=guard)
         frame = apply_overrides(frame, request.drop)
         if request.target is not None and request.target not in frame.columns:
             raise DataError(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from gyre.data.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from gyre.data.guard import SourceGuard
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -79,21 +82,52 @@ def _load_builtin(name: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+@contextmanager
+def _open(
+    uri: str, scheme: str, guard: SourceGuard | None, storage_options: dict[str, Any]
+) -> Iterator[IO[bytes]]:
+    """The source's bytes, decompressed by its extension; through the guard's checked file or HTTP client."""
+    import fsspec
+
+    if guard is None or scheme not in ("file", "http", "https"):
+        with fsspec.open(uri, "rb", compression="infer", **storage_options) as fh:
+            yield fh
+        return
+    from fsspec.compression import compr
+    from fsspec.utils import infer_compression
+
+    with ExitStack() as stack:
+        raw: IO[bytes]
+        if scheme == "file":
+            raw = stack.enter_context(guard.open_file(uri[len("file://") :]))
+        else:
+            from fsspec.implementations.http import HTTPFileSystem
+
+            fs = HTTPFileSystem(get_client=guard.client, skip_instance_cache=True)
+            raw = stack.enter_context(fs.open(uri, "rb"))
+        codec = infer_compression(uri.split("?", 1)[0])
+        yield stack.enter_context(compr[codec](raw, mode="rb")) if codec else raw
+
+
 def load_source(
     uri: str,
     fmt: SourceFormat = "auto",
     *,
     csv: CsvReadOptions | None = None,
     storage_options: dict[str, Any] | None = None,
+    guard: SourceGuard | None = None,
 ) -> pd.DataFrame:
     """Read a whole table from a source URI.
 
     `builtin://NAME` loads a scikit-learn bundled dataset with its label in a `target` column. Anything else is
-    opened through fsspec. Raises DataError (with a reason) for unknown schemes, builtins, formats and unreadable
-    or empty sources.
+    opened through fsspec. With a `guard` (the profiling pod), the source policy is checked first, and then every
+    file and connection the read opens. Raises DataError (with a reason) for refused sources, unknown schemes,
+    builtins, formats and unreadable or empty sources.
     """
     import pandas as pd
 
+    if guard is not None:
+        guard.check()
     if uri.startswith("builtin://"):
         return _load_builtin(uri[len("builtin://") :].strip("/"))
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
@@ -108,9 +142,7 @@ def load_source(
     concrete = resolve_format(uri, fmt)
     opts = csv or CsvReadOptions()
     try:
-        import fsspec
-
-        with fsspec.open(uri, "rb", compression="infer", **(storage_options or {})) as fh:
+        with _open(uri, scheme, guard, storage_options or {}) as fh:
             if concrete == "parquet":
                 frame = pd.read_parquet(fh)
             else:
@@ -123,13 +155,16 @@ def load_source(
                 )
     except DataError:
         raise
-    except FileNotFoundError as exc:
-        raise DataError(f"source not found: {uri}", reason="SourceNotFound") from exc
-    except ImportError as exc:
-        raise DataError(
-            f"no filesystem driver for {scheme}:// sources: {exc}", reason="UnsupportedSource"
-        ) from exc
     except Exception as exc:  # pandas/pyarrow/fsspec raise many unrelated types for the same user problem
+        refused = guard.error() if guard is not None else None
+        if refused is not None:
+            raise refused from exc  # whatever the transport made of a refusal, report the refusal
+        if isinstance(exc, FileNotFoundError):
+            raise DataError(f"source not found: {uri}", reason="SourceNotFound") from exc
+        if isinstance(exc, ImportError):
+            raise DataError(
+                f"no filesystem driver for {scheme}:// sources: {exc}", reason="UnsupportedSource"
+            ) from exc
         raise DataError(f"cannot read {uri} as {concrete}: {exc}", reason="SourceUnreadable") from exc
     if frame.shape[1] == 0 or frame.shape[0] == 0:
         raise DataError(f"source {uri} has no rows or no columns", reason="EmptyDataset")

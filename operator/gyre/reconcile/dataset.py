@@ -5,6 +5,9 @@ Invariants:
   `-q<hash>` for a requested one. A Job that exists is never created again.
 - The version moves only when the fingerprint changes, so reading the same finished Job twice changes nothing.
 - A failed refresh never makes the current version unusable.
+- No Job reads a source the source policy refuses (gyre.policy.sources): the refusal is the Ready (or, for a
+  refresh, Refreshing) condition and one Warning Event; the source is checked again on every reconcile, so a
+  policy change that allows it starts the read.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from datetime import datetime
 from gyre.api.common import Condition, find_condition, parse_duration, set_condition
 from gyre.api.dataset import ColumnStatus, DatasetSpec, DatasetStatus, DatasetVersion
 from gyre.api.reasons import ConditionType, EventType, Reason
-from gyre.builders.job import build_profile_job
+from gyre.builders.job import build_profile_job, profile_job_name
 from gyre.builders.meta import Owner, short_hash
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
+from gyre.policy.sources import Refusal, check_source, source_scope
 from gyre.reconcile.history import prune_finished_jobs
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time, untrusted_result
 from gyre.reconcile.plan import Plan, create_with_claim
@@ -117,6 +121,10 @@ def plan_dataset(obs: ObservedDataset) -> Plan[DatasetStatus]:
                 )
         elif current.outcome.finished:
             _record(plan, obs, spec, current)
+    elif _refused_before(status) and policy_refusal(obs, spec) is None:
+        # Allowed since (the admin changed the policy): read now, unless this generation's pod refused it itself.
+        if profile_job_name(obs.owner, spec, f"g{generation}") not in jobs:
+            _start(plan, obs, spec, jobs, revision=f"g{generation}", refresh=None)
     elif obs.refresh_request:
         revision = f"g{generation}-q{short_hash(obs.refresh_request)}"
         message = f"(requested at {obs.refresh_request})"
@@ -142,6 +150,56 @@ def _refresh_due(spec: DatasetSpec, status: DatasetStatus, now: datetime) -> boo
     return last is None or now - last >= parse_duration(spec.refresh_interval)
 
 
+def _refused_before(status: DatasetStatus) -> bool:
+    ready = find_condition(status.conditions or [], ConditionType.READY)
+    refused = (Reason.SOURCE_REFUSED, Reason.IMAGE_NOT_ALLOWED)
+    return status.phase == "Failed" and ready is not None and ready.reason in refused
+
+
+def source_refusal(obs: ObservedDataset, spec: DatasetSpec) -> Refusal | None:
+    """Why the source policy refuses this Dataset's source, or None (decided without DNS or filesystem)."""
+    settings = obs.settings
+    scope = source_scope(settings.source_policy, settings.artifact_store, obs.owner.namespace)
+    return check_source(spec.source.uri, scope)
+
+
+def policy_refusal(obs: ObservedDataset, spec: DatasetSpec) -> tuple[Reason, str] | None:
+    """Why a policy forbids profiling this Dataset (its source, then its image), or None."""
+    refused = source_refusal(obs, spec)
+    if refused is not None:
+        return Reason.SOURCE_REFUSED, refused.message
+    if spec.image:
+        message = obs.settings.image_policy.refusal(spec.image, "spec.image")
+        if message is not None:
+            return Reason.IMAGE_NOT_ALLOWED, message
+    return None
+
+
+def _refuse(
+    plan: Plan[DatasetStatus],
+    obs: ObservedDataset,
+    spec: DatasetSpec,
+    refusal: tuple[Reason, str],
+    refresh: bool,
+) -> None:
+    """Say why no Job reads the source: in Ready (or Refreshing, keeping the current version), and one Event."""
+    status, generation = plan.status, obs.owner.generation
+    reason, message = refusal
+    kind = ConditionType.REFRESHING if refresh else ConditionType.READY
+    before = find_condition(status.conditions or [], kind)
+    if before is None or (before.reason, before.message) != (reason, message):
+        plan.event(EventType.WARNING, reason, message)
+    status.conditions = set_condition(
+        status.conditions or [], kind, "False", reason, message, generation=generation
+    )
+    if refresh:
+        return
+    status.phase = "Failed"
+    status.target = spec.target
+    status.observed_generation = generation
+    status.conditions = _settle_refreshing(status.conditions, Reason.SPEC_CHANGED, "", generation)
+
+
 def _start(
     plan: Plan[DatasetStatus],
     obs: ObservedDataset,
@@ -151,12 +209,12 @@ def _start(
     revision: str,
     refresh: tuple[Reason, str] | None,
 ) -> None:
-    """Profile now: create the revision's Job unless it exists, and say so in status."""
-    status, generation = plan.status, obs.owner.generation
-    refusal = obs.settings.image_policy.refusal(spec.image, "spec.image") if spec.image else None
+    """Profile now: create the revision's Job unless it exists (or the source is refused), and say so in status."""
+    refusal = policy_refusal(obs, spec)
     if refusal is not None:
-        _refuse(plan, generation, Reason.IMAGE_NOT_ALLOWED, refusal, refresh=refresh is not None)
+        _refuse(plan, obs, spec, refusal, refresh=refresh is not None)
         return
+    status, generation = plan.status, obs.owner.generation
     job = build_profile_job(obs.owner, spec, obs.settings, revision=revision)
     name = job["metadata"]["name"]
     if name not in jobs:
@@ -187,24 +245,6 @@ def _start(
         generation=generation,
     )
     status.conditions = _settle_refreshing(conditions, Reason.SPEC_CHANGED, "", generation)
-
-
-def _refuse(
-    plan: Plan[DatasetStatus], generation: int, reason: Reason, message: str, *, refresh: bool
-) -> None:
-    """Do not profile, and say why: a refused refresh keeps the current version, a refused first read fails."""
-    status = plan.status
-    if refresh and status.fingerprint:
-        status.conditions = set_condition(
-            status.conditions or [], ConditionType.REFRESHING, "False", reason, message, generation=generation
-        )
-    else:
-        status.phase = "Failed"
-        status.observed_generation = generation
-        status.conditions = set_condition(
-            status.conditions or [], ConditionType.READY, "False", reason, message, generation=generation
-        )
-    plan.event(EventType.WARNING, reason, message)
 
 
 def _record(plan: Plan[DatasetStatus], obs: ObservedDataset, spec: DatasetSpec, job: JobView) -> None:

@@ -50,15 +50,18 @@ def test_profile_failure_is_a_report_with_a_reason(tmp_path: Path, monkeypatch: 
 def test_dataset_spec_env_applies_csv_options_and_schema_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "d.csv").write_text("id;zip;y\n1;1000;a\n2;2000;b\n3;1000;a\n")
+    # The namespace's own sources/ area of a file:// store, which the default source policy lets it read.
+    data = tmp_path / "s" / "sources" / "ns" / "d.csv"
+    data.parent.mkdir(parents=True)
+    data.write_text("id;zip;y\n1;1000;a\n2;2000;b\n3;1000;a\n")
     log = tmp_path / "termination-log"
     monkeypatch.setenv("GYRE_TERMINATION_LOG", str(log))
     spec = {
-        "source": {"uri": f"file://{tmp_path}/d.csv", "csv": {"delimiter": ";"}},
+        "source": {"uri": f"file://{data}", "csv": {"delimiter": ";"}},
         "schema": {"kinds": {"zip": "categorical"}, "drop": ["id"]},
     }
     monkeypatch.setenv("GYRE_DATASET_SPEC", json.dumps(spec))
-    source = f"file://{tmp_path}/d.csv"
+    source = f"file://{data}"
     assert (
         main(
             [
