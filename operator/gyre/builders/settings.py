@@ -49,6 +49,11 @@ class OperatorSettings(BaseModel):
     """GYRE_OPERATOR_INSTANCE: handle only objects labelled gyre.dev/operator-instance=<this>; unset handles only
     objects without that label."""
 
+    network_policy: bool = True
+    """GYRE_NETWORK_POLICY: give each ModelDeployment a NetworkPolicy admitting only its namespace (and below)."""
+    monitoring_namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """GYRE_MONITORING_NAMESPACE: the one other namespace that NetworkPolicy admits to the model port."""
+
     @field_validator("artifact_store")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -80,6 +85,8 @@ class OperatorSettings(BaseModel):
             "storage_class": get(env.ARTIFACT_STORAGE_CLASS),
             "image_pull_policy": get(env.IMAGE_PULL_POLICY),
             "instance": get(env.OPERATOR_INSTANCE),
+            "network_policy": get(env.NETWORK_POLICY),
+            "monitoring_namespace": get(env.MONITORING_NAMESPACE),
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
 
