@@ -11,8 +11,10 @@ The test cluster's CNI (bridge) does not enforce NetworkPolicy: the test checks 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,14 @@ import kubernetes
 import pytest
 import yaml
 from kopf.testing import KopfRunner
-from kubetest import Custom, read_or_none, wait_for
+from kubetest import (
+    Custom,
+    OperatorProcess,
+    events,
+    operator_processes,
+    read_or_none,
+    wait_for,
+)
 
 from gyre.controllers import common
 from gyre.controllers.permissions import LEADER_ELECTION, VERBS, WORKLOAD, Grant
@@ -50,13 +59,10 @@ def render(release: str, namespace: str, cluster_wide: bool) -> list[dict[str, A
     return [d for d in yaml.safe_load_all(out) if d and d["kind"] in RBAC_KINDS]
 
 
-@pytest.fixture(params=[False, True], ids=["namespaced", "cluster-wide"])
-def installed(
-    request: pytest.FixtureRequest, kube_api: kubernetes.client.ApiClient, k8s_namespace: str
-) -> Iterator[tuple[str, bool]]:
+@contextlib.contextmanager
+def chart_rbac(kube_api: kubernetes.client.ApiClient, namespace: str, cluster_wide: bool) -> Iterator[None]:
     """The chart's ServiceAccount and RBAC, applied as the chart renders them; cluster-scoped ones removed after."""
-    cluster_wide: bool = request.param
-    docs = render(f"rbac-{k8s_namespace}", k8s_namespace, cluster_wide)
+    docs = render(f"rbac-{namespace}", namespace, cluster_wide)
     assert {d["kind"] for d in docs} >= {"ServiceAccount", "RoleBinding"}
     dyn = kubernetes.dynamic.DynamicClient(kube_api)
     for doc in docs:
@@ -66,12 +72,20 @@ def installed(
             body=doc, name=meta["name"], namespace=meta.get("namespace"), field_manager="gyre-tests"
         )
     try:
-        yield k8s_namespace, cluster_wide
+        yield
     finally:
         for doc in docs:
             if doc["kind"].startswith("Cluster"):
                 api = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
                 api.delete(name=doc["metadata"]["name"])
+
+
+@pytest.fixture(params=[False, True], ids=["namespaced", "cluster-wide"])
+def installed(
+    request: pytest.FixtureRequest, kube_api: kubernetes.client.ApiClient, k8s_namespace: str
+) -> Iterator[tuple[str, bool]]:
+    with chart_rbac(kube_api, k8s_namespace, request.param):
+        yield k8s_namespace, request.param
 
 
 def impersonating(kube_api: kubernetes.client.ApiClient, namespace: str) -> kubernetes.client.ApiClient:
@@ -178,6 +192,70 @@ def test_namespaced_the_operator_has_nothing_outside_its_namespace_cluster_wide_
     everywhere = {c: reviewer.allowed(c, "") for c in cases(WORKLOAD) if c[2] in ("list", "watch")}
     assert set(elsewhere.values()) == {reviewer.cluster_wide}, elsewhere
     assert set(everywhere.values()) == {reviewer.cluster_wide}, everywhere
+
+
+# --- the operator itself, as its ServiceAccount ----------------------------------------------------------------
+
+
+def service_account_kubeconfig(kube_api: kubernetes.client.ApiClient, namespace: str, path: Path) -> Path:
+    """A kubeconfig that authenticates with a short-lived token of the operator's ServiceAccount."""
+    request = {"spec": {"expirationSeconds": 3600}}
+    core = kubernetes.client.CoreV1Api(kube_api)
+    token = core.create_namespaced_service_account_token(SA, namespace, request).status.token
+    config = kube_api.configuration
+    cluster: dict[str, Any] = {"server": config.host, "certificate-authority": config.ssl_ca_cert}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": cluster}],
+                "users": [{"name": SA, "user": {"token": token}}],
+                "contexts": [{"name": "gyre-test", "context": {"cluster": "test", "user": SA}}],
+                "current-context": "gyre-test",
+            }
+        )
+    )
+    return path
+
+
+def test_the_operator_reconciles_under_the_namespaced_chart_rbac_without_a_refusal(
+    kube_api: kubernetes.client.ApiClient, k8s_namespace: str, crds: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    namespace = k8s_namespace
+    custom = Custom(kube_api, namespace)
+    with chart_rbac(kube_api, namespace, cluster_wide=False):
+        kubeconfig = service_account_kubeconfig(kube_api, namespace, tmp_path / "kubeconfig")
+        op = OperatorProcess(namespace, "--standalone", "--leader-election", "--lease-namespace", namespace,
+                             kubeconfig=kubeconfig)  # fmt: skip
+        with operator_processes(op):
+            custom.create(
+                "datasets", "Dataset", "iris", {"source": {"uri": "builtin://iris"}, "target": "target"}
+            )
+            custom.create(
+                "modeldeployments", "ModelDeployment", "iris", {"model": {"uri": "pvc://gyre-artifacts/m"}}
+            )
+            batch = kubernetes.client.BatchV1Api(kube_api)
+            wait_for(lambda: batch.list_namespaced_job(namespace).items, what="the profiling Job", timeout=90)
+            wait_for(lambda: policy(kube_api, namespace, "iris"), what="the NetworkPolicy", timeout=90)
+            wait_for(
+                lambda: ("Normal", "Profiling") in [e[:2] for e in events(kube_api, namespace, "iris")],
+                what="a Profiling Event",
+            )
+            core = kubernetes.client.CoreV1Api(kube_api)
+            assert core.read_namespaced_persistent_volume_claim("gyre-artifacts", namespace)
+            assert kubernetes.client.CoordinationV1Api(kube_api).read_namespaced_lease(
+                "gyre-operator", namespace
+            )
+            time.sleep(5)  # a few reconcile periods of the ModelDeployment timer
+            assert op.running(), op.output()
+        log = op.log.read_text(errors="replace")
+    refusals = [
+        line
+        for line in log.splitlines()
+        if "forbidden" in line.lower() or "not enough permissions" in line.lower()
+    ]
+    assert refusals == [], log[-4000:]
 
 
 # --- the NetworkPolicy ---------------------------------------------------------------------------------------
