@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import numpy as np
 import pytest
 from e2ekube import Kube, condition, wait_for
+from kubernetes.stream import stream
 from sklearn.datasets import load_iris
 
 pytestmark = pytest.mark.e2e
@@ -139,6 +141,64 @@ def test_serving_rollout_has_no_failed_request_and_gates_hold(kube: Kube) -> Non
         assert served_run(kube, "iris") == "iris-b"
     reasons = {reason for _, reason, _ in kube.events("iris")}
     assert "ModelRollout" in reasons
+    assert_least_privilege(kube, "iris")
+
+
+# Run in a server pod: the root filesystem refuses writes, /tmp (an emptyDir) takes them; and what is in /tmp.
+PROBE = """
+import json, os
+def write(path):
+    try:
+        with open(path, "w") as f:
+            f.write("x")
+        os.unlink(path)
+        return "ok"
+    except OSError as exc:
+        return exc.strerror
+print("probe", json.dumps({"root": write("/probe"), "venv": write("/opt/gyre/probe"), "tmp": write("/tmp/probe"),
+                  "inTmp": sorted(os.listdir("/tmp"))}))
+"""
+
+
+def assert_least_privilege(kube: Kube, deployment: str) -> None:
+    """After a whole train/serve/roll-out cycle: the operator's ServiceAccount (the chart's RBAC) was never
+    refused, every pod ran with a read-only root filesystem, and the server has its NetworkPolicy."""
+    for pod in kube.core.list_namespaced_pod("gyre-system").items:
+        log = kube.core.read_namespaced_pod_log(pod.metadata.name, "gyre-system")
+        assert "Forbidden" not in log and "Not enough permissions" not in log, log[-3000:]
+    pods = kube.core.list_namespaced_pod(
+        kube.namespace, label_selector="app.kubernetes.io/managed-by=gyre-operator"
+    )
+    components = {p.metadata.labels["app.kubernetes.io/component"] for p in pods.items}
+    assert {"model-server", "trainer", "profiler"} <= components, components
+    for pod in pods.items:
+        assert all(c.security_context.read_only_root_filesystem for c in pod.spec.containers), (
+            pod.metadata.name
+        )
+    server = next(
+        p
+        for p in pods.items
+        if p.metadata.labels["app.kubernetes.io/component"] == "model-server" and p.status.phase == "Running"
+    )
+    out = stream(
+        kube.core.connect_get_namespaced_pod_exec, server.metadata.name, kube.namespace,
+        command=["python", "-c", PROBE], stderr=True, stdout=True, stdin=False, tty=False,
+    )  # fmt: skip
+    # A prefix, or the client library's exec stream parses the JSON line itself and returns a Python repr.
+    probe = json.loads(out.strip().splitlines()[-1].removeprefix("probe "))
+    print(f"server pod filesystem: {probe}")
+    assert (probe["root"], probe["venv"], probe["tmp"]) == (
+        "Read-only file system",
+        "Read-only file system",
+        "ok",
+    )
+    networking = kubernetes.client.NetworkingV1Api(kube.api)
+    policy = kube.api.sanitize_for_serialization(
+        networking.read_namespaced_network_policy(deployment, kube.namespace)
+    )
+    owner = kube.get("ModelDeployment", deployment)["metadata"]["uid"]
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == owner
+    assert policy["spec"]["ingress"][0]["from"][0] == {"podSelector": {}}
 
 
 WRITE_SOURCE = """

@@ -41,7 +41,9 @@ __all__ = [
     "MODEL_NAME",
     "MODEL_SHA256",
     "MODEL_VERSION",
+    "MONITORING_NAMESPACE",
     "NAMESPACE",
+    "NETWORK_POLICY",
     "ONNX_THREADS",
     "OPERATOR_INSTANCE",
     "POD_NAME",
@@ -124,3 +126,5 @@ IMAGE_PULL_POLICY = "GYRE_IMAGE_PULL_POLICY"  # pull policy of every pod the ope
 ALLOWED_IMAGES = "GYRE_ALLOWED_IMAGES"  # images beside GYRE_IMAGE that workloads may run (comma-separated)
 OPERATOR_INSTANCE = "GYRE_OPERATOR_INSTANCE"  # handle only objects labelled with this instance
 METRICS_PORT = "GYRE_METRICS_PORT"  # port of the operator's Prometheus metrics; 0 turns them off
+NETWORK_POLICY = "GYRE_NETWORK_POLICY"  # true (default): a NetworkPolicy per ModelDeployment; false: none
+MONITORING_NAMESPACE = "GYRE_MONITORING_NAMESPACE"  # namespace that policy also admits (e.g. Prometheus)

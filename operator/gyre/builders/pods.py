@@ -135,7 +135,8 @@ def tmp_mount() -> dict[str, Any]:
 
 
 def tmp_home_env() -> dict[str, Any]:
-    """HOME in the writable /tmp, for libraries that cache under ~."""
+    """HOME in the writable /tmp, for libraries that write under ~: onnxruntime writes ~/.ses and
+    ~/.cache/Microsoft/DeveloperTools/.onnxruntime (seen in a model server's /tmp by tests/e2e/test_ml_loop.py)."""
     return {"name": "HOME", "value": "/tmp"}
 
 

@@ -1,4 +1,5 @@
-"""Objects of a ModelDeployment: the stable and canary server Deployments, one Service, an optional HPA.
+"""Objects of a ModelDeployment: the stable and canary server Deployments, one Service, an optional HPA, and a
+NetworkPolicy (unless the operator's settings turn it off).
 
 The canary split is done by replica ratio: both tracks carry the labels the Service selects, so kube-proxy spreads
 requests over every ready pod and a track's share of traffic is its share of ready pods. No service mesh needed.
@@ -40,6 +41,7 @@ __all__ = [
     "ResolvedModel",
     "Track",
     "build_hpa",
+    "build_network_policy",
     "build_server_deployment",
     "build_service",
     "desired_total_replicas",
@@ -292,6 +294,33 @@ def build_hpa(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None:
                     },
                 }
             ],
+        },
+    }
+
+
+def build_network_policy(
+    owner: Owner, spec: ModelDeploymentSpec, settings: OperatorSettings
+) -> dict[str, Any] | None:
+    """Ingress to the model port of both tracks only from the same namespace and the monitoring namespace.
+
+    None when settings.network_policy is off. Egress is left alone: the server reads the store and writes the log.
+    """
+    if not settings.network_policy:
+        return None
+    peers: list[dict[str, Any]] = [{"podSelector": {}}]  # every pod of the ModelDeployment's own namespace
+    if settings.monitoring_namespace and settings.monitoring_namespace != owner.namespace:
+        # kubernetes.io/metadata.name is set by the API server on every namespace, so it cannot be spoofed by a
+        # namespace owner relabelling theirs.
+        selector = {"matchLabels": {"kubernetes.io/metadata.name": settings.monitoring_namespace}}
+        peers.append({"namespaceSelector": selector})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _shared_metadata(owner),
+        "spec": {
+            "podSelector": {"matchLabels": _selector(owner)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": spec.port}]}],
         },
     }
 

@@ -57,6 +57,10 @@ class OperatorSettings(BaseModel):
 
     source_policy: SourcePolicy = SourcePolicy()
     """GYRE_SOURCE_POLICY: what Dataset sources may read (JSON, chart `policy.sources`); unset: the defaults."""
+    network_policy: bool = True
+    """GYRE_NETWORK_POLICY: give each ModelDeployment a NetworkPolicy admitting only its namespace (and below)."""
+    monitoring_namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """GYRE_MONITORING_NAMESPACE: the one other namespace that NetworkPolicy admits to the model port."""
 
     @field_validator("artifact_store")
     @classmethod
@@ -92,6 +96,8 @@ class OperatorSettings(BaseModel):
             "instance": get(env.OPERATOR_INSTANCE),
             "allowed_images": tuple(e for e in re.split(r"[,\s]+", get(env.ALLOWED_IMAGES) or "") if e)
             or None,
+            "network_policy": get(env.NETWORK_POLICY),
+            "monitoring_namespace": get(env.MONITORING_NAMESPACE),
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
 

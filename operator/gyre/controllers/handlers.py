@@ -44,6 +44,9 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
     kopf_settings.watching.client_timeout = 330
     # Sync handlers run in this thread pool; each mostly waits on the API server, so more threads than cores.
     kopf_settings.execution.max_workers = WORKERS
+    # Namespaces are exact names (--namespace) and the CRDs are installed before the operator starts, so kopf need
+    # not list namespaces nor watch CRDs: the RBAC has no cluster-scoped grant (gyre.controllers.permissions).
+    kopf_settings.scanning.disabled = True
 
 
 @kopf.on.startup()

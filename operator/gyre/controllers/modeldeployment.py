@@ -37,8 +37,9 @@ _SERVER = {"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_OWNER_KIND: KIND, L
 @kopf.index("apps", "v1", "deployments", labels=_SERVER, when=mine)
 @kopf.index("v1", "services", labels=_SERVER, when=mine)
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=_SERVER, when=mine)
+@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=_SERVER, when=mine)
 def gyre_server_children(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, ChildView]:
-    """The Service, server Deployments and HPA of every ModelDeployment, by the owner's uid."""
+    """The Service, server Deployments, HPA and NetworkPolicy of every ModelDeployment, by the owner's uid."""
     uid = labels.get(LABEL_OWNER_UID)
     return {uid: child_view(body)} if uid else {}
 

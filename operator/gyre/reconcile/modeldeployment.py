@@ -33,6 +33,7 @@ from gyre.builders.serving import (
     ResolvedModel,
     Track,
     build_hpa,
+    build_network_policy,
     build_server_deployment,
     build_service,
     desired_total_replicas,
@@ -138,7 +139,7 @@ class ObservedModelDeployment:
     runs: Sequence[PromotableRun] = ()
     """The TrainingRuns of the namespace (references and LatestValidated promotion resolve among them)."""
     children: Sequence[ChildView] = ()
-    """The Service, server Deployments and HPA that exist for this ModelDeployment."""
+    """The Service, server Deployments, HPA and NetworkPolicy that exist for this ModelDeployment."""
     pods: Mapping[str, Sequence[ServerPod]] = field(default_factory=dict)
     """Server pods by track ("stable", "canary")."""
 
@@ -465,6 +466,11 @@ def _serve(
     )
 
     _apply_if_changed(plan, obs, build_service(owner, spec))
+    policy = build_network_policy(owner, spec, obs.settings)
+    if policy is not None:
+        _apply_if_changed(plan, obs, policy)
+    else:
+        _delete_if_present(plan, obs, "networking.k8s.io/v1", "NetworkPolicy", owner.name)
     changing: set[Track] = set()
     stable_body = build_server_deployment(
         owner, spec, obs.settings, stable.model, track="stable", replicas=None if autoscaled else split.stable

@@ -153,7 +153,7 @@ class ChildView:
 
 
 def child_view(obj: Mapping[str, Any]) -> ChildView:
-    """Parse a Deployment, Service or HPA dict into what a plan compares."""
+    """Parse a Deployment, Service, HPA or NetworkPolicy dict into what a plan compares."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     replicas = spec.get("replicas")

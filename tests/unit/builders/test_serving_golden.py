@@ -17,6 +17,7 @@ from gyre.builders.meta import Owner
 from gyre.builders.serving import (
     ResolvedModel,
     build_hpa,
+    build_network_policy,
     build_server_deployment,
     build_service,
     desired_total_replicas,
@@ -50,7 +51,14 @@ def build(case: dict[str, Any]) -> list[dict[str, Any]]:
     hpa = build_hpa(owner, spec)
     if hpa is not None:
         objects.append(hpa)
+    policy = build_network_policy(owner, spec, settings)
+    if policy is not None:
+        objects.append(policy)
     return objects
+
+
+def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -66,13 +74,50 @@ def test_golden(name: str) -> None:
 
 def test_service_selects_both_tracks_and_deployments_only_their_own() -> None:
     case = yaml.safe_load((DATA / "input" / "canary-pvc.yaml").read_text())
-    service, stable, canary = build(case)
+    objects = build(case)
+    (service,), (stable, canary) = of_kind(objects, "Service"), of_kind(objects, "Deployment")
     selector = service["spec"]["selector"]
     for deployment in (stable, canary):
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= pod_labels.items(), "the Service must route to both tracks"
         assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert stable["spec"]["selector"] != canary["spec"]["selector"], "tracks must not adopt each other's pods"
+
+
+def test_the_network_policy_admits_the_namespace_and_the_monitoring_namespace_to_both_tracks_model_port() -> (
+    None
+):
+    case = yaml.safe_load((DATA / "input" / "canary-pvc.yaml").read_text())
+    objects = build(case)
+    (policy,), deployments = of_kind(objects, "NetworkPolicy"), of_kind(objects, "Deployment")
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == case["metadata"]["uid"]
+    for deployment in deployments:
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+        port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        assert policy["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": port}]
+    assert policy["spec"]["ingress"][0]["from"] == [
+        {"podSelector": {}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    ]
+    assert policy["spec"]["policyTypes"] == ["Ingress"], "egress (store, prediction log) stays open"
+
+
+@pytest.mark.parametrize(
+    ("settings", "peers"),
+    [
+        pytest.param({"network_policy": False}, None, id="disabled: no policy"),
+        pytest.param({}, [{"podSelector": {}}], id="no monitoring namespace: the same namespace only"),
+        pytest.param({"monitoring_namespace": "ml"}, [{"podSelector": {}}], id="monitoring is the namespace"),
+    ],
+)
+def test_the_network_policy_follows_the_operator_settings(
+    settings: dict[str, Any], peers: list[dict[str, Any]] | None
+) -> None:
+    owner = Owner(kind="ModelDeployment", name="iris", namespace="ml", uid="u1")
+    spec = ModelDeploymentSpec.model_validate({"model": {"uri": "pvc://gyre-artifacts/m"}})
+    policy = build_network_policy(owner, spec, OperatorSettings.model_validate(settings))
+    assert (policy["spec"]["ingress"][0]["from"] if policy else None) == peers
 
 
 def test_a_new_model_changes_the_pod_template() -> None:

@@ -90,6 +90,7 @@ class World:
     pods: dict[str, list[ServerPod]] = field(default_factory=dict)
     generation: int = 1
     spec_error: str | None = None
+    settings: OperatorSettings = SETTINGS
 
     def observe(self) -> ObservedModelDeployment:
         owner = Owner(
@@ -101,7 +102,7 @@ class World:
             spec=spec,
             spec_error=self.spec_error,
             status=self.status,
-            settings=SETTINGS,
+            settings=self.settings,
             now=T0,
             runs=list(self.runs),
             children=list(self.children.values()),
@@ -174,12 +175,15 @@ def condition(status: ModelDeploymentStatus, type_: str) -> tuple[str, str] | No
 # --- first deploy and steady state --------------------------------------------------------------------------
 
 
-def test_a_first_deploy_creates_the_claim_then_applies_the_service_and_the_deployment() -> None:
+def test_a_first_deploy_creates_the_claim_then_applies_the_service_the_network_policy_and_the_deployment() -> (
+    None
+):
     world = World({"model": ref("iris-a"), "replicas": 2}, runs=[run("iris-a")])
     plan = world.reconcile()
     assert kinds(plan) == [
         ("Create", "PersistentVolumeClaim", "gyre-artifacts"),
         ("Apply", "Service", "iris"),
+        ("Apply", "NetworkPolicy", "iris"),
         ("Apply", "Deployment", "iris"),
     ]
     assert all(
@@ -199,7 +203,7 @@ def test_a_first_deploy_creates_the_claim_then_applies_the_service_and_the_deplo
 def test_a_store_without_a_claim_creates_none() -> None:
     world = World({"model": {"uri": "s3://bucket/models/iris"}}, runs=[])
     obs = replace(world.observe(), settings=OperatorSettings(artifact_store="s3://bucket"))
-    assert [k for k, _, _ in kinds(plan_modeldeployment(obs))] == ["Apply", "Apply"]
+    assert [k for k, _, _ in kinds(plan_modeldeployment(obs))] == ["Apply", "Apply", "Apply"]
 
 
 def test_in_steady_state_a_reconcile_plans_nothing_and_changes_no_status() -> None:
@@ -243,8 +247,12 @@ def test_the_ready_transition_posts_one_event_and_only_once() -> None:
         ),
         pytest.param(
             {"port": 9000},
-            [("Create", "PersistentVolumeClaim", "gyre-artifacts"), ("Apply", "Deployment", "iris")],
-            id="the container port re-applies only the Deployment, the Service targets it by name",
+            [
+                ("Create", "PersistentVolumeClaim", "gyre-artifacts"),
+                ("Apply", "NetworkPolicy", "iris"),
+                ("Apply", "Deployment", "iris"),
+            ],
+            id="the container port re-applies the Deployment and the NetworkPolicy, the Service targets it by name",
         ),
     ],
 )
@@ -254,6 +262,22 @@ def test_a_spec_change_re_applies_only_the_child_it_changes(
     world = World({"model": ref("iris-a"), "replicas": 2}, runs=[run("iris-a")]).ready()
     world.edit(**edit)
     assert kinds(world.reconcile()) == expected
+
+
+def test_a_new_monitoring_namespace_re_applies_only_the_network_policy() -> None:
+    world = World({"model": ref("iris-a"), "replicas": 2}, runs=[run("iris-a")]).ready()
+    world.settings = SETTINGS.model_copy(update={"monitoring_namespace": "monitoring"})
+    plan = world.reconcile()
+    assert kinds(plan) == [("Apply", "NetworkPolicy", "iris")]
+    assert plan.status.phase == "Ready" and plan.events == []
+    assert world.reconcile().actions == []
+
+
+def test_turning_network_policies_off_deletes_the_existing_one_once() -> None:
+    world = World({"model": ref("iris-a"), "replicas": 2}, runs=[run("iris-a")]).ready()
+    world.settings = SETTINGS.model_copy(update={"network_policy": False})
+    assert kinds(world.reconcile()) == [("Delete", "NetworkPolicy", "iris")]
+    assert world.reconcile().actions == []
 
 
 def test_an_autoscaling_change_re_applies_only_the_hpa() -> None:
@@ -577,7 +601,7 @@ def test_an_unannotated_child_from_an_older_operator_is_adopted_without_a_rollou
     for key, child in list(world.children.items()):
         world.children[key] = replace(child, applied_hash=None)
     plan = world.reconcile()
-    assert [k[1] for k in kinds(plan) if k[0] == "Apply"] == ["Service", "Deployment"]
+    assert [k[1] for k in kinds(plan) if k[0] == "Apply"] == ["Service", "NetworkPolicy", "Deployment"]
     assert plan.status.phase == "Ready" and plan.events == []
 
 
