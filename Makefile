@@ -57,8 +57,8 @@ verify: venv ## Fail when generated files, lint or types are not clean
 test: venv ## Run every tier: unit, integration and e2e (brings the test cluster up)
 	hack/test-all.sh
 
-test-unit: venv ## Pure code, seconds
-	$(PY) -m pytest tests/unit -q
+test-unit: venv ## Pure code, seconds (chart tests render with the pinned helm of `make cluster-build`)
+	eval "$$(hack/cluster/env.sh)" && $(PY) -m pytest tests/unit -q
 
 test-integration: venv cluster-up ## The operator against a real API server
 	$(PY) -m pytest tests/integration -q

@@ -29,15 +29,21 @@ pytest_tier() { # pytest_tier NAME DIR
   "$PY" -m pytest "$2" -q -p no:cacheprovider --junitxml="$REPORTS/$1.xml" -o junit_family=xunit2
 }
 
-stage verify make -s verify
-stage unit pytest_tier unit tests/unit
-
-# The component build is its own stage so the summary shows cold (a real build) and warm (cached) setup apart.
 external=0
 if [ -n "${KUBECONFIG:-}" ] && [ "$(realpath -m "$KUBECONFIG")" != "$ROOT/.cluster/kubeconfig" ]; then
   external=1
 fi
-if { [ $external = 1 ] || stage cluster-build make -s cluster-build; } && stage cluster-up make -s cluster-up; then
+# The pinned components come first: verify and the unit tier render the chart with the pinned helm. The build is its
+# own stage so the summary shows cold (a real build) and warm (cached) setup apart.
+built=0
+{ [ $external = 1 ] || stage cluster-build make -s cluster-build; } && built=1
+# shellcheck source=hack/cluster/lib.sh
+export PATH="$(source hack/cluster/lib.sh && echo "$K8S_BIN:$HELM_BIN"):$PATH"
+
+stage verify make -s verify
+stage unit pytest_tier unit tests/unit
+
+if [ $built = 1 ] && stage cluster-up make -s cluster-up; then
   stage integration pytest_tier integration tests/integration
   stage image make -s image && stage e2e pytest_tier e2e tests/e2e
 else

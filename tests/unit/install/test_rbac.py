@@ -17,13 +17,15 @@ from gyre.api.env import MONITORING_NAMESPACE, NETWORK_POLICY
 from gyre.controllers.permissions import LEADER_ELECTION, VERBS, WORKLOAD, as_set
 
 CHART = Path(__file__).resolve().parents[3] / "charts/gyre"
-HELM = shutil.which("helm")
-pytestmark = pytest.mark.skipif(HELM is None, reason="helm is not on PATH (eval $(hack/cluster/env.sh))")
 
 
 def render(*values: str) -> list[dict[str, Any]]:
-    assert HELM is not None
-    args = [HELM, "template", "gyre", str(CHART), "--skip-crds"]
+    helm = shutil.which("helm")
+    if helm is None:
+        pytest.fail(
+            "helm is not on PATH: `make cluster-build`, then `eval $(hack/cluster/env.sh)`", pytrace=False
+        )
+    args = [helm, "template", "gyre", str(CHART), "--skip-crds"]
     for value in values:
         args += ["--set", value]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
