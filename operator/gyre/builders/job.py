@@ -72,7 +72,7 @@ def build_profile_job(
     args = [
         "profile",
         "--store",
-        settings.artifact_store,
+        settings.store_url(owner.namespace),
         "--namespace",
         owner.namespace,
         "--name",
@@ -124,7 +124,7 @@ def build_training_job(
     args = [
         "train",
         "--store",
-        settings.artifact_store,
+        settings.store_url(owner.namespace),
         "--run",
         f"{owner.namespace}/{owner.name}",
         "--dataset-uri",

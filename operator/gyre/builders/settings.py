@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gyre.api import env
 from gyre.policy.images import ImagePolicy
+from gyre.store.store import namespace_store_url
 
 __all__ = ["PVC_MOUNT_PATH", "OperatorSettings", "PvcLocation"]
 
@@ -36,7 +37,8 @@ class OperatorSettings(BaseModel):
     image: str = "gyre:dev"
     """GYRE_IMAGE: image of every Job and server, unless a resource sets its own."""
     artifact_secret: str | None = None
-    """GYRE_ARTIFACT_SECRET: Secret (in the workload's namespace) whose keys become env vars of every pod."""
+    """GYRE_ARTIFACT_SECRET: for s3:// and gs://, the Secret in each workload namespace holding that namespace's
+    store credentials (keys in gyre.api.env: AWS_* for s3://, service-account.json for gs://)."""
     namespace: str | None = None
     """GYRE_NAMESPACE: the operator's own namespace."""
     pvc_size: str = "5Gi"
@@ -89,6 +91,11 @@ class OperatorSettings(BaseModel):
             or None,
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
+
+    def store_url(self, namespace: str) -> str:
+        """The store root of `namespace`'s workloads: an object store's own per-namespace part (see
+        gyre.store.namespace_store_url); pvc:// and file:// unchanged."""
+        return namespace_store_url(self.artifact_store, namespace)
 
     @property
     def image_policy(self) -> ImagePolicy:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ __all__ = [
     "PVC_MOUNT_PATH",
     "ArtifactStore",
     "StoreError",
+    "namespace_store_url",
     "resolve_store_url",
     "sha256_file",
     "sha256_stream",
@@ -32,6 +34,28 @@ _CHUNK = 1 << 20
 
 class StoreError(Exception):
     """The store URL is malformed or an artifact cannot be read or written."""
+
+
+NAMESPACE_PLACEHOLDER = "{namespace}"
+_OBJECT_SCHEMES = ("s3://", "gs://")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def namespace_store_url(url: str, namespace: str) -> str:
+    """The store root of one namespace's workloads.
+
+    An object store (s3://, gs://) is split per namespace, so each namespace's credentials need reach only its own
+    part: `{namespace}` in the URL is replaced (`s3://gyre-{namespace}/artifacts`, a bucket each), otherwise the
+    namespace is appended as the last path segment (`s3://bucket/prefix` -> `s3://bucket/prefix/<namespace>`).
+    pvc:// and file:// URLs are returned unchanged: a pvc:// claim is already one per namespace.
+    """
+    if not _NAMESPACE.match(namespace) or len(namespace) > 63:
+        raise StoreError(f"namespace {namespace!r} is not a valid Kubernetes namespace name")
+    if not url.startswith(_OBJECT_SCHEMES):
+        return url
+    if NAMESPACE_PLACEHOLDER in url:
+        return url.replace(NAMESPACE_PLACEHOLDER, namespace)
+    return f"{url.rstrip('/')}/{namespace}"
 
 
 def resolve_store_url(url: str, *, pvc_mount: str | None = None) -> str:
@@ -105,14 +129,37 @@ class ArtifactStore:
             else "file://" + self.path(relpath)
         )
 
+    @contextmanager
+    def _access(self, relpath: str) -> Iterator[None]:
+        """Turn an object store's refusal (s3fs and gcsfs raise PermissionError) into a StoreError naming the path.
+
+        `from None`: the backend's exception carries request details; the message names only the path, never a
+        credential.
+        """
+        try:
+            yield
+        except PermissionError:
+            raise StoreError(
+                f"access denied to {self.uri(relpath)}: this namespace's store credentials do not allow it "
+                "(each namespace may use only its own part of an object store)"
+            ) from None
+
     def exists(self, relpath: str) -> bool:
         """Whether a file or directory exists at `relpath`."""
-        return bool(self.fs.exists(self.path(relpath)))
+        with self._access(relpath):
+            return bool(self.fs.exists(self.path(relpath)))
+
+    def list_names(self, relpath: str) -> list[str]:
+        """The names (last path segment) of the entries directly under `relpath`; FileNotFoundError if none."""
+        with self._access(relpath):
+            found = self.fs.ls(self.path(relpath), detail=False)
+        return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in found]
 
     def read_bytes(self, relpath: str) -> bytes:
         """The whole content of a file."""
         try:
-            data: bytes = self.fs.cat_file(self.path(relpath))
+            with self._access(relpath):
+                data: bytes = self.fs.cat_file(self.path(relpath))
         except FileNotFoundError as exc:
             raise StoreError(f"artifact not found: {self.uri(relpath)}") from exc
         return data
@@ -147,14 +194,16 @@ class ArtifactStore:
                 raise
         else:
             parent = posixpath.dirname(target)
-            if parent:
-                self.fs.makedirs(parent, exist_ok=True)
-            with self.fs.open(target, "wb") as remote:
-                yield remote
+            with self._access(relpath):
+                if parent:
+                    self.fs.makedirs(parent, exist_ok=True)
+                with self.fs.open(target, "wb") as remote:
+                    yield remote
 
     def open_read(self, relpath: str) -> Any:
         """A binary read handle (a context manager)."""
-        return self.fs.open(self.path(relpath), "rb")
+        with self._access(relpath):
+            return self.fs.open(self.path(relpath), "rb")
 
     def sha256(self, relpath: str) -> str:
         """Hex sha256 of a stored file, streamed."""
@@ -187,11 +236,12 @@ class ArtifactStore:
         """Download every file under `relpath` into a local directory."""
         src_root = self.path(relpath)
         dest = os.fspath(local_dir)
-        found = self.fs.find(src_root)
-        if not found:
-            raise StoreError(f"nothing stored at {self.uri(relpath)}")
-        for remote in found:
-            rel = posixpath.relpath(remote, src_root)
-            local = os.path.join(dest, *rel.split("/"))
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            self.fs.get_file(remote, local)
+        with self._access(relpath):
+            found = self.fs.find(src_root)
+            if not found:
+                raise StoreError(f"nothing stored at {self.uri(relpath)}")
+            for remote in found:
+                rel = posixpath.relpath(remote, src_root)
+                local = os.path.join(dest, *rel.split("/"))
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                self.fs.get_file(remote, local)
