@@ -52,6 +52,7 @@ __all__ = [
     "PVC_MOUNT",
     "SHUTDOWN_TIMEOUT",
     "SKLEARN_WORKERS",
+    "STORE_SECRET",
     "STORE_SECRET_MOUNT",
     "STORE_SECRET_OPTIONAL_S3",
     "STORE_SECRET_REQUIRED_S3",
@@ -121,9 +122,14 @@ STORE_SECRET_OPTIONAL_S3 = ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAUL
 GCS_CREDENTIALS_KEY = "service-account.json"  # the gs:// Secret's key, mounted as a file
 GCS_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS"  # path of that file in the pod
 STORE_SECRET_MOUNT = "/var/run/secrets/gyre/store"  # where a gs:// store's Secret is mounted (read-only)
+STORE_SECRET = (
+    "GYRE_STORE_SECRET"  # the Secret's name (not its content), so a pod can say which one is missing
+)
 
 # The operator itself (the chart -> gyre.builders.settings, gyre.controllers).
-ARTIFACT_SECRET = "GYRE_ARTIFACT_SECRET"  # Secret in each namespace holding that namespace's object-store credentials
+ARTIFACT_SECRET = (
+    "GYRE_ARTIFACT_SECRET"  # Secret in each namespace holding that namespace's object-store credentials
+)
 ARTIFACT_PVC_SIZE = "GYRE_ARTIFACT_PVC_SIZE"  # size of the artifact claim created in each namespace
 ARTIFACT_STORAGE_CLASS = (
     "GYRE_ARTIFACT_STORAGE_CLASS"  # StorageClass of that claim; empty: the cluster default

@@ -16,6 +16,7 @@ from gyre.api.env import (
     GCS_CREDENTIALS,
     GCS_CREDENTIALS_KEY,
     PVC_MOUNT,
+    STORE_SECRET,
     STORE_SECRET_MOUNT,
     STORE_SECRET_OPTIONAL_S3,
     STORE_SECRET_REQUIRED_S3,
@@ -71,13 +72,20 @@ def store_pod_parts(settings: OperatorSettings, namespace: str) -> StorePodParts
         volumes.append({"name": ARTIFACTS_VOLUME, "persistentVolumeClaim": {"claimName": pvc.claim}})
         mounts.append({"name": ARTIFACTS_VOLUME, "mountPath": PVC_MOUNT_PATH})
         variables.append({"name": PVC_MOUNT, "value": PVC_MOUNT_PATH})
-    elif secret and settings.artifact_store.startswith("s3://"):
+    elif secret and settings.artifact_store.startswith(("s3://", "gs://")):
+        # Optional references: a missing Secret still starts the pod, whose store then fails at once with
+        # StoreCredentialsMissing naming the Secret, instead of a pod stuck in CreateContainerConfigError.
+        variables.append({"name": STORE_SECRET, "value": secret})
+    if secret and settings.artifact_store.startswith("s3://"):
         for key in STORE_SECRET_REQUIRED_S3 + STORE_SECRET_OPTIONAL_S3:
-            ref = {"name": secret, "key": key, "optional": key in STORE_SECRET_OPTIONAL_S3}
+            ref = {"name": secret, "key": key, "optional": True}
             variables.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+        # Never fall back to the node's instance role: a namespace uses its own credentials or none.
+        variables.append({"name": "AWS_EC2_METADATA_DISABLED", "value": "true"})
     elif secret and settings.artifact_store.startswith("gs://"):
         item = {"key": GCS_CREDENTIALS_KEY, "path": GCS_CREDENTIALS_KEY}
-        volumes.append({"name": STORE_SECRET_VOLUME, "secret": {"secretName": secret, "items": [item]}})
+        source = {"secretName": secret, "items": [item], "optional": True}
+        volumes.append({"name": STORE_SECRET_VOLUME, "secret": source})
         mounts.append({"name": STORE_SECRET_VOLUME, "mountPath": STORE_SECRET_MOUNT, "readOnly": True})
         path = f"{STORE_SECRET_MOUNT}/{GCS_CREDENTIALS_KEY}"
         variables.append({"name": GCS_CREDENTIALS, "value": path})

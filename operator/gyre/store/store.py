@@ -7,7 +7,7 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -15,11 +15,13 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from gyre.api import env
+from gyre.api.reasons import Reason
 
 __all__ = [
     "PVC_MOUNT_PATH",
     "ArtifactStore",
     "StoreError",
+    "check_store_credentials",
     "namespace_store_url",
     "resolve_store_url",
     "sha256_file",
@@ -33,7 +35,45 @@ _CHUNK = 1 << 20
 
 
 class StoreError(Exception):
-    """The store URL is malformed or an artifact cannot be read or written."""
+    """The store URL is malformed or an artifact cannot be read or written.
+
+    `reason` is the CamelCase reason a pod reports (the condition reason the operator shows).
+    """
+
+    def __init__(self, message: str, *, reason: str = "StoreError") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_store_credentials(url: str, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse to use an object store whose namespace Secret (named by $GYRE_STORE_SECRET) did not arrive.
+
+    The builders reference the Secret's keys as optional, so a missing Secret or key surfaces here, at once and
+    by name, rather than as a pod that never starts or as a silent fallback to other credentials.
+    """
+    source = os.environ if environ is None else environ
+    secret = source.get(env.STORE_SECRET, "")
+    if not secret:
+        return  # no Secret configured: the platform's own credentials (workload identity), or a local run
+    if url.startswith("s3://"):
+        missing = [key for key in env.STORE_SECRET_REQUIRED_S3 if not source.get(key)]
+    elif url.startswith("gs://"):
+        path = source.get(env.GCS_CREDENTIALS, "")
+        missing = [] if path and os.path.isfile(path) else [env.GCS_CREDENTIALS_KEY]
+    else:
+        return
+    if missing:
+        raise StoreError(
+            f"the store Secret {secret!r} of this namespace is missing or has no key {', '.join(missing)}: "
+            f"an admin creates it in this namespace (keys: {', '.join(_secret_keys(url))})",
+            reason=Reason.STORE_CREDENTIALS_MISSING,
+        )
+
+
+def _secret_keys(url: str) -> tuple[str, ...]:
+    if url.startswith("s3://"):
+        return env.STORE_SECRET_REQUIRED_S3 + tuple(f"{k} (optional)" for k in env.STORE_SECRET_OPTIONAL_S3)
+    return (env.GCS_CREDENTIALS_KEY,)
 
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
@@ -101,6 +141,7 @@ class ArtifactStore:
 
     def __init__(self, url: str, *, pvc_mount: str | None = None) -> None:
         self.url = resolve_store_url(url, pvc_mount=pvc_mount)
+        check_store_credentials(self.url)
         try:
             fs, root = fsspec.core.url_to_fs(self.url)
         except (ImportError, ValueError) as exc:
@@ -141,7 +182,8 @@ class ArtifactStore:
         except PermissionError:
             raise StoreError(
                 f"access denied to {self.uri(relpath)}: this namespace's store credentials do not allow it "
-                "(each namespace may use only its own part of an object store)"
+                "(each namespace may use only its own part of an object store)",
+                reason=Reason.STORE_ACCESS_DENIED,
             ) from None
 
     def exists(self, relpath: str) -> bool:
