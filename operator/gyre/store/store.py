@@ -78,6 +78,7 @@ def _secret_keys(url: str) -> tuple[str, ...]:
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
 _OBJECT_SCHEMES = ("s3://", "gs://")
+_OBJECT_SCHEME_NAMES = ("s3", "s3a", "gs", "gcs")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -237,7 +238,9 @@ class ArtifactStore:
         else:
             parent = posixpath.dirname(target)
             with self._access(relpath):
-                if parent:
+                # Object stores have no directories; makedirs there asks about the bucket, which a namespace
+                # allowed only its own prefix of a shared bucket may not do.
+                if parent and self._scheme not in _OBJECT_SCHEME_NAMES:
                     self.fs.makedirs(parent, exist_ok=True)
                 with self.fs.open(target, "wb") as remote:
                     yield remote
