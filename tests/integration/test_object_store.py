@@ -1,4 +1,4 @@
-"""Namespaced object stores against a real S3 server (moto's server with IAM enforced, tests/integration/s3server.py).
+"""Namespaced object stores against a real S3 server (moto's server with IAM enforced, tests/s3server.py).
 
 Two namespaces, team-a and team-b, each with its own IAM user whose policy allows only that namespace's part of the
 store: a bucket each (`s3://gyre-{namespace}/artifacts`) and a prefix each in a shared bucket
@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import yaml
 from botocore.exceptions import ClientError
-from s3server import Credentials, S3Server, start_s3_server
 
 from gyre.api.dataset import DatasetSpec
 from gyre.api.reasons import Reason
@@ -30,6 +29,7 @@ from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
 from gyre.store import ArtifactStore, StoreError
 from gyre.training.report import TrainReport
+from s3server import Credentials, S3Server, start_s3_server
 
 pytestmark = pytest.mark.integration
 

@@ -63,6 +63,10 @@ class OperatorSettings(BaseModel):
             raise ValueError(
                 f"{env.ARTIFACT_STORE} must be pvc://CLAIM[/SUBPATH], s3://, gs:// or file:///, got {value!r}"
             )
+        if "{namespace}" in value and not value.startswith(("s3://", "gs://")):
+            raise ValueError(
+                f"{env.ARTIFACT_STORE}: only s3:// and gs:// URLs take {{namespace}}, got {value!r}"
+            )
         if value.startswith("pvc://"):
             claim = value[len("pvc://") :].split("/", 1)[0]
             if not _CLAIM.match(claim):

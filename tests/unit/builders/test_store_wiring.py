@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from gyre.api.dataset import DatasetSpec
 from gyre.api.driftmonitor import DriftMonitorSpec
@@ -94,6 +95,8 @@ def test_a_placeholder_in_the_url_gives_each_namespace_its_own_bucket() -> None:
     container = pod_containers(settings, "team-b")["profile"]
     assert env_of(container)["GYRE_ARTIFACT_STORE"]["value"] == "s3://gyre-team-b/artifacts"
     assert OperatorSettings(artifact_store="gs://b/p/").store_url("ml") == "gs://b/p/ml"
+    with pytest.raises(ValidationError, match="only s3:// and gs:// URLs take"):
+        OperatorSettings(artifact_store="file:///srv/{namespace}")
 
 
 def test_pvc_and_file_stores_are_unchanged() -> None:

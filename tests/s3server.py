@@ -6,6 +6,7 @@ is switched on (`/moto-api/reset-auth`) it checks every request's SigV4 signatur
 identity policies against `arn:aws:s3:::bucket[/key]`. It does not evaluate policy Conditions, so a listing
 cannot be limited to a prefix (`s3:prefix`): isolating listings needs a bucket per namespace
 (`s3://gyre-{namespace}/...`); a shared bucket isolates object reads and writes only. See docs/cluster.md.
+Used by tests/integration/test_object_store.py and tests/e2e/test_object_store_pods.py.
 
 `start_s3_server()` runs it as a subprocess on a free port and fails (never skips) when it cannot start.
 Setup (buckets, users, policies, keys) runs with an admin user created before authentication is switched on.
