@@ -24,6 +24,8 @@ __all__ = [
     "DEPLOYMENT",
     "DRAIN_SECONDS",
     "DRIFT_CONFIG",
+    "GCS_CREDENTIALS",
+    "GCS_CREDENTIALS_KEY",
     "HOST",
     "IMAGE",
     "IMAGE_PULL_POLICY",
@@ -53,6 +55,10 @@ __all__ = [
     "SHUTDOWN_TIMEOUT",
     "SKLEARN_WORKERS",
     "SOURCE_POLICY",
+    "STORE_SECRET",
+    "STORE_SECRET_MOUNT",
+    "STORE_SECRET_OPTIONAL_S3",
+    "STORE_SECRET_REQUIRED_S3",
     "TERMINATION_LOG",
     "TRACK",
     "TRAINING_SPEC",
@@ -116,8 +122,21 @@ NAMESPACE = "GYRE_NAMESPACE"  # the server's namespace in prediction-log paths; 
 POD_NAME = "POD_NAME"  # the pod's name (downward API), in prediction-log file names
 POD_NAMESPACE = "POD_NAMESPACE"  # fallback for NAMESPACE in the server
 
+# Object-store credentials (builders/pods.py store_pod_parts): each is a secretKeyRef to the same-named key of the
+# namespace's store Secret (ARTIFACT_SECRET), never a value. botocore (s3fs) and google-auth (gcsfs) read them.
+STORE_SECRET_REQUIRED_S3 = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+STORE_SECRET_OPTIONAL_S3 = ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+GCS_CREDENTIALS_KEY = "service-account.json"  # the gs:// Secret's key, mounted as a file
+GCS_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS"  # path of that file in the pod
+STORE_SECRET_MOUNT = "/var/run/secrets/gyre/store"  # where a gs:// store's Secret is mounted (read-only)
+STORE_SECRET = (
+    "GYRE_STORE_SECRET"  # the Secret's name (not its content), so a pod can say which one is missing
+)
+
 # The operator itself (the chart -> gyre.builders.settings, gyre.controllers).
-ARTIFACT_SECRET = "GYRE_ARTIFACT_SECRET"  # Secret whose keys become env vars of every pod (store credentials)
+ARTIFACT_SECRET = (
+    "GYRE_ARTIFACT_SECRET"  # Secret in each namespace holding that namespace's object-store credentials
+)
 ARTIFACT_PVC_SIZE = "GYRE_ARTIFACT_PVC_SIZE"  # size of the artifact claim created in each namespace
 ARTIFACT_STORAGE_CLASS = (
     "GYRE_ARTIFACT_STORAGE_CLASS"  # StorageClass of that claim; empty: the cluster default

@@ -47,6 +47,10 @@ class Reason(StrEnum):
     UNTRUSTED_RESULT = "UntrustedResult"
     WRITE_REJECTED = "WriteRejected"
     WRITES_ACCEPTED = "WritesAccepted"
+    # The namespace's object-store Secret is missing or lacks a key (reported by the pod, gyre.store).
+    STORE_CREDENTIALS_MISSING = "StoreCredentialsMissing"
+    # The object store refused a path: outside the namespace's own part, or the credentials do not allow it.
+    STORE_ACCESS_DENIED = "StoreAccessDenied"
 
     # Dataset
     PROFILING = "Profiling"

@@ -73,7 +73,7 @@ def build_check_job(
         "drift",
         "run",
         "--store",
-        settings.artifact_store,
+        settings.store_url(owner.namespace),
         "--namespace",
         owner.namespace,
         "--deployment",

@@ -79,7 +79,7 @@ def build_profile_job(
     args = [
         "profile",
         "--store",
-        settings.artifact_store,
+        settings.store_url(owner.namespace),
         "--namespace",
         owner.namespace,
         "--name",
@@ -135,7 +135,7 @@ def build_training_job(
     args = [
         "train",
         "--store",
-        settings.artifact_store,
+        settings.store_url(owner.namespace),
         "--run",
         f"{owner.namespace}/{owner.name}",
         "--dataset-uri",

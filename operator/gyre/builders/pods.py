@@ -10,13 +10,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gyre.api.common import ResourceRequirements
-from gyre.api.env import ARTIFACT_STORE, DEFAULT_TERMINATION_LOG, PVC_MOUNT
+from gyre.api.env import (
+    ARTIFACT_STORE,
+    DEFAULT_TERMINATION_LOG,
+    GCS_CREDENTIALS,
+    GCS_CREDENTIALS_KEY,
+    PVC_MOUNT,
+    STORE_SECRET,
+    STORE_SECRET_MOUNT,
+    STORE_SECRET_OPTIONAL_S3,
+    STORE_SECRET_REQUIRED_S3,
+)
 from gyre.builders.meta import Owner, labels_for, owner_reference
 from gyre.builders.settings import PVC_MOUNT_PATH, OperatorSettings
 
 __all__ = [
     "ARTIFACTS_VOLUME",
     "RUN_AS",
+    "STORE_SECRET_VOLUME",
     "TMP_VOLUME",
     "StorePodParts",
     "build_artifact_pvc",
@@ -31,6 +42,7 @@ __all__ = [
 ]
 
 ARTIFACTS_VOLUME = "artifacts"
+STORE_SECRET_VOLUME = "store-credentials"
 TMP_VOLUME = "tmp"
 RUN_AS = 65532  # the image's non-root user
 
@@ -40,25 +52,44 @@ class StorePodParts:
     """What a pod needs to reach the artifact store."""
 
     env: list[dict[str, Any]] = field(default_factory=list)
-    env_from: list[dict[str, Any]] = field(default_factory=list)
     volumes: list[dict[str, Any]] = field(default_factory=list)
     mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
-def store_pod_parts(settings: OperatorSettings) -> StorePodParts:
-    """Env, envFrom and volumes for the configured artifact store (pvc:// mount, or a credentials Secret)."""
-    variables: list[dict[str, Any]] = [{"name": ARTIFACT_STORE, "value": settings.artifact_store}]
-    env_from: list[dict[str, Any]] = []
+def store_pod_parts(settings: OperatorSettings, namespace: str) -> StorePodParts:
+    """Env and volumes for the artifact store of `namespace`'s pods: the pvc:// claim's mount, or for s3:// and
+    gs:// the namespace's own store root and its credentials Secret.
+
+    Credentials are references only (secretKeyRef, a Secret volume), never values, and only the keys the store
+    clients read: no other key of the Secret reaches the pod's environment.
+    """
+    variables: list[dict[str, Any]] = [{"name": ARTIFACT_STORE, "value": settings.store_url(namespace)}]
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     pvc = settings.pvc
+    secret = settings.artifact_secret
     if pvc is not None:
         volumes.append({"name": ARTIFACTS_VOLUME, "persistentVolumeClaim": {"claimName": pvc.claim}})
         mounts.append({"name": ARTIFACTS_VOLUME, "mountPath": PVC_MOUNT_PATH})
         variables.append({"name": PVC_MOUNT, "value": PVC_MOUNT_PATH})
-    elif settings.artifact_secret and settings.artifact_store.startswith(("s3://", "gs://")):
-        env_from.append({"secretRef": {"name": settings.artifact_secret}})
-    return StorePodParts(env=variables, env_from=env_from, volumes=volumes, mounts=mounts)
+    elif secret and settings.artifact_store.startswith(("s3://", "gs://")):
+        # Optional references: a missing Secret still starts the pod, whose store then fails at once with
+        # StoreCredentialsMissing naming the Secret, instead of a pod stuck in CreateContainerConfigError.
+        variables.append({"name": STORE_SECRET, "value": secret})
+    if secret and settings.artifact_store.startswith("s3://"):
+        for key in STORE_SECRET_REQUIRED_S3 + STORE_SECRET_OPTIONAL_S3:
+            ref = {"name": secret, "key": key, "optional": True}
+            variables.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+        # Never fall back to the node's instance role: a namespace uses its own credentials or none.
+        variables.append({"name": "AWS_EC2_METADATA_DISABLED", "value": "true"})
+    elif secret and settings.artifact_store.startswith("gs://"):
+        item = {"key": GCS_CREDENTIALS_KEY, "path": GCS_CREDENTIALS_KEY}
+        source = {"secretName": secret, "items": [item], "optional": True}
+        volumes.append({"name": STORE_SECRET_VOLUME, "secret": source})
+        mounts.append({"name": STORE_SECRET_VOLUME, "mountPath": STORE_SECRET_MOUNT, "readOnly": True})
+        path = f"{STORE_SECRET_MOUNT}/{GCS_CREDENTIALS_KEY}"
+        variables.append({"name": GCS_CREDENTIALS, "value": path})
+    return StorePodParts(env=variables, volumes=volumes, mounts=mounts)
 
 
 def build_artifact_pvc(settings: OperatorSettings, namespace: str) -> dict[str, Any] | None:
@@ -157,7 +188,7 @@ def build_job(
 ) -> dict[str, Any]:
     """A Job running `gyre <args>` once as `component` of `owner`, with the store's parts and the shared pod
     settings; `extra_spec` keys are merged over the Job spec (e.g. an Indexed completion mode)."""
-    store = store_pod_parts(settings)
+    store = store_pod_parts(settings, owner.namespace)
     labels = labels_for(owner, component)
     container: dict[str, Any] = {
         "name": component,
@@ -173,8 +204,6 @@ def build_job(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [*store.mounts, tmp_mount()],
     }
-    if store.env_from:
-        container["envFrom"] = store.env_from
     spec: dict[str, Any] = {
         "backoffLimit": backoff_limit,
         "activeDeadlineSeconds": active_deadline_seconds,

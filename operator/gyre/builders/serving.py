@@ -172,7 +172,7 @@ def build_server_deployment(
     The model's URI and sha256 are pod-template annotations, so a new model is a rolling update; with
     maxUnavailable 0 and readiness gated on the model being loaded, no request meets a pod without a model.
     """
-    store = store_pod_parts(settings)
+    store = store_pod_parts(settings, owner.namespace)
     labels = {**labels_for(owner, SERVER), LABEL_TRACK: track}
     if model.training_run:
         labels["gyre.dev/training-run"] = model.training_run[:63]
@@ -210,8 +210,6 @@ def build_server_deployment(
         "securityContext": container_security_context(),
         "volumeMounts": [*store.mounts, tmp_mount()],
     }
-    if store.env_from:
-        container["envFrom"] = store.env_from
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": {**_selector(owner), LABEL_TRACK: track}},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from gyre.api import env
 from gyre.policy.images import ImagePolicy
 from gyre.policy.sources import SourcePolicy
+from gyre.store.store import namespace_store_url
 
 __all__ = ["PVC_MOUNT_PATH", "OperatorSettings", "PvcLocation"]
 
@@ -37,7 +38,8 @@ class OperatorSettings(BaseModel):
     image: str = "gyre:dev"
     """GYRE_IMAGE: image of every Job and server, unless a resource sets its own."""
     artifact_secret: str | None = None
-    """GYRE_ARTIFACT_SECRET: Secret (in the workload's namespace) whose keys become env vars of every pod."""
+    """GYRE_ARTIFACT_SECRET: for s3:// and gs://, the Secret in each workload namespace holding that namespace's
+    store credentials (keys in gyre.api.env: AWS_* for s3://, service-account.json for gs://)."""
     namespace: str | None = None
     """GYRE_NAMESPACE: the operator's own namespace."""
     pvc_size: str = "5Gi"
@@ -68,6 +70,10 @@ class OperatorSettings(BaseModel):
         if not value.startswith(("pvc://", "s3://", "gs://", "file:///")):
             raise ValueError(
                 f"{env.ARTIFACT_STORE} must be pvc://CLAIM[/SUBPATH], s3://, gs:// or file:///, got {value!r}"
+            )
+        if "{namespace}" in value and not value.startswith(("s3://", "gs://")):
+            raise ValueError(
+                f"{env.ARTIFACT_STORE}: only s3:// and gs:// URLs take {{namespace}}, got {value!r}"
             )
         if value.startswith("pvc://"):
             claim = value[len("pvc://") :].split("/", 1)[0]
@@ -100,6 +106,11 @@ class OperatorSettings(BaseModel):
             "monitoring_namespace": get(env.MONITORING_NAMESPACE),
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
+
+    def store_url(self, namespace: str) -> str:
+        """The store root of `namespace`'s workloads: an object store's own per-namespace part (see
+        gyre.store.namespace_store_url); pvc:// and file:// unchanged."""
+        return namespace_store_url(self.artifact_store, namespace)
 
     @property
     def image_policy(self) -> ImagePolicy:

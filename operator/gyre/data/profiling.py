@@ -17,7 +17,7 @@ from gyre.data.report import ColumnInfo, ProfileReport
 from gyre.data.schema import ColumnSchema, apply_overrides, infer_schema
 from gyre.data.sources import CsvReadOptions, SourceFormat, load_source
 from gyre.policy.sources import SourcePolicy, source_scope
-from gyre.store import ArtifactStore, dataset_data_path, dataset_profile_path
+from gyre.store import ArtifactStore, StoreError, dataset_data_path, dataset_profile_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,6 +95,8 @@ def run_profile(request: ProfileRequest) -> ProfileReport:
             if profile is not None:
                 profile_uri = store.write_bytes(profile_rel, profile)
     except DataError as exc:
+        return ProfileReport(phase="Failed", error=str(exc), reason=exc.reason, target=request.target)
+    except StoreError as exc:
         return ProfileReport(phase="Failed", error=str(exc), reason=exc.reason, target=request.target)
     except Exception as exc:
         log.exception("profiling failed")

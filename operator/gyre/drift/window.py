@@ -136,9 +136,8 @@ def _seconds(max_age: float | timedelta | None) -> float | None:
 def _list_files(store: ArtifactStore, prefix: str, cutoff_ms: float | None) -> Iterator[tuple[int, str]]:
     """(stamp, path) of the log files, newest first, listing one day directory at a time so that a window
     satisfied by today's files never lists last year's."""
-    base = store.path(prefix)
     try:
-        days = [p.rstrip("/").rsplit("/", 1)[-1] for p in store.fs.ls(base, detail=False)]
+        days = store.list_names(prefix)
     except FileNotFoundError:
         return
     cutoff_day = (
@@ -150,7 +149,7 @@ def _list_files(store: ArtifactStore, prefix: str, cutoff_ms: float | None) -> I
         if len(day) != 10 or day[4] != "-" or (cutoff_day is not None and day < cutoff_day):
             continue
         try:
-            names = [p.rstrip("/").rsplit("/", 1)[-1] for p in store.fs.ls(f"{base}/{day}", detail=False)]
+            names = store.list_names(f"{prefix}/{day}")
         except (FileNotFoundError, NotADirectoryError):
             continue
         found: list[tuple[int, str]] = []

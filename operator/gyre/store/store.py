@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -14,11 +15,14 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from gyre.api import env
+from gyre.api.reasons import Reason
 
 __all__ = [
     "PVC_MOUNT_PATH",
     "ArtifactStore",
     "StoreError",
+    "check_store_credentials",
+    "namespace_store_url",
     "resolve_store_url",
     "sha256_file",
     "sha256_stream",
@@ -31,7 +35,68 @@ _CHUNK = 1 << 20
 
 
 class StoreError(Exception):
-    """The store URL is malformed or an artifact cannot be read or written."""
+    """The store URL is malformed or an artifact cannot be read or written.
+
+    `reason` is the CamelCase reason a pod reports (the condition reason the operator shows).
+    """
+
+    def __init__(self, message: str, *, reason: str = "StoreError") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_store_credentials(url: str, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse to use an object store whose namespace Secret (named by $GYRE_STORE_SECRET) did not arrive.
+
+    The builders reference the Secret's keys as optional, so a missing Secret or key surfaces here, at once and
+    by name, rather than as a pod that never starts or as a silent fallback to other credentials.
+    """
+    source = os.environ if environ is None else environ
+    secret = source.get(env.STORE_SECRET, "")
+    if not secret:
+        return  # no Secret configured: the platform's own credentials (workload identity), or a local run
+    if url.startswith("s3://"):
+        missing = [key for key in env.STORE_SECRET_REQUIRED_S3 if not source.get(key)]
+    elif url.startswith("gs://"):
+        path = source.get(env.GCS_CREDENTIALS, "")
+        missing = [] if path and os.path.isfile(path) else [env.GCS_CREDENTIALS_KEY]
+    else:
+        return
+    if missing:
+        raise StoreError(
+            f"the store Secret {secret!r} of this namespace is missing or has no key {', '.join(missing)}: "
+            f"an admin creates it in this namespace (keys: {', '.join(_secret_keys(url))})",
+            reason=Reason.STORE_CREDENTIALS_MISSING,
+        )
+
+
+def _secret_keys(url: str) -> tuple[str, ...]:
+    if url.startswith("s3://"):
+        return env.STORE_SECRET_REQUIRED_S3 + tuple(f"{k} (optional)" for k in env.STORE_SECRET_OPTIONAL_S3)
+    return (env.GCS_CREDENTIALS_KEY,)
+
+
+NAMESPACE_PLACEHOLDER = "{namespace}"
+_OBJECT_SCHEMES = ("s3://", "gs://")
+_OBJECT_SCHEME_NAMES = ("s3", "s3a", "gs", "gcs")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def namespace_store_url(url: str, namespace: str) -> str:
+    """The store root of one namespace's workloads.
+
+    An object store (s3://, gs://) is split per namespace, so each namespace's credentials need reach only its own
+    part: `{namespace}` in the URL is replaced (`s3://gyre-{namespace}/artifacts`, a bucket each), otherwise the
+    namespace is appended as the last path segment (`s3://bucket/prefix` -> `s3://bucket/prefix/<namespace>`).
+    pvc:// and file:// URLs are returned unchanged: a pvc:// claim is already one per namespace.
+    """
+    if not _NAMESPACE.match(namespace) or len(namespace) > 63:
+        raise StoreError(f"namespace {namespace!r} is not a valid Kubernetes namespace name")
+    if not url.startswith(_OBJECT_SCHEMES):
+        return url
+    if NAMESPACE_PLACEHOLDER in url:
+        return url.replace(NAMESPACE_PLACEHOLDER, namespace)
+    return f"{url.rstrip('/')}/{namespace}"
 
 
 def resolve_store_url(url: str, *, pvc_mount: str | None = None) -> str:
@@ -77,6 +142,7 @@ class ArtifactStore:
 
     def __init__(self, url: str, *, pvc_mount: str | None = None) -> None:
         self.url = resolve_store_url(url, pvc_mount=pvc_mount)
+        check_store_credentials(self.url)
         try:
             fs, root = fsspec.core.url_to_fs(self.url)
         except (ImportError, ValueError) as exc:
@@ -105,14 +171,38 @@ class ArtifactStore:
             else "file://" + self.path(relpath)
         )
 
+    @contextmanager
+    def _access(self, relpath: str) -> Iterator[None]:
+        """Turn an object store's refusal (s3fs and gcsfs raise PermissionError) into a StoreError naming the path.
+
+        `from None`: the backend's exception carries request details; the message names only the path, never a
+        credential.
+        """
+        try:
+            yield
+        except PermissionError:
+            raise StoreError(
+                f"access denied to {self.uri(relpath)}: this namespace's store credentials do not allow it "
+                "(each namespace may use only its own part of an object store)",
+                reason=Reason.STORE_ACCESS_DENIED,
+            ) from None
+
     def exists(self, relpath: str) -> bool:
         """Whether a file or directory exists at `relpath`."""
-        return bool(self.fs.exists(self.path(relpath)))
+        with self._access(relpath):
+            return bool(self.fs.exists(self.path(relpath)))
+
+    def list_names(self, relpath: str) -> list[str]:
+        """The names (last path segment) of the entries directly under `relpath`; FileNotFoundError if none."""
+        with self._access(relpath):
+            found = self.fs.ls(self.path(relpath), detail=False)
+        return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in found]
 
     def read_bytes(self, relpath: str) -> bytes:
         """The whole content of a file."""
         try:
-            data: bytes = self.fs.cat_file(self.path(relpath))
+            with self._access(relpath):
+                data: bytes = self.fs.cat_file(self.path(relpath))
         except FileNotFoundError as exc:
             raise StoreError(f"artifact not found: {self.uri(relpath)}") from exc
         return data
@@ -147,14 +237,18 @@ class ArtifactStore:
                 raise
         else:
             parent = posixpath.dirname(target)
-            if parent:
-                self.fs.makedirs(parent, exist_ok=True)
-            with self.fs.open(target, "wb") as remote:
-                yield remote
+            with self._access(relpath):
+                # Object stores have no directories; makedirs there asks about the bucket, which a namespace
+                # allowed only its own prefix of a shared bucket may not do.
+                if parent and self._scheme not in _OBJECT_SCHEME_NAMES:
+                    self.fs.makedirs(parent, exist_ok=True)
+                with self.fs.open(target, "wb") as remote:
+                    yield remote
 
     def open_read(self, relpath: str) -> Any:
         """A binary read handle (a context manager)."""
-        return self.fs.open(self.path(relpath), "rb")
+        with self._access(relpath):
+            return self.fs.open(self.path(relpath), "rb")
 
     def sha256(self, relpath: str) -> str:
         """Hex sha256 of a stored file, streamed."""
@@ -187,11 +281,12 @@ class ArtifactStore:
         """Download every file under `relpath` into a local directory."""
         src_root = self.path(relpath)
         dest = os.fspath(local_dir)
-        found = self.fs.find(src_root)
-        if not found:
-            raise StoreError(f"nothing stored at {self.uri(relpath)}")
-        for remote in found:
-            rel = posixpath.relpath(remote, src_root)
-            local = os.path.join(dest, *rel.split("/"))
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            self.fs.get_file(remote, local)
+        with self._access(relpath):
+            found = self.fs.find(src_root)
+            if not found:
+                raise StoreError(f"nothing stored at {self.uri(relpath)}")
+            for remote in found:
+                rel = posixpath.relpath(remote, src_root)
+                local = os.path.join(dest, *rel.split("/"))
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                self.fs.get_file(remote, local)

@@ -79,7 +79,7 @@ def run_training(job: TrainJob) -> TrainReport:
     except UntrustedModelError as exc:
         return _failed(job, "UntrustedModel", str(exc))
     except StoreError as exc:
-        return _failed(job, "StoreError", str(exc))
+        return _failed(job, exc.reason, str(exc))
     except Exception as exc:
         log.exception("training failed")
         return _failed(job, "TrainingFailed", f"{type(exc).__name__}: {exc}")

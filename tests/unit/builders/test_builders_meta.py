@@ -50,13 +50,14 @@ def test_settings_from_env() -> None:
 
 
 def test_store_wiring_per_scheme() -> None:
-    pvc = store_pod_parts(OperatorSettings(artifact_store="pvc://claim/sub/dir"))
+    pvc = store_pod_parts(OperatorSettings(artifact_store="pvc://claim/sub/dir"), "ml")
     assert pvc.volumes == [{"name": "artifacts", "persistentVolumeClaim": {"claimName": "claim"}}]
     assert pvc.mounts == [{"name": "artifacts", "mountPath": "/var/lib/gyre/artifacts"}]
-    s3 = store_pod_parts(OperatorSettings(artifact_store="s3://b/p", artifact_secret="creds"))
-    assert (s3.volumes, s3.env_from) == ([], [{"secretRef": {"name": "creds"}}])
-    local = store_pod_parts(OperatorSettings(artifact_store="file:///tmp/store"))
-    assert (local.volumes, local.env_from) == ([], [])
+    s3 = store_pod_parts(OperatorSettings(artifact_store="s3://b/p", artifact_secret="creds"), "ml")
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in s3.env if "valueFrom" in e}
+    assert (s3.volumes, refs) == ([], {"creds"})
+    local = store_pod_parts(OperatorSettings(artifact_store="file:///tmp/store"), "ml")
+    assert (local.volumes, local.mounts) == ([], [])
     claim = build_artifact_pvc(OperatorSettings(pvc_size="20Gi", storage_class="fast"), "ml")
     assert claim is not None
     assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"

@@ -19,13 +19,13 @@ from gyre.controllers.permissions import LEADER_ELECTION, VERBS, WORKLOAD, as_se
 CHART = Path(__file__).resolve().parents[3] / "charts/gyre"
 
 
-def render(*values: str) -> list[dict[str, Any]]:
+def render(*values: str, release: str = "gyre") -> list[dict[str, Any]]:
     helm = shutil.which("helm")
     if helm is None:
         pytest.fail(
             "helm is not on PATH: `make cluster-build`, then `eval $(hack/cluster/env.sh)`", pytrace=False
         )
-    args = [helm, "template", "gyre", str(CHART), "--skip-crds"]
+    args = [helm, "template", release, str(CHART), "--skip-crds"]
     for value in values:
         args += ["--set", value]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -101,11 +101,7 @@ def test_namespaced_there_is_no_cluster_scoped_rbac_and_one_role_per_watched_nam
 
 
 def test_a_release_not_named_gyre_prefixes_its_cluster_scoped_names() -> None:
-    assert HELM is not None
-    out = subprocess.run(
-        [HELM, "template", "rbac-test", str(CHART), "--skip-crds"], check=True, capture_output=True, text=True
-    ).stdout
-    (role,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "ClusterRole"]
+    (role,) = by_kind(render(release="rbac-test"), "ClusterRole")
     assert role["metadata"]["name"] == "rbac-test-gyre-operator"
 
 
