@@ -155,7 +155,7 @@ class ModelVersion(StatusModel):
     uri: str | None = None
     """Its model directory."""
     sha256: str | None = None
-    """sha256 of its model.skops."""
+    """Its digest: sha256 of its manifest.json, which pins every file of the model."""
 
 
 class CanaryStatus(StatusModel):
