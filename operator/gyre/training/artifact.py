@@ -63,9 +63,9 @@ ONNX_TOLERANCE = 1e-5
 """Max |onnx - sklearn| for probabilities (absolute) and regression predictions (absolute or relative)."""
 
 # What a pipeline from Gyre's trainer holds besides the allowlisted estimators and preprocessing steps: the fitted
-# internals of those estimators (trees, binners, neighbour indexes and their metrics, losses, the dummy first stage of
-# gradient boosting, the base trees of forests) and plain data. Checked by a test that trains every allowlisted
-# estimator with every preprocessing option and loads it.
+# internals of those estimators (trees, binners, neighbour indexes, the dummy first stage of gradient boosting, the
+# base trees of forests) and plain data. Checked by a test that trains every allowlisted estimator with every
+# preprocessing option (and the parameters that change the internals) and loads it.
 _INTERNAL_TYPES = (
     "sklearn.tree._tree.Tree",
     "sklearn.tree._classes.DecisionTreeClassifier",
@@ -76,14 +76,9 @@ _INTERNAL_TYPES = (
     "sklearn.dummy.DummyRegressor",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.linear_model._coordinate_descent.ElasticNet",
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.neighbors._ball_tree.BallTree",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
-    "sklearn.metrics._dist_metrics.ManhattanDistance64",
-    "sklearn.metrics._dist_metrics.ChebyshevDistance64",
-    "sklearn.metrics._dist_metrics.MinkowskiDistance64",
     "numpy.ndarray",
     "numpy.dtype",
     "numpy.random.mtrand.RandomState",
@@ -93,8 +88,15 @@ _INTERNAL_TYPES = (
         for t in (dict, list, tuple, set, str, int, float, bool, bytes, type(None), slice)
     ),
 )
-# Loss and link objects of the boosting estimators (one per `loss` parameter value): data plus fixed formulas.
-_LOSS_MODULES = ("sklearn._loss.loss", "sklearn._loss.link", "sklearn._loss._loss")
+# Every class of these modules, chosen by estimator parameters (`loss`, `metric`): data plus fixed formulas.
+# PyFuncDistance wraps a Python function, so it stays out.
+_PARAMETER_MODULES = (
+    "sklearn._loss.loss",
+    "sklearn._loss.link",
+    "sklearn._loss._loss",
+    "sklearn.metrics._dist_metrics",
+)
+_NEVER = ("PyFuncDistance",)
 
 
 def _qualified(cls: type[Any]) -> str:
@@ -106,7 +108,7 @@ def gyre_allowlist() -> frozenset[str]:
     """Every type a model file from Gyre's trainer may hold, by module-qualified name (as skops records it).
 
     The allowlisted estimators (gyre.api.trainingrun.ESTIMATOR_ALLOWLIST) and preprocessing steps, their fitted
-    internals, sklearn's loss and link classes, numpy's scalar types, and plain containers. No function: a
+    internals, sklearn's loss, link and distance classes, numpy's scalar types, and plain containers. No function: a
     function in a model file (FunctionTransformer(func=...)) is code, which only an import may allow.
     """
     import importlib
@@ -114,9 +116,9 @@ def gyre_allowlist() -> frozenset[str]:
 
     names = {_qualified(estimator_class(name)) for name in ESTIMATORS}
     names |= set(PREPROCESSING_TYPES) | set(_INTERNAL_TYPES)
-    for module in _LOSS_MODULES:
-        for _name, cls in inspect.getmembers(importlib.import_module(module), inspect.isclass):
-            if cls.__module__ == module:
+    for module in _PARAMETER_MODULES:
+        for name, cls in inspect.getmembers(importlib.import_module(module), inspect.isclass):
+            if cls.__module__ == module and not name.startswith(_NEVER):
                 names.add(_qualified(cls))
     names |= {_qualified(t) for t in set(np.sctypeDict.values())}
     return frozenset(names)
