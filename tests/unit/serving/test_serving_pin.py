@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from serving_helpers import Trained, serve
+from serving_helpers import Trained, flip_byte, serve
 
 from gyre.api import env
 from gyre.cli import main
@@ -27,20 +27,14 @@ def _edit_manifest(directory: Path, edit: Callable[[dict[str, Any]], None]) -> N
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def _flip_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 def _swap_onnx_and_edit_manifest(directory: Path) -> None:
-    _flip_byte(directory / "model.onnx")
+    flip_byte(directory / "model.onnx")
     digest = _sha256(directory / "model.onnx")
     _edit_manifest(directory, lambda m: m["onnx"].update(sha256=digest))
 
 
 def _swap_skops_and_edit_manifest(directory: Path) -> None:
-    _flip_byte(directory / "model.skops")
+    flip_byte(directory / "model.skops")
     digest = _sha256(directory / "model.skops")
     _edit_manifest(directory, lambda m: m["artifact"].update(sha256=digest))
 
@@ -64,8 +58,8 @@ PINNED_TAMPERING: list[tuple[str, Callable[[Path], None], str]] = [
     ),
     ("the manifest's feature order edited", _reverse_feature_order, "manifest.json"),
     ("the manifest rewritten with the same content", _reformat_manifest, "manifest.json"),
-    ("a changed skops file", lambda d: _flip_byte(d / "model.skops"), "model.skops"),
-    ("a changed ONNX file", lambda d: _flip_byte(d / "model.onnx"), "model.onnx"),
+    ("a changed skops file", lambda d: flip_byte(d / "model.skops"), "model.skops"),
+    ("a changed ONNX file", lambda d: flip_byte(d / "model.onnx"), "model.onnx"),
 ]
 
 
@@ -102,7 +96,7 @@ def test_an_unpinned_load_still_checks_every_file_against_the_manifest(
     trained: dict[str, Trained], copy_model: Callable[[Path], Path], file: str
 ) -> None:
     directory = copy_model(trained["iris"].directory)
-    _flip_byte(directory / file)
+    flip_byte(directory / file)
     with pytest.raises(
         ModelLoadError, match=rf"^{file.replace('.', '[.]')} in .* has sha256 [0-9a-f]{{64}}, but"
     ):
