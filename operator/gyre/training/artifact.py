@@ -205,7 +205,7 @@ def model_types(data: bytes) -> dict[str, str]:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        node.trusted = []  # skops re-audits children itself; this makes it report every name, not the untrusted
+        node.trusted = []  # trust nothing: the audit below then names every type, not only those skops distrusts
         name = f"{node.module_name}.{node.class_name}"
         owners.setdefault(name, owner)
         inner = owner if node.module_name == "builtins" else name

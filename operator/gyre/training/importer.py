@@ -80,7 +80,7 @@ def import_joblib(
         raise ImportError_(f"the model expects {n_in} features but {len(names)} feature names were given")
     model_bytes = sio.dumps(model)
     held = check_trusted(model_bytes, allowed=allow_types)
-    extra = sorted(set(held) & set(allow_types) - gyre_allowlist())
+    extra = sorted(set(held) & (set(allow_types) - gyre_allowlist()))
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])] or None
     features = [
