@@ -163,6 +163,18 @@ def test_valid_objects_of_every_kind_are_admitted_and_defaulted(custom: Custom) 
         (
             "modeldeployments",
             "ModelDeployment",
+            {"model": {"trainingRunRef": {"name": "a"}, "sha256": "ab" * 32}},
+            "sha256 pins a uri",
+        ),
+        (
+            "modeldeployments",
+            "ModelDeployment",
+            {"model": {"uri": "pvc://gyre-artifacts/models/x", "sha256": "md5:abc"}},
+            "spec.model.sha256",
+        ),
+        (
+            "modeldeployments",
+            "ModelDeployment",
             md_spec(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
             "minReplicas must not be greater than maxReplicas",
         ),

@@ -97,7 +97,9 @@ DRIFT_CONFIG = "GYRE_DRIFT_CONFIG"  # the DriftConfig as JSON (drift share, mini
 
 # The model server (builders/serving.py -> `gyre serve`).
 MODEL_DIR = "GYRE_MODEL_DIR"  # model directory: a local path or a store URL
-MODEL_SHA256 = "GYRE_MODEL_SHA256"  # expected sha256 of the model artifact; the server refuses a mismatch
+MODEL_SHA256 = (
+    "GYRE_MODEL_SHA256"  # the model digest (sha256 of manifest.json); the server refuses a mismatch
+)
 MODEL_VERSION = "GYRE_MODEL_VERSION"  # version in URLs and metrics: the TrainingRun that produced the model
 MODEL_NAME = "GYRE_MODEL_NAME"  # name in URLs: the ModelDeployment's name
 TRACK = "GYRE_TRACK"  # stable or canary, a metrics label

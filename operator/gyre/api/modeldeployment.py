@@ -42,7 +42,11 @@ class ModelSource(ApiModel):
                 {
                     "rule": "has(self.trainingRunRef) != has(self.uri)",
                     "message": "set exactly one of trainingRunRef or uri",
-                }
+                },
+                {
+                    "rule": "!has(self.sha256) || has(self.uri)",
+                    "message": "sha256 pins a uri; a trainingRunRef is pinned by its TrainingRun's status",
+                },
             ]
         }
     )
@@ -51,6 +55,9 @@ class ModelSource(ApiModel):
     """A Succeeded TrainingRun in the same namespace whose model passed its gates."""
     uri: str | None = Field(default=None, pattern=_MODEL_URI_PATTERN, max_length=2048)
     """A model directory holding manifest.json and model.skops (e.g. imported with `gyre model import`)."""
+    sha256: str | None = Field(default=None, pattern=r"^(sha256:)?[0-9a-f]{64}$")
+    """With uri: the model's digest (sha256 of its manifest.json, as `gyre model import` prints it). The server
+    refuses to start unless the directory matches it; types an import explicitly allowed are honoured only so."""
 
 
 class Promotion(ApiModel):
@@ -155,7 +162,7 @@ class ModelVersion(StatusModel):
     uri: str | None = None
     """Its model directory."""
     sha256: str | None = None
-    """sha256 of its model.skops."""
+    """Its digest: sha256 of its manifest.json, which pins every file of the model."""
 
 
 class CanaryStatus(StatusModel):

@@ -378,7 +378,8 @@ class TrainingRunStatus(StatusModel):
     model_uri: str | None = None
     """Model directory in the artifact store (model.skops, manifest.json, optional model.onnx)."""
     model_sha256: str | None = None
-    """sha256 of model.skops, checked by the server before loading."""
+    """The model's digest: sha256 of its manifest.json, which records the sha256 of model.skops and model.onnx, so
+    this one digest pins every file served. The server refuses to start on any mismatch."""
     onnx: OnnxStatus | None = None
     """ONNX conversion outcome."""
     dataset_fingerprint: Fingerprint | None = None

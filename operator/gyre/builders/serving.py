@@ -71,7 +71,8 @@ class ResolvedModel:
     uri: str
     """Model directory (a store URL) holding manifest.json and model.skops."""
     sha256: str | None = None
-    """Expected sha256 of model.skops; the server refuses to start on a mismatch."""
+    """The model's digest (sha256 of manifest.json, which pins every model file); the server refuses to start on a
+    mismatch."""
     training_run: str | None = None
     """Name of the TrainingRun that produced it."""
 

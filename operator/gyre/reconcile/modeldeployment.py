@@ -228,7 +228,8 @@ def _from_run(run: PromotableRun) -> ModelChoice:
 def resolve_source(source: ModelSource, runs: Sequence[PromotableRun]) -> ModelChoice | ModelUnavailable:
     """A model directory as is, or a referenced TrainingRun's model if it Succeeded and passed its gates."""
     if source.uri is not None:
-        return ModelChoice(ResolvedModel(uri=source.uri))
+        pin = source.sha256.removeprefix("sha256:") if source.sha256 else None
+        return ModelChoice(ResolvedModel(uri=source.uri, sha256=pin))
     assert source.training_run_ref is not None  # the CRD's CEL rule guarantees exactly one
     name = source.training_run_ref.name
     run = next((r for r in runs if r.name == name), None)

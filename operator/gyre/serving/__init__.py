@@ -17,7 +17,7 @@ Protocol notes for clients:
   request's `outputs` field, `predict_proba` (`[N, C]`). Without `outputs` only `predict` is returned (as MLServer
   does), so the common request pays for nothing it did not ask for. `id` is echoed.
 - `null` is a missing value, as in training: NaN for number features (imputed by the pipeline), "" for strings.
-- VERSION is the first 12 hex digits of the artifact's sha256. The `X-Gyre-Inference` response header, the
+- VERSION is the first 12 hex digits of the model's digest (sha256 of manifest.json). The `X-Gyre-Inference` response header, the
   `gyre_model_info` metric and the v2 metadata's `parameters.inference_path` say whether onnxruntime or
   scikit-learn answered.
 - Errors are `{"error": "..."}`: 400 malformed JSON or body not an object, 404 unknown model, version or path,

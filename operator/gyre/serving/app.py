@@ -1,6 +1,6 @@
 """The HTTP model server: KServe v1 and Open Inference Protocol v2 over aiohttp.
 
-Routes (MODEL is the served model's name, VERSION its version, the first 12 hex digits of the artifact sha256):
+Routes (MODEL is the served model's name, VERSION its version, the first 12 hex digits of the model's digest):
 
     GET  /v1/models                                   {"models": [MODEL]}
     GET  /v1/models/MODEL                             {"name": MODEL, "ready": bool}
@@ -96,7 +96,7 @@ class ModelServer:
             model=model.name,
             version=model.version,
             run=model.manifest.lineage.training_run or "",
-            sha256=model.manifest.artifact.sha256,
+            sha256=model.sha256,
             inference=model.inference_path,
             track=track,
         )
@@ -360,7 +360,7 @@ class ModelServer:
                 "inference_path": self.model.inference_path,
                 "task": manifest.task,
                 "estimator": manifest.estimator,
-                "sha256": manifest.artifact.sha256,
+                "sha256": self.model.sha256,
                 "training_run": manifest.lineage.training_run,
                 "classes": manifest.target.classes,
                 "batch_input": {"name": "input-0", "shape": [-1, self.schema.width]}

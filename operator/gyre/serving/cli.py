@@ -59,13 +59,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--model-version",
         default=_env(env.MODEL_VERSION, None),
-        help="version reported in responses and logs (default: first 12 hex digits of the artifact sha256) "
+        help="version reported in responses and logs (default: first 12 hex digits of the model's digest) "
         f"[{env.MODEL_VERSION}]",
     )
     p.add_argument(
         "--expect-sha256",
         default=_env(env.MODEL_SHA256, None),
-        help=f"refuse to start unless the artifact's sha256 is this one [{env.MODEL_SHA256}]",
+        help="refuse to start unless manifest.json's sha256 is this digest (the manifest pins every other file) "
+        f"[{env.MODEL_SHA256}]",
     )
     p.add_argument(
         "--track", default=_env(env.TRACK, ""), help=f"stable or canary, a metrics label [{env.TRACK}]"
@@ -191,7 +192,12 @@ def serve(args: argparse.Namespace) -> int:
             onnx_threads=args.onnx_threads,
         )
     except ModelLoadError as exc:
-        print(f"gyre serve: cannot serve {args.model_dir}: {exc}", file=sys.stderr)
+        from gyre.store import write_termination_message
+
+        # One line: the pod's termination message and the log's last line are the reason, whole.
+        reason = " ".join(f"gyre serve: cannot serve {args.model_dir}: {exc}".split())
+        print(reason, file=sys.stderr)
+        write_termination_message(reason, echo=False)
         return 1
     try:
         import uvloop  # optional; noticeably faster when installed

@@ -104,7 +104,7 @@ class ServerMetrics:
         )
         self.model_info = Gauge(
             "gyre_model_info",
-            "The served model (always 1): name, version, training run, artifact sha256, inference path, track.",
+            "The served model (always 1): name, version, training run, digest (manifest sha256), inference path, track.",
             ["model", "version", "run", "sha256", "inference", "track"],
             registry=self.registry,
         )

@@ -171,6 +171,8 @@ class ServedModel:
     directory: Path
     name: str
     version: str
+    sha256: str
+    """The model's digest: hex sha256 of manifest.json (the pin)."""
 
     @property
     def inference_path(self) -> InferencePath:
@@ -217,44 +219,38 @@ def load_served_model(
 ) -> ServedModel:
     """Verify and load a model directory (local path or fsspec URL).
 
-    gyre.training.artifact.load_model_dir checks the skops artifact's sha256 against the manifest before it is
-    deserialised, and trusts only its allowlist of scikit-learn types. With `inference="auto"`, a manifest whose ONNX export is
-    `verified` is served through onnxruntime (its sha256 checked too), otherwise through scikit-learn.
-    `expect_sha256` pins the artifact to the one the operator approved (a swapped manifest is refused too);
-    `version` defaults to the first 12 hex digits of the artifact's sha256.
+    gyre.training.artifact.load_model_dir does every check before anything is deserialised: manifest.json's sha256
+    against `expect_sha256` (the pin the operator approved, which covers every file through the manifest), each
+    file's sha256 against the manifest, every type in the skops file against Gyre's allowlist. With
+    `inference="auto"`, a manifest whose ONNX export is `verified` is served through onnxruntime, from the same
+    bytes that were hashed; otherwise through scikit-learn. `version` defaults to the first 12 hex digits of the
+    model's digest.
     """
     from gyre.training.artifact import ModelIntegrityError, UntrustedModelError, load_model_dir
 
     cache = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "gyre", "models")
     directory = fetch_model_dir(source, cache)
     try:
-        # Checks the sha256 before deserialising and trusts only the allowlisted scikit-learn types.
-        loaded = load_model_dir(directory)
+        loaded = load_model_dir(directory, expect_sha256=expect_sha256)
     except (ModelIntegrityError, UntrustedModelError) as exc:
         raise ModelLoadError(str(exc)) from None
     except Exception as exc:
         raise ModelLoadError(f"cannot load the model in {directory}: {type(exc).__name__}: {exc}") from exc
     manifest = loaded.manifest
-    actual = manifest.artifact.sha256.removeprefix("sha256:")
-    if expect_sha256 and expect_sha256.removeprefix("sha256:") != actual:
-        raise ModelLoadError(
-            f"the model in {directory} has artifact sha256 {actual}, but this server was told to serve "
-            f"{expect_sha256}: refusing a model the operator did not approve"
-        )
     try:
         schema = FeatureSchema.from_specs(manifest.features)
     except ValueError as exc:
         raise ModelLoadError(f"{directory / MANIFEST_FILE}: {exc}") from None
     predictor: Predictor = SklearnPredictor(loaded.model, schema)
     onnx = manifest.onnx
-    if inference == "onnx" and loaded.onnx_path is None:
+    if inference == "onnx" and loaded.onnx is None:
         raise ModelLoadError(
             f"--inference onnx, but the manifest's ONNX export is {onnx.status}: {onnx.reason}"
         )
-    if inference != "sklearn" and loaded.onnx_path is not None:
+    if inference != "sklearn" and loaded.onnx is not None:
         try:
             predictor = OnnxPredictor(
-                loaded.onnx_path.read_bytes(),
+                loaded.onnx,
                 schema,
                 manifest.target.classes,
                 input_names=onnx.inputs,
@@ -264,4 +260,7 @@ def load_served_model(
             if inference == "onnx":
                 raise ModelLoadError(f"onnxruntime cannot run {loaded.onnx_path}: {exc}") from exc
             log.warning("onnxruntime cannot run %s (%s); serving with scikit-learn", loaded.onnx_path, exc)
-    return ServedModel(manifest, schema, predictor, directory, name or manifest.name, version or actual[:12])
+    name = name or manifest.name
+    return ServedModel(
+        manifest, schema, predictor, directory, name, version or loaded.sha256[:12], loaded.sha256
+    )

@@ -1,25 +1,29 @@
-"""The model directory: write (skops + verified ONNX + manifest) and load (sha256 first, explicit trust list).
+"""The model directory: write (skops + verified ONNX + manifest) and load (digests first, then an allowlist).
 
 Layout (docs/architecture.md): model.skops, optional model.onnx, manifest.json. manifest.json is written last, so a
-directory with a manifest is complete.
+directory with a manifest is complete. The model's digest is the sha256 of manifest.json's bytes; the manifest
+records the sha256 of the other files, so the one digest pins everything the server reads.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import platform
 import tempfile
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gyre.api import env
-from gyre.training.estimators import ESTIMATORS, PREPROCESSING_TYPES
+from gyre.training.estimators import ESTIMATORS, PREPROCESSING_TYPES, estimator_class
 from gyre.training.features import coerce_features, onnx_feeds
 from gyre.training.manifest import (
     MANIFEST_FILE,
@@ -29,7 +33,6 @@ from gyre.training.manifest import (
     Lineage,
     ModelManifest,
     OnnxInfo,
-    TargetSpec,
 )
 
 if TYPE_CHECKING:
@@ -41,15 +44,16 @@ __all__ = [
     "MODEL_FILE",
     "ONNX_FILE",
     "ONNX_TOLERANCE",
-    "TRUSTED_TYPES",
     "LoadedModel",
     "ModelIntegrityError",
     "OnnxOutcome",
     "UntrustedModelError",
     "check_trusted",
     "convert_to_onnx",
+    "gyre_allowlist",
     "library_versions",
     "load_model_dir",
+    "model_types",
     "write_model_dir",
 ]
 
@@ -58,29 +62,71 @@ ONNX_FILE = "model.onnx"
 ONNX_TOLERANCE = 1e-5
 """Max |onnx - sklearn| for probabilities (absolute) and regression predictions (absolute or relative)."""
 
-# Types skops does not trust by default that our allowlisted pipelines legitimately contain (fitted trees,
-# neighbour indexes and their metrics), plus the allowlist itself. Derived from the allowlist, checked by a test
-# that trains every allowlisted estimator.
+# What a pipeline from Gyre's trainer holds besides the allowlisted estimators and preprocessing steps: the fitted
+# internals of those estimators (trees, binners, neighbour indexes, the dummy first stage of gradient boosting, the
+# base trees of forests) and plain data. Checked by a test that trains every allowlisted estimator with every
+# preprocessing option (and the parameters that change the internals) and loads it.
 _INTERNAL_TYPES = (
-    "numpy.dtype",
     "sklearn.tree._tree.Tree",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.ExtraTreeRegressor",
+    "sklearn.dummy.DummyClassifier",
+    "sklearn.dummy.DummyRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.neighbors._ball_tree.BallTree",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
-    "sklearn.metrics._dist_metrics.ManhattanDistance64",
-    "sklearn.metrics._dist_metrics.ChebyshevDistance64",
-    "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+    "numpy.ndarray",
+    "numpy.dtype",
+    "numpy.random.mtrand.RandomState",
+    "numpy.random._generator.Generator",
+    *(
+        f"builtins.{t.__name__}"
+        for t in (dict, list, tuple, set, str, int, float, bool, bytes, type(None), slice)
+    ),
 )
-TRUSTED_TYPES: frozenset[str] = frozenset(
-    {f"{module}.{cls}" for module, cls, _task in ESTIMATORS.values()}
-    | set(PREPROCESSING_TYPES)
-    | set(_INTERNAL_TYPES)
+# Every class of these modules, chosen by estimator parameters (`loss`, `metric`): data plus fixed formulas.
+# PyFuncDistance wraps a Python function, so it stays out.
+_PARAMETER_MODULES = (
+    "sklearn._loss.loss",
+    "sklearn._loss.link",
+    "sklearn._loss._loss",
+    "sklearn.metrics._dist_metrics",
 )
+_NEVER = ("PyFuncDistance",)
+
+
+def _qualified(cls: type[Any]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@cache
+def gyre_allowlist() -> frozenset[str]:
+    """Every type a model file from Gyre's trainer may hold, by module-qualified name (as skops records it).
+
+    The allowlisted estimators (gyre.api.trainingrun.ESTIMATOR_ALLOWLIST) and preprocessing steps, their fitted
+    internals, sklearn's loss, link and distance classes, numpy's scalar types, and plain containers. No function: a
+    function in a model file (FunctionTransformer(func=...)) is code, which only an import may allow.
+    """
+    import importlib
+    import inspect
+
+    names = {_qualified(estimator_class(name)) for name in ESTIMATORS}
+    names |= set(PREPROCESSING_TYPES) | set(_INTERNAL_TYPES)
+    for module in _PARAMETER_MODULES:
+        for name, cls in inspect.getmembers(importlib.import_module(module), inspect.isclass):
+            if cls.__module__ == module and not name.startswith(_NEVER):
+                names.add(_qualified(cls))
+    names |= {_qualified(t) for t in set(np.sctypeDict.values())}
+    return frozenset(names)
 
 
 class ModelIntegrityError(Exception):
-    """A model file's sha256 differs from the manifest, or the directory is incomplete or malformed."""
+    """manifest.json differs from the pin, a file's sha256 differs from the manifest, or a file is missing or
+    malformed."""
 
 
 class UntrustedModelError(Exception):
@@ -101,10 +147,14 @@ class LoadedModel:
 
     directory: Path
     manifest: ModelManifest
+    sha256: str
+    """The model's digest: hex sha256 of manifest.json's bytes."""
     model: Any
     """The fitted scikit-learn Pipeline."""
+    onnx: bytes | None
+    """The bytes of model.onnx when verified and their sha256 matched; None otherwise."""
     onnx_path: Path | None
-    """model.onnx when verified and its sha256 matched; None otherwise."""
+    """Where `onnx` was read from (for messages only: never read it again)."""
 
 
 def library_versions() -> dict[str, str]:
@@ -130,14 +180,55 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def check_trusted(untrusted: Sequence[str]) -> list[str]:
-    """The types skops reports as untrusted; UntrustedModelError when any is outside TRUSTED_TYPES."""
-    refused = sorted(set(untrusted) - TRUSTED_TYPES)
+def model_types(data: bytes) -> dict[str, str]:
+    """Every type and function a skops file would load, mapped to the object that holds it (for messages).
+
+    skops' own audit (`get_untrusted_types`) reports only what skops does not trust by default, which includes
+    numpy ufuncs and most of scikit-learn. Here each node of skops' own tree is told to trust nothing, so its audit
+    reports every type, function and method the file names; nothing is imported or constructed.
+    Raises ModelIntegrityError when `data` is not a skops file.
+    """
+    from skops.io._audit import Node, get_tree
+    from skops.io._utils import read_schema
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema, context = read_schema(archive)
+            root = get_tree(schema, context, trusted=None)
+    except Exception as exc:  # a damaged or foreign file: zip, JSON and skops errors alike
+        raise ModelIntegrityError(f"not a skops file: {type(exc).__name__}: {exc}") from None
+    owners: dict[str, str] = {}
+    seen: set[int] = set()
+    stack: list[tuple[Node, str]] = [(root, "")]
+    while stack:
+        node, owner = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        node.trusted = []  # trust nothing: the audit below then names every type, not only those skops distrusts
+        name = f"{node.module_name}.{node.class_name}"
+        owners.setdefault(name, owner)
+        inner = owner if node.module_name == "builtins" else name
+        for child in node.children.values():
+            values = (
+                child.values() if isinstance(child, dict) else child if isinstance(child, list) else [child]
+            )
+            stack.extend((value, inner) for value in values if isinstance(value, Node))
+    # The audit also names what is not a node of its own (types held as values, bound methods, bit generators).
+    return {name: owners.get(name, "") for name in sorted(root.get_unsafe_set() | set(owners))}
+
+
+def check_trusted(data: bytes, *, allowed: Collection[str] = (), what: str = MODEL_FILE) -> list[str]:
+    """The types in skops file `data`; UntrustedModelError naming each one outside gyre_allowlist() | allowed."""
+    types = model_types(data)
+    refused = [name for name in types if name not in gyre_allowlist() and name not in allowed]
     if refused:
+        named = ", ".join(f"{name} (in {types[name]})" if types[name] else name for name in refused)
         raise UntrustedModelError(
-            f"the model holds types outside Gyre's allowlist: {', '.join(refused)}; refusing to load it"
+            f"{what} contains {named}, which Gyre's allowlist does not include; refusing to load it "
+            "(a model import may allow more types explicitly: gyre model import --allow-type TYPE)"
         )
-    return list(untrusted)
+    return list(types)
 
 
 def _rename_inputs(model: Any, mapping: dict[str, str]) -> None:
@@ -251,13 +342,16 @@ def write_model_dir(
     onnx: bool = True,
     created_at: datetime | None = None,
 ) -> ModelManifest:
-    """Write model.skops, model.onnx (only when verified) and manifest.json (last) into `out_dir`."""
+    """Write model.skops, model.onnx (only when verified) and manifest.json (last) into `out_dir`.
+
+    The model's digest is the returned manifest's `sha256()`.
+    """
     import skops.io as sio
 
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     model_bytes = sio.dumps(result.pipeline)
-    check_trusted(sio.get_untrusted_types(data=model_bytes))
+    check_trusted(model_bytes)
     _write_atomic(directory / MODEL_FILE, model_bytes)
     if onnx:
         outcome = convert_to_onnx(result.pipeline, result.features, result.task, result.x_test)
@@ -284,55 +378,93 @@ def write_model_dir(
         created_at=created_at or datetime.now(UTC).replace(microsecond=0),
         lineage=lineage or Lineage(),
     )
-    _write_atomic(directory / MANIFEST_FILE, manifest.to_json().encode())
+    _write_atomic(directory / MANIFEST_FILE, manifest.to_bytes())
     return manifest
 
 
-def _verified_bytes(directory: Path, relpath: str, sha256: str, what: str) -> bytes:
+def _verified_bytes(directory: Path, relpath: str, sha256: str) -> bytes:
+    # Read once: the bytes hashed here are the bytes deserialised, so the file cannot change in between.
     path = (directory / relpath).resolve()
     if directory.resolve() not in path.parents:
-        raise ModelIntegrityError(f"{what} path {relpath!r} escapes the model directory")
+        raise ModelIntegrityError(f"{relpath} escapes the model directory; refusing to load it")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ModelIntegrityError(f"{what} {path} is missing") from None
+        raise ModelIntegrityError(
+            f"{relpath} is missing from {directory}, but {MANIFEST_FILE} records it"
+        ) from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256.removeprefix("sha256:"):
         raise ModelIntegrityError(
-            f"{what} {path} has sha256 {actual} but the manifest says {sha256}; refusing to load it"
+            f"{relpath} in {directory} has sha256 {actual}, but {MANIFEST_FILE} records "
+            f"{sha256.removeprefix('sha256:')}; refusing to load it"
         )
     return data
 
 
-def load_model_dir(directory: str | os.PathLike[str]) -> LoadedModel:
+def _read_manifest(root: Path, expect_sha256: str | None) -> tuple[ModelManifest, str]:
+    try:
+        data = (root / MANIFEST_FILE).read_bytes()
+    except FileNotFoundError:
+        raise ModelIntegrityError(f"{root / MANIFEST_FILE} is missing: not a Gyre model directory") from None
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        manifest: ModelManifest | None = ModelManifest.model_validate_json(data)
+        problem = ""
+    except ValueError as exc:
+        manifest, problem = None, " ".join(str(exc).split())
+    expected = expect_sha256.removeprefix("sha256:") if expect_sha256 else None
+    if expected is not None and expected != digest:
+        # A pin from a Gyre before the manifest was pinned is model.skops' digest: say so.
+        legacy = manifest is not None and manifest.artifact.sha256.removeprefix("sha256:") == expected
+        hint = (
+            f" (the pin is {manifest.artifact.path}'s digest, as Gyre recorded before the manifest was pinned: "
+            "retrain or re-import the model)"
+            if legacy and manifest is not None
+            else ""
+        )
+        raise ModelIntegrityError(
+            f"{MANIFEST_FILE} in {root} has sha256 {digest}, but this server was told to serve {expected}: "
+            f"refusing a model the operator did not approve{hint}"
+        )
+    if manifest is None:
+        raise ModelIntegrityError(f"{root / MANIFEST_FILE} is not a valid manifest: {problem}")
+    return manifest, digest
+
+
+def load_model_dir(directory: str | os.PathLike[str], *, expect_sha256: str | None = None) -> LoadedModel:
     """Load a local model directory safely.
 
-    Order matters: parse manifest.json, check model.skops' sha256 against it, check the skops file's types against
-    TRUSTED_TYPES, and only then deserialise (with exactly those types trusted; never pickle). The ONNX file, when
-    verified, is sha256-checked too. Raises ModelIntegrityError or UntrustedModelError.
+    Order matters: read manifest.json once and, when `expect_sha256` pins the model, compare its bytes' sha256 to
+    the pin; check every file the manifest records (model.skops, and model.onnx when verified) against its sha256,
+    reading each file once; check every type in the skops file against gyre_allowlist() (plus the manifest's
+    allowedTypes, only when pinned); only then deserialise with skops (never pickle). Raises ModelIntegrityError
+    or UntrustedModelError, each with a one-line message naming the file.
     """
     import skops.io as sio
 
     root = Path(directory)
-    try:
-        manifest = ModelManifest.model_validate_json((root / MANIFEST_FILE).read_bytes())
-    except FileNotFoundError:
-        raise ModelIntegrityError(f"{root / MANIFEST_FILE} is missing: not a Gyre model directory") from None
-    except ValueError as exc:
-        raise ModelIntegrityError(f"{root / MANIFEST_FILE} is not a valid manifest: {exc}") from None
-    data = _verified_bytes(root, manifest.artifact.path, manifest.artifact.sha256, "model artifact")
-    try:
-        untrusted = sio.get_untrusted_types(data=data)
-    except Exception as exc:
-        raise ModelIntegrityError(f"{root / manifest.artifact.path} is not a skops file: {exc}") from None
-    trusted = check_trusted(untrusted)
-    model = sio.loads(data, trusted=trusted)
-    onnx_path = None
+    manifest, digest = _read_manifest(root, expect_sha256)
+    artifact = manifest.artifact
+    data = _verified_bytes(root, artifact.path, artifact.sha256)
+    onnx_bytes = None
     if manifest.onnx.status == "verified" and manifest.onnx.path and manifest.onnx.sha256:
-        _verified_bytes(root, manifest.onnx.path, manifest.onnx.sha256, "ONNX model")
-        onnx_path = root / manifest.onnx.path
-    return LoadedModel(directory=root, manifest=manifest, model=model, onnx_path=onnx_path)
-
-
-# Kept importable for callers building manifests by hand (model import).
-_ = (TargetSpec,)
+        onnx_bytes = _verified_bytes(root, manifest.onnx.path, manifest.onnx.sha256)
+    if artifact.allowed_types and expect_sha256 is None:
+        raise UntrustedModelError(
+            f"{MANIFEST_FILE} in {root} allows types beyond Gyre's allowlist ({', '.join(artifact.allowed_types)}), "
+            f"which Gyre honours only for a pinned model: serve it with --expect-sha256 {digest}"
+        )
+    try:
+        trusted = check_trusted(data, allowed=artifact.allowed_types, what=artifact.path)
+    except ModelIntegrityError as exc:
+        raise ModelIntegrityError(f"{artifact.path} in {root}: {exc}") from None
+    model = sio.loads(data, trusted=trusted)
+    return LoadedModel(
+        directory=root,
+        manifest=manifest,
+        sha256=digest,
+        model=model,
+        onnx=onnx_bytes,
+        onnx_path=root / manifest.onnx.path if onnx_bytes is not None and manifest.onnx.path else None,
+    )

@@ -79,6 +79,15 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--target-name", default="target")
     imp.add_argument("--out", required=True, metavar="DIR")
     imp.add_argument("--trust-pickle", action="store_true", help="I trust this file; allow unpickling it")
+    imp.add_argument(
+        "--allow-type",
+        action="append",
+        default=[],
+        dest="allow_types",
+        metavar="TYPE",
+        help="allow this module-qualified type or function (e.g. numpy.log1p) beyond Gyre's allowlist; "
+        "repeatable. Recorded in manifest.json and honoured only when the model is served pinned to its digest",
+    )
     imp.set_defaults(func=_import)
 
     gates: argparse.ArgumentParser = model_sub.add_parser(
@@ -256,11 +265,14 @@ def _import(args: argparse.Namespace) -> int:
             target_name=args.target_name,
             out_dir=args.out,
             trust_pickle=args.trust_pickle,
+            allow_types=args.allow_types,
         )
     except (ImportError_, UntrustedModelError, FileNotFoundError) as exc:
         sys.stderr.write(f"gyre model import: {exc}\n")
         return 2
-    sys.stdout.write(f"imported {manifest.estimator} ({manifest.task}) into {args.out}\n")
+    sys.stdout.write(
+        f"imported {manifest.estimator} ({manifest.task}) into {args.out}; digest (pin) {manifest.sha256()}\n"
+    )
     return 0
 
 

@@ -30,10 +30,12 @@ TREE_ESTIMATORS: frozenset[str] = frozenset(
     name for name in ESTIMATORS if "Forest" in name or "Trees" in name or "Tree" in name or "Boosting" in name
 )
 
-# The preprocessing steps the trainer builds around an estimator (gyre.training.preprocess).
+# The preprocessing steps the trainer builds around an estimator (gyre.training.preprocess). FunctionTransformer is
+# how a fitted ColumnTransformer holds "passthrough" (no function); a function inside one is refused on its own.
 PREPROCESSING_TYPES: tuple[str, ...] = (
     "sklearn.pipeline.Pipeline",
     "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.impute._base.SimpleImputer",
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._data.RobustScaler",

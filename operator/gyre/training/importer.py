@@ -1,8 +1,9 @@
 """`gyre model import`: turn a trusted joblib model into a Gyre model directory (skops + manifest).
 
 Loading joblib runs arbitrary code from the file, so this only happens when the operator of the command says the
-file is trusted (--trust-pickle). The result is a skops artifact whose types are checked against the allowlist,
-so the server never unpickles anything.
+file is trusted (--trust-pickle). The result is a skops artifact whose types are checked against Gyre's allowlist
+plus the types the command explicitly allows (--allow-type, recorded in the manifest and honoured only for a pinned
+model), so the server never unpickles anything.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from gyre.api import env
 from gyre.api.dataset import ColumnKind
-from gyre.training.artifact import MODEL_FILE, check_trusted, library_versions
+from gyre.training.artifact import MODEL_FILE, check_trusted, gyre_allowlist, library_versions
 from gyre.training.manifest import (
     MANIFEST_FILE,
     ArtifactRef,
@@ -44,8 +45,13 @@ def import_joblib(
     categorical: Sequence[str] = (),
     target_name: str = "target",
     image: str | None = None,
+    allow_types: Sequence[str] = (),
 ) -> ModelManifest:
-    """Load `source` with joblib (only when `trust_pickle`), save it with skops and write a manifest."""
+    """Load `source` with joblib (only when `trust_pickle`), save it with skops and write a manifest.
+
+    `allow_types` are module-qualified types or functions (as skops records them, e.g. `numpy.log1p`) allowed beyond
+    Gyre's allowlist; only those the model holds are recorded. The model's digest is the manifest's `sha256()`.
+    """
     if not trust_pickle:
         raise ImportError_(
             "refusing to load a joblib/pickle file: unpickling runs arbitrary code from the file. Pass "
@@ -73,7 +79,8 @@ def import_joblib(
     if n_in is not None and n_in != len(names):
         raise ImportError_(f"the model expects {n_in} features but {len(names)} feature names were given")
     model_bytes = sio.dumps(model)
-    check_trusted(sio.get_untrusted_types(data=model_bytes))
+    held = check_trusted(model_bytes, allowed=allow_types)
+    extra = sorted(set(held) & (set(allow_types) - gyre_allowlist()))
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])] or None
     features = [
@@ -99,7 +106,9 @@ def import_joblib(
         features=features,
         target=TargetSpec(name=target_name, classes=classes if task == "classification" else None),
         dataset=None,
-        artifact=ArtifactRef(path=MODEL_FILE, sha256=hashlib.sha256(model_bytes).hexdigest()),
+        artifact=ArtifactRef(
+            path=MODEL_FILE, sha256=hashlib.sha256(model_bytes).hexdigest(), allowed_types=extra
+        ),
         onnx=OnnxInfo(
             status="unavailable", reason="imported model: no held-out data to verify an ONNX conversion"
         ),
@@ -109,5 +118,5 @@ def import_joblib(
         created_at=datetime.now(UTC).replace(microsecond=0),
         lineage=Lineage(trigger=f"import:{source_path.name}"),
     )
-    (out / MANIFEST_FILE).write_text(manifest.to_json())
+    (out / MANIFEST_FILE).write_bytes(manifest.to_bytes())
     return manifest

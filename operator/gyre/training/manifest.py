@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
@@ -64,6 +65,9 @@ class ArtifactRef(_Model):
 
     path: str = "model.skops"
     sha256: str
+    allowed_types: list[str] = Field(default_factory=list)
+    """Types beyond Gyre's allowlist that `gyre model import --allow-type` explicitly allowed in this file. The
+    loader honours them only for a pinned model (the pin covers this manifest), never for an unpinned load."""
 
 
 class OnnxInfo(_Model):
@@ -95,7 +99,12 @@ class Lineage(_Model):
 
 
 class ModelManifest(_Model):
-    """`manifest.json`: everything known about a model directory; the server checks artifact.sha256 first."""
+    """`manifest.json`: everything known about a model directory.
+
+    The sha256 of manifest.json's exact bytes is the model's digest (TrainingRun status.modelSha256, the server's
+    --expect-sha256). The manifest records the sha256 of every file the server reads (artifact, onnx), so that one
+    digest pins them all.
+    """
 
     format_version: Literal[1] = 1
     name: str
@@ -118,3 +127,11 @@ class ModelManifest(_Model):
     def to_json(self) -> str:
         """The manifest as written to manifest.json (camelCase keys)."""
         return self.model_dump_json(by_alias=True, indent=2)
+
+    def to_bytes(self) -> bytes:
+        """The exact bytes of manifest.json: the input of the model's digest."""
+        return self.to_json().encode()
+
+    def sha256(self) -> str:
+        """The model's digest: hex sha256 of `to_bytes()`, i.e. of manifest.json as written."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()

@@ -41,7 +41,7 @@ class TrainReport(_Report):
     model_uri: str | None = None
     """URL of the model directory (model.skops, manifest.json, model.onnx)."""
     model_sha256: str | None = None
-    """Hex sha256 of model.skops."""
+    """The model's digest: hex sha256 of manifest.json, which records the sha256 of every other model file."""
     onnx: Literal["verified", "unavailable"] | None = None
     onnx_reason: str | None = None
     dataset_fingerprint: str | None = None

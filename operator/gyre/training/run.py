@@ -162,7 +162,7 @@ def _run(job: TrainJob) -> TrainReport:
         metrics=result.metrics,
         params=params,
         model_uri=model_uri,
-        model_sha256=manifest.artifact.sha256,
+        model_sha256=manifest.sha256(),
         onnx=manifest.onnx.status,
         onnx_reason=manifest.onnx.reason or None,
         dataset_fingerprint=fingerprint,

@@ -206,6 +206,25 @@ def test_a_store_without_a_claim_creates_none() -> None:
     assert [k for k, _, _ in kinds(plan_modeldeployment(obs))] == ["Apply", "Apply", "Apply"]
 
 
+@pytest.mark.parametrize(
+    ("model", "pin"),
+    [
+        ({"uri": "s3://bucket/models/iris"}, None),
+        ({"uri": "s3://bucket/models/iris", "sha256": "ab" * 32}, "ab" * 32),
+        ({"uri": "s3://bucket/models/iris", "sha256": "sha256:" + "ab" * 32}, "ab" * 32),
+    ],
+)
+def test_a_uri_model_is_served_pinned_to_its_sha256_when_given(
+    model: dict[str, str], pin: str | None
+) -> None:
+    world = World({"model": model}, runs=[])
+    plan = world.reconcile()
+    (deployment,) = [a.body for a in plan.actions if isinstance(a, Apply) and a.body["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env.get("GYRE_MODEL_SHA256") == pin
+    assert plan.status.model_version is not None and plan.status.model_version.sha256 == pin
+
+
 def test_in_steady_state_a_reconcile_plans_nothing_and_changes_no_status() -> None:
     world = World({"model": ref("iris-a"), "replicas": 2}, runs=[run("iris-a")]).ready()
     before = world.status

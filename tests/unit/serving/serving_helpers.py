@@ -28,6 +28,13 @@ def write_model_dir(result: TrainingResult, directory: Path, *, name: str, onnx:
     return directory
 
 
+def flip_byte(path: Path) -> None:
+    """Tamper with a file: invert its middle byte."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 @dataclass
 class Trained:
     """A trained model, its directory and rows to query it with."""

@@ -57,7 +57,7 @@ async def test_metrics_exposed(
     for label in set(expected.tolist()):
         counted = _metric(text, f'gyre_predictions_total{{class="{label}"}}')
         assert counted >= int((expected == label).sum())
-    info = f'gyre_model_info{{inference="onnx",model="iris",run="default/iris",sha256="{model.manifest.artifact.sha256}",track="",version="{model.version}"}}'
+    info = f'gyre_model_info{{inference="onnx",model="iris",run="default/iris",sha256="{model.sha256}",track="",version="{model.version}"}}'
     assert _metric(text, info) == 1
 
 

@@ -216,7 +216,7 @@ async def test_health_readiness_and_metadata(served: Callable[[str, str], Served
         {"name": "predict_proba", "datatype": "FP32", "shape": [-1, 2]},
     ]
     assert meta["parameters"]["inference_path"] == "onnx"
-    assert meta["parameters"]["sha256"] == model.manifest.artifact.sha256
+    assert meta["parameters"]["sha256"] == model.sha256
 
 
 async def test_versioned_infer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def test_trial_of_a_search_writes_its_own_directory(
     manifest = ModelManifest.model_validate_json((directory / "manifest.json").read_text())
     assert manifest.lineage.training_run == "ns/iris-rf" and manifest.lineage.trial == 1
     assert manifest.dataset is not None and manifest.dataset.fingerprint == dataset.fingerprint
-    assert json.loads((directory / "report.json").read_text())["modelSha256"] == manifest.artifact.sha256
+    digest = hashlib.sha256((directory / "manifest.json").read_bytes()).hexdigest()
+    assert json.loads((directory / "report.json").read_text())["modelSha256"] == digest == manifest.sha256()
 
 
 def test_changed_data_is_refused(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -98,7 +99,8 @@ def test_local_cli_matches_the_in_process_trainer(tmp_path: Path, monkeypatch: p
     )
     assert manifest.metrics == in_process.metrics
     assert manifest.params == {"n_estimators": 15} and manifest.seed == 3
-    assert json.loads((tmp_path / "log").read_text())["modelSha256"] == manifest.artifact.sha256
+    digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    assert json.loads((tmp_path / "log").read_text())["modelSha256"] == digest
 
 
 def test_local_cli_reports_missing_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
