@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from kubetest import Custom, condition, events, read_or_none, wait_for
+from kubetest import INSTANCE, INSTANCE_LABEL, Custom, condition, events, read_or_none, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,8 @@ RUN = {"datasetRef": {"name": "iris"}, "estimator": {"kind": "RandomForestClassi
 
 @pytest.fixture()
 def admission_policy(k8s: kubernetes.client.ApiClient, namespace: str) -> Iterator[None]:
-    """The install's ValidatingAdmissionPolicy, unchanged except for its allowed list and name, bound to `namespace`."""
+    """The install's ValidatingAdmissionPolicy, unchanged except for its name, its allowed list and the operator
+    instance it serves (the tests' own), bound to `namespace`."""
     docs = [d for d in yaml.safe_load_all((ROOT / "manifests/operator/operator.yaml").read_text()) if d]
     policy = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicy")
     binding = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding")
@@ -31,6 +32,7 @@ def admission_policy(k8s: kubernetes.client.ApiClient, namespace: str) -> Iterat
     policy["metadata"] = {"name": name}
     (allowed,) = (v for v in policy["spec"]["variables"] if v["name"] == "allowed")
     allowed["expression"] = json.dumps(["gyre:dev", "registry.example.com/ml/", "python", DIGEST])
+    policy["spec"]["matchConstraints"]["objectSelector"] = {"matchLabels": {INSTANCE_LABEL: INSTANCE}}
     binding["metadata"] = {"name": name}
     binding["spec"]["policyName"] = name
     binding["spec"]["matchResources"] = {
