@@ -1,10 +1,12 @@
 """`gyre drift check`: the DriftMonitor's check, on local files.
 
-    gyre drift check --reference ref.parquet --current cur.csv [--output report.json]
+    gyre drift check --reference ref.parquet --current cur.csv [--output report.json] [--html report.html]
+    gyre drift report NAMESPACE/MONITOR [--output report.html]
 
 REF is a CSV or Parquet table (profiled on the fly, column kinds inferred) or a stored `profile.json`; CUR is a
 CSV or Parquet table with the reference's columns. Exit code 0 means the check ran, whatever the verdict; bad input
-exits with 2 and a one-line reason on stderr.
+exits with 2 and a one-line reason on stderr. `gyre drift report` fetches the HTML report of a DriftMonitor's
+latest check through the artifact store (`status.htmlReportUri`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def register(subparsers: Any) -> None:
     """Add `gyre drift check` to the `gyre` command line."""
     drift = subparsers.add_parser("drift", help="Data drift checks")
     drift_sub = drift.add_subparsers(dest="drift_command", required=True, metavar="SUBCOMMAND")
+    # `gyre drift report` talks to the cluster, so gyre.controllers.drift_report adds it to this group.
+    drift.set_defaults(subcommands=drift_sub)
     chk = drift_sub.add_parser(
         "check",
         help="Compare a current table with a reference table or profile.json",
@@ -42,6 +46,16 @@ def register(subparsers: Any) -> None:
     chk.add_argument("--reference", required=True, metavar="REF", help="CSV, Parquet or profile.json")
     chk.add_argument("--current", required=True, metavar="CUR", help="CSV or Parquet")
     chk.add_argument("--output", metavar="OUT.json", help="write the report here instead of stdout")
+    chk.add_argument("--html", metavar="OUT.html", help="also write the report as a self-contained HTML page")
+    chk.add_argument(
+        "--preset",
+        choices=["gyre", "evidently"],
+        default="gyre",
+        help="gyre: significance (corrected across columns) and a minimum effect; evidently: Evidently's defaults",
+    )
+    chk.add_argument(
+        "--alpha", type=float, default=0.05, help="false discovery rate of the gyre preset (0.05)"
+    )
     chk.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share threshold (0.5)")
     chk.add_argument("--min-rows", type=int, default=30, help="minimum current values per column (30)")
     chk.add_argument(
@@ -118,6 +132,8 @@ def _config(args: argparse.Namespace) -> DriftConfig:
             {
                 "drift_share": args.drift_share,
                 "min_rows": args.min_rows,
+                "preset": args.preset,
+                "alpha": args.alpha,
                 "overrides": _parse_overrides(args.method),
             }
         )
@@ -144,6 +160,14 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"gyre drift check: error: {exc}", file=sys.stderr)
         return 2
     text = report.to_json()
+    if args.html:
+        from gyre.drift.html import render_html
+
+        try:
+            Path(args.html).write_text(render_html(report, title=f"Drift: {Path(args.current).name}"))
+        except OSError as exc:
+            print(f"gyre drift check: error: cannot write {args.html}: {exc}", file=sys.stderr)
+            return 2
     if args.output:
         try:
             Path(args.output).write_text(text + "\n")
