@@ -30,6 +30,7 @@ pytest_tier() { # pytest_tier NAME DIR
 }
 
 stage verify make -s verify
+stage test-deps hack/test-deps.sh
 stage unit pytest_tier unit tests/unit
 
 # The component build is its own stage so the summary shows cold (a real build) and warm (cached) setup apart.
