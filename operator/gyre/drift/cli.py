@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from gyre.drift.check import DriftConfig
     from gyre.drift.profile import ReferenceProfile
 
-__all__ = ["register", "run_check"]
+__all__ = ["load_reference", "register", "run_check"]
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
@@ -90,7 +90,8 @@ def _read_table(path: Path) -> pd.DataFrame:
     )
 
 
-def _load_reference(path: Path) -> ReferenceProfile:
+def load_reference(path: Path) -> ReferenceProfile:
+    """A stored profile.json, or the profile of a CSV or Parquet table (Parquet one column at a time)."""
     from pydantic import ValidationError
 
     from gyre.drift.profile import ReferenceProfile, build_profile
@@ -102,7 +103,28 @@ def _load_reference(path: Path) -> ReferenceProfile:
             return ReferenceProfile.from_json(path.read_bytes())
         except ValidationError as exc:
             raise _InputError(f"{path}: not a Gyre reference profile: {exc.errors()[0]['msg']}") from exc
+    if path.name.lower().endswith((".parquet", ".pq")) and path.is_file():
+        return _profile_parquet(path)
     return build_profile(_read_table(path))
+
+
+def _profile_parquet(path: Path) -> ReferenceProfile:
+    """Profile a Parquet reference one column at a time: peak memory is one column, not the whole table (the
+    profile of each column depends on that column alone)."""
+    import pyarrow.parquet as pq
+
+    from gyre.drift.profile import ReferenceProfile, build_profile
+
+    try:
+        parquet = pq.ParquetFile(path)
+        columns = {}
+        for name in parquet.schema_arrow.names:
+            frame = parquet.read(columns=[name]).to_pandas()
+            columns.update(build_profile(frame).columns)
+            del frame
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise _InputError(f"{path}: cannot read: {exc}") from exc
+    return ReferenceProfile(row_count=parquet.metadata.num_rows, columns=columns)
 
 
 def _parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -150,7 +172,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     try:
         config = _config(args)
-        profile = _load_reference(Path(args.reference))
+        profile = load_reference(Path(args.reference))
         current = _read_table(Path(args.current))
         absent = [name for name in profile.columns if name not in current.columns]
         if absent:

@@ -122,3 +122,22 @@ def test_bad_files_exit_non_zero(
     (tmp_path / "cur.txt").write_text("x")
     assert main(["drift", "check", "--reference", str(ref), "--current", str(tmp_path / "cur.txt")]) == 2
     assert "unsupported file type" in capsys.readouterr().err
+
+
+def test_a_parquet_reference_is_profiled_column_by_column_to_the_same_profile(tmp_path: Path) -> None:
+    from gyre.drift.cli import load_reference
+
+    rng = np.random.default_rng(12)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(0, 1, 3000),
+            "n": rng.poisson(2, 3000),
+            "c": rng.choice([f"v{i}" for i in range(300)], 3000),
+            "b": rng.random(3000) < 0.3,
+        }
+    )
+    frame.loc[::7, "x"] = np.nan
+    frame.to_parquet(tmp_path / "ref.parquet")
+    streamed = load_reference(tmp_path / "ref.parquet")
+    whole = build_profile(frame)
+    assert streamed.model_dump(exclude={"created_at"}) == whole.model_dump(exclude={"created_at"})
