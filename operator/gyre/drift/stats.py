@@ -58,17 +58,21 @@ def ks_pvalue(ref_sample: FloatArray, current: FloatArray, *, n_ref: int, sample
     Kolmogorov distribution of the effective size n_ref * n_cur / (n_ref + n_cur) at the true sizes, which is what
     `ks_2samp` itself uses once a sample exceeds 10,000 values; above KS_ASYMPTOTIC_N, from its limiting law.
     """
+    n_cur = current.size
+    en = n_ref * n_cur / (n_ref + n_cur)
+    if not sample_exact and en > KS_ASYMPTOTIC_N:
+        # The limiting law (scipy.special.kolmogorov = kstwobign.sf) spares the scipy.stats import (about a second
+        # per check Job) and kstwo.sf's ~0.2 s per call at n ~ 1e5; its p-value is a little larger (conservative,
+        # at most ~2% relative from n = 10,000 on).
+        from scipy.special import kolmogorov
+
+        d = ks_statistic(np.sort(ref_sample), np.sort(current))
+        return float(np.clip(kolmogorov(d * math.sqrt(en)), 0.0, 1.0))
     from scipy import stats as sstats
 
     if sample_exact:
         return float(sstats.ks_2samp(ref_sample, current).pvalue)
     d = ks_statistic(np.sort(ref_sample), np.sort(current))
-    n_cur = current.size
-    en = n_ref * n_cur / (n_ref + n_cur)
-    if en > KS_ASYMPTOTIC_N:
-        # kstwo.sf costs ~0.2 s per call at n ~ 1e5; the limiting law's p-value is a little larger (conservative,
-        # at most ~2% relative from n = 10,000 on).
-        return float(np.clip(sstats.kstwobign.sf(d * math.sqrt(en)), 0.0, 1.0))
     return float(np.clip(sstats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
 
 
@@ -206,10 +210,16 @@ def total_variation(ref_counts: FloatArray, cur_counts: FloatArray) -> float:
 
 
 def benjamini_hochberg(pvalues: list[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (`scipy.stats.false_discovery_control`); the empty list stays empty."""
-    if not pvalues:
-        return []
-    from scipy.stats import false_discovery_control
+    """Benjamini-Hochberg adjusted p-values: min over k >= rank of p_(k) * m / k, capped at 1.
 
-    adjusted = false_discovery_control(np.asarray(pvalues, dtype=float), method="bh")
-    return [float(x) for x in np.atleast_1d(adjusted)]
+    The same numbers as `scipy.stats.false_discovery_control(p, method="bh")` (tests/unit/drift pins them), in
+    numpy: importing scipy.stats costs about a second of CPU, which every scheduled check would pay for 5 lines.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    if p.size == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * p.size / np.arange(1, p.size + 1)
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return [float(x) for x in adjusted]
