@@ -516,11 +516,7 @@ def _chart(col: ColumnProfile, table: _Table | None, values: FloatArray | None) 
         return Chart(kind="bars", labels=labels, reference=_round(ref_out), current=_round(cur_out))
     assert values is not None and col.sample is not None
     sample = np.asarray(col.sample, dtype=float)
-    both = (
-        np.quantile(np.concatenate([sample[[0, -1]], values]), [0.005, 0.995])
-        if values.size
-        else sample[[0, -1]]
-    )
+    both = np.quantile(values, [0.005, 0.995]) if values.size else sample[[0, -1]]
     lo = float(min(np.quantile(sample, 0.005), both[0]))
     hi = float(max(np.quantile(sample, 0.995), both[1]))
     if not hi > lo:

@@ -84,6 +84,12 @@ def _svg(name: str, chart: Chart) -> str:
     return "".join(parts)
 
 
+def _verdict_cell(col: ColumnDrift) -> str:
+    if col.drifted:
+        return "drift" if col.value_drifted else "drift (missing rate)"
+    return "no drift" if col.status == "ok" else col.status.replace("_", " ")
+
+
 def _feature(col: ColumnDrift) -> str:
     verdict = (
         "drift" if col.drifted else ("insufficient_data" if col.status == "insufficient_data" else "no_drift")
@@ -128,7 +134,7 @@ def render_html(report: DriftReport, *, title: str = "Drift report") -> str:
     rows = "".join(
         f'<tr><td><a href="#f-{escape(c.column)}">{escape(c.column)}</a></td><td>{escape(c.method or "")}</td>'
         f"<td>{_fmt(c.effect)}</td><td>{_fmt(c.pvalue_adjusted if c.pvalue_adjusted is not None else c.score)}"
-        f"</td><td>{'drift' if c.drifted else c.status if c.status != 'ok' else 'no drift'}</td></tr>"
+        f"</td><td>{_verdict_cell(c)}</td></tr>"
         for c in ordered
     )
     window = ""
