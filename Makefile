@@ -100,8 +100,8 @@ demo: venv cluster-up image deploy ## The whole loop on the local cluster
 e2e-kind: venv ## Run the e2e suite on a kind cluster (needs Docker that can pull images)
 	hack/e2e-kind.sh
 
-bench-drift: venv ## Drift benchmark against Evidently
-	$(PY) benchmarks/drift/run.py
+bench-drift: venv ## Drift benchmark against Evidently (BENCH_ARGS=--preset gyre ...)
+	$(PY) benchmarks/drift/run.py $(BENCH_ARGS)
 
 bench-serving: venv ## Serving benchmark against MLServer and KServe
 	$(PY) benchmarks/serving/run.py
