@@ -19,7 +19,7 @@ KUBECONFIG := $(LOCAL_KUBECONFIG)
 endif
 export KUBECONFIG
 
-.PHONY: help venv lock lint typecheck verify manifests test test-unit test-integration test-e2e \
+.PHONY: help venv lock lint typecheck verify manifests test test-deps test-unit test-integration test-e2e \
         cluster-build cluster-up cluster-down cluster-env cluster-status image deploy undeploy demo \
         e2e-kind bench-drift bench-serving bench-burst clean
 
@@ -57,7 +57,10 @@ verify: venv ## Fail when generated files, lint or types are not clean
 test: venv ## Run every tier: unit, integration and e2e (brings the test cluster up)
 	hack/test-all.sh
 
-test-unit: venv ## Pure code, seconds (chart tests render with the pinned helm of `make cluster-build`)
+test-deps: ## System packages the tests need (headless Chromium for the drift report test)
+	@hack/test-deps.sh
+
+test-unit: venv test-deps ## Pure code, seconds (chart tests render with the pinned helm of `make cluster-build`)
 	eval "$$(hack/cluster/env.sh)" && $(PY) -m pytest tests/unit -q
 
 test-integration: venv cluster-up ## The operator against a real API server
@@ -97,8 +100,8 @@ demo: venv cluster-up image deploy ## The whole loop on the local cluster
 e2e-kind: venv ## Run the e2e suite on a kind cluster (needs Docker that can pull images)
 	hack/e2e-kind.sh
 
-bench-drift: venv ## Drift benchmark against Evidently
-	$(PY) benchmarks/drift/run.py
+bench-drift: venv ## Drift benchmark against Evidently (BENCH_ARGS=--preset gyre ...)
+	$(PY) benchmarks/drift/run.py $(BENCH_ARGS)
 
 bench-serving: venv ## Serving benchmark against MLServer and KServe
 	$(PY) benchmarks/serving/run.py

@@ -41,6 +41,7 @@ built=0
 export PATH="$(source hack/cluster/lib.sh && echo "$K8S_BIN:$HELM_BIN"):$PATH"
 
 stage verify make -s verify
+stage test-deps hack/test-deps.sh
 stage unit pytest_tier unit tests/unit
 
 if [ $built = 1 ] && stage cluster-up make -s cluster-up; then

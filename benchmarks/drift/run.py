@@ -7,10 +7,14 @@ writes both as Parquet, then runs three child processes, one at a time:
 
 - gyre-profile: read the reference, build the profile, write profile.json (done once per Dataset version);
 - gyre-check: read profile.json and the current table, run the check (what a DriftMonitor does on schedule);
+- gyre-cli-raw: `gyre drift check --reference reference.parquet --current current.parquet --output ...`, the whole
+  process from raw tables to the report (profile built on the fly);
+- gyre-cli-profile: the same command with `--reference profile.json` (the scheduled check as one process);
 - evidently: read both tables, run `Report([DataDriftPreset()])` (Evidently's default), in its own venv under
   ${GYRE_CACHE:-~/.cache/gyre}/bench/evidently-venv, created here on first use (Evidently's pins conflict with ours).
 
-Wall time is measured around each child; peak memory is the child's own ru_maxrss from os.wait4 (tracemalloc misses
+Both venvs get their bytecode compiled first (as pip does in the image; PYTHONDONTWRITEBYTECODE would otherwise
+make every child recompile what it imports). Wall time is measured around each child; peak memory is the child's own ru_maxrss from os.wait4 (tracemalloc misses
 numpy's allocations). Both sides pay for interpreter start, imports and Parquet reads; the in-process compute time
 is reported too. Prints a table of ratios and per-column verdict agreement, and writes WORKDIR/results.json.
 """
@@ -161,6 +165,48 @@ class Run:
         )
 
 
+def compile_bytecode(python: Path) -> None:
+    """Compile a venv's site-packages (and Gyre's sources) once, so children import from .pyc as in the image."""
+    code = "import site, sys; print('\\n'.join(site.getsitepackages()))"
+    dirs = subprocess.run(
+        [str(python), "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [str(python), "-m", "compileall", "-q", "-j", "0", *dirs, str(ROOT / "operator" / "gyre")],
+        check=False,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def run_cli(argv: list[str], report_file: Path) -> Run:
+    """Run `gyre drift check` as its own process; the result is the report it wrote."""
+    report_file.unlink(missing_ok=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"child failed: {' '.join(argv)}")
+    report = json.loads(report_file.read_text())
+    result = {
+        "compute_s": wall,
+        "columns": {
+            c["column"]: {
+                "method": c["method"],
+                "score": c["score"],
+                "threshold": c["threshold"],
+                "drifted": c["drifted"],
+            }
+            for c in report["columns"]
+        },
+        "drift_share": report["driftShare"],
+        "verdict": report["verdict"],
+    }
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, result)
+
+
 def run_child(argv: list[str], result_file: Path) -> Run:
     """Run a child to completion; wall time, CPU time (user + sys) and the child's peak RSS (os.wait4)."""
     result_file.unlink(missing_ok=True)
@@ -222,14 +268,16 @@ def child_check(workdir: Path) -> None:
     t0 = time.perf_counter()
     import pandas as pd
 
-    from gyre.drift.check import check_frame
+    from gyre.drift.check import DriftConfig, check_frame
     from gyre.drift.profile import ReferenceProfile
 
     t_import = time.perf_counter()
     profile = ReferenceProfile.from_json((workdir / "profile.json").read_bytes())
     current = pd.read_parquet(workdir / "current.parquet")
     t_read = time.perf_counter()
-    report = check_frame(profile, current)
+    report = check_frame(
+        profile, current, DriftConfig(preset=os.environ.get("GYRE_BENCH_PRESET", "evidently"))
+    )  # type: ignore[arg-type]
     t_done = time.perf_counter()
     out = {
         "import_s": t_import - t0,
@@ -310,8 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--quick", action="store_true", help="20k/5k rows: a smoke run")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--regenerate", action="store_true", help="write the tables even when they exist")
     parser.add_argument(
         "--repeat", type=int, default=2, help="runs of each side, interleaved; the best is kept"
+    )
+    parser.add_argument(
+        "--preset", choices=["gyre", "evidently"], default="evidently", help="Gyre's preset in the timed runs"
     )
     parser.add_argument("--child", choices=["generate", "profile", "check"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -335,23 +387,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     me = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir)]
     sizes = ["--ref-rows", str(args.ref_rows), "--cur-rows", str(args.cur_rows), "--seed", str(args.seed)]
-    run_child([*me, *sizes, "--child", "generate"], workdir / "generate.json")
+    if not (workdir / "current.parquet").exists() or args.regenerate:
+        run_child([*me, *sizes, "--child", "generate"], workdir / "generate.json")
     me.append("--child")
+    os.environ["GYRE_BENCH_PRESET"] = args.preset
+    compile_bytecode(Path(sys.executable))
+    compile_bytecode(evidently_python)
     evidently_argv = [str(evidently_python), str(HERE / "evidently_child.py"), str(workdir)]
-    profile = check = evidently = None
+    gyre_cli = [sys.executable, "-m", "gyre", "drift", "check", "--preset", args.preset, "--current"]
+    raw_argv = [
+        *gyre_cli,
+        str(workdir / "current.parquet"),
+        "--reference",
+        str(workdir / "reference.parquet"),
+    ]
+    prof_argv = [*gyre_cli, str(workdir / "current.parquet"), "--reference", str(workdir / "profile.json")]
+    out = workdir / "gyre-cli-report.json"
+    profile = check = evidently = raw = cli_prof = None
     for i in range(max(args.repeat, 1)):
         print(
-            f"run {i + 1}/{args.repeat}: gyre profile, gyre check, evidently DataDriftPreset...", flush=True
+            f"run {i + 1}/{args.repeat}: gyre profile, check, CLI raw, CLI profile; evidently...", flush=True
         )
         profile = run_child([*me, "profile"], workdir / "gyre-profile.json").best(profile)
         check = run_child([*me, "check"], workdir / "gyre-check.json").best(check)
+        raw = run_cli([*raw_argv, "--output", str(out)], out).best(raw)
+        cli_prof = run_cli([*prof_argv, "--output", str(out)], out).best(cli_prof)
         evidently = run_child(evidently_argv, workdir / "evidently.json").best(evidently)
-    assert profile is not None and check is not None and evidently is not None
-    report(args, workdir, profile, check, evidently)
+    assert profile and check and evidently and raw and cli_prof
+    report(args, workdir, profile, check, evidently, raw, cli_prof)
     return 0
 
 
-def report(args: argparse.Namespace, workdir: Path, profile: Run, check: Run, ev: Run) -> None:
+def report(
+    args: argparse.Namespace, workdir: Path, profile: Run, check: Run, ev: Run, raw: Run, cli_prof: Run
+) -> None:
     """Print the tables and write results.json."""
     rows = compare(check.result, ev.result)
     both = Run(
@@ -372,6 +441,13 @@ def report(args: argparse.Namespace, workdir: Path, profile: Run, check: Run, ev
         | profile.result,
         "gyre_check": {"wall_s": check.wall_s, "cpu_s": check.cpu_s, "maxrss_mib": check.maxrss_mib}
         | check.result,
+        "preset": args.preset,
+        "gyre_cli_raw": {"wall_s": raw.wall_s, "cpu_s": raw.cpu_s, "maxrss_mib": raw.maxrss_mib},
+        "gyre_cli_profile": {
+            "wall_s": cli_prof.wall_s,
+            "cpu_s": cli_prof.cpu_s,
+            "maxrss_mib": cli_prof.maxrss_mib,
+        },
         "evidently": {"wall_s": ev.wall_s, "cpu_s": ev.cpu_s, "maxrss_mib": ev.maxrss_mib} | ev.result,
         "agreement": rows,
     }
@@ -399,6 +475,8 @@ def report(args: argparse.Namespace, workdir: Path, profile: Run, check: Run, ev
     line("gyre check (scheduled)", check)
     line("gyre profile (once per version)", profile)
     line("gyre profile + check", both)
+    line("gyre drift check RAW RAW", raw)
+    line("gyre drift check PROFILE RAW", cli_prof)
     print(
         f"{'evidently DataDriftPreset':32}{ev.wall_s:8.2f}{ev.cpu_s:8.2f}{ev.result['compute_s']:10.3f}"
         f"{ev.maxrss_mib:9.0f}"

@@ -17,7 +17,8 @@ _COMMAND_MODULES = (
     "gyre.data.cli",  # profile
     "gyre.training.cli",  # train, model import
     "gyre.serving.cli",  # serve
-    "gyre.drift.cli",  # drift check
+    "gyre.drift.cli",  # drift check, drift run
+    "gyre.controllers.drift_report",  # drift report (after gyre.drift.cli: it joins that group)
 )
 
 

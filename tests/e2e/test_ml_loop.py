@@ -277,6 +277,9 @@ def test_drift_triggers_a_guarded_retrain_that_rolls_out(kube: Kube) -> None:
     traffic("shifted", 1.5)
     drifted = kube.wait_condition("DriftMonitor", "iris", "Drifted", "True", timeout=180)["status"]
     assert any(f["drifted"] for f in drifted["features"]), drifted
+    # The HTML report lies beside the JSON one, and every feature carries its effect size (preset gyre).
+    assert drifted["htmlReportUri"] == drifted["reportUri"].removesuffix(".json") + ".html", drifted
+    assert all(f.get("effect") is not None for f in drifted["features"] if f.get("status") == "ok"), drifted
     reasons = {r for _, r, _ in kube.events("iris")}
     assert "DriftDetected" in reasons
 

@@ -30,7 +30,7 @@ __all__ = [
     "Window",
 ]
 
-DriftMethod = Literal["psi", "ks", "chisquare", "z", "jensenshannon", "wasserstein"]
+DriftMethod = Literal["psi", "ks", "ks_welch", "chisquare", "z", "jensenshannon", "wasserstein"]
 
 
 class ReferenceSpec(ApiModel):
@@ -87,11 +87,12 @@ class FeatureThreshold(ApiModel):
     """Per-feature override of the drift test."""
 
     method: DriftMethod | None = None
-    """Statistic to use. By default it follows Evidently's choice: with up to 1000 reference rows ks for numeric,
-    chisquare for categorical and z (two-proportion test) for binary features; above that wasserstein for numeric
-    and jensenshannon for the others."""
+    """Statistic to use; setting it (or threshold) decides this feature by the threshold rule alone, outside the
+    preset's correction. Without it the preset chooses: gyre uses ks_welch for numeric and chisquare for the
+    others; evidently follows Evidently (up to 1000 reference rows ks, chisquare or z; above, wasserstein for
+    numeric and jensenshannon for the others)."""
     threshold: float | None = Field(default=None, ge=0)
-    """Score above which (p-value below which, for ks and chisquare) the feature counts as drifted."""
+    """Score at or above which (p-value below which, for ks, ks_welch, chisquare and z) the feature drifts."""
     enabled: bool = True
     """False ignores the feature entirely."""
 
@@ -101,6 +102,14 @@ class Thresholds(ApiModel):
 
     drift_share: float = Field(default=0.5, gt=0, le=1)
     """The dataset drifts when at least this fraction of features drift."""
+    preset: Literal["gyre", "evidently"] = "gyre"
+    """gyre: a feature drifts when its change is significant after a Benjamini-Hochberg correction across all the
+    features' tests and at least a small effect (docs/drift.md); evidently: Evidently's default tests and
+    thresholds, with today's verdicts."""
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """gyre preset: the false discovery rate across the check's tests."""
+    missing_counts_as_drift: bool = True
+    """Whether a significant rise of a feature's missing rate makes it drift (else it is only reported)."""
     per_feature: dict[str, FeatureThreshold] | None = Field(default=None, max_length=1024)
     """Feature name -> method and threshold overrides."""
 
@@ -164,7 +173,9 @@ class FeatureDrift(StatusModel):
     score: float | None = None
     """Its value (a p-value for ks, chisquare and z; a distance otherwise)."""
     threshold: float | None = None
-    """The threshold it was compared with."""
+    """The threshold it was compared with (alpha, for the gyre preset's adjusted p-value)."""
+    effect: float | None = None
+    """Effect size: Wasserstein distance in reference standard deviations (numeric) or total variation distance."""
     drifted: bool
     """Whether the feature drifted (in its values, or in a rising missing rate)."""
     status: str | None = None
@@ -206,6 +217,8 @@ class DriftMonitorStatus(StatusModel):
     """The check Job under way, if any."""
     report_uri: str | None = None
     """Full JSON report of the last check in the artifact store."""
+    html_report_uri: str | None = None
+    """The same report as a self-contained HTML page (`gyre drift report NAMESPACE/NAME` fetches it)."""
     pending_retrain_check: int | None = None
     """A retrain decided at this check, waiting for the Dataset to re-read its source first."""
     refresh_requested_at: datetime | None = None

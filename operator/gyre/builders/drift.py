@@ -50,6 +50,9 @@ def drift_config(spec: DriftMonitorSpec, features: list[str]) -> dict[str, Any]:
         if override.enabled and entry:
             overrides[column] = entry
     return {
+        "preset": thresholds.preset,
+        "alpha": thresholds.alpha,
+        "missingCountsAsDrift": thresholds.missing_counts_as_drift,
         "driftShare": thresholds.drift_share,
         "minRows": window.min_rows,
         "columns": [f for f in features if per_feature.get(f) is None or per_feature[f].enabled],

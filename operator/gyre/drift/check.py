@@ -1,28 +1,43 @@
 """Drift checks: a reference profile against a window of current data, column by column, then the dataset verdict.
 
-Default tests follow Evidently's documented rule (its DataDriftPreset), decided per column on the non-missing
-reference values and the distinct non-missing values of reference and current together (n_values):
+Two presets (`DriftConfig.preset`, documented with measurements in docs/drift.md):
+
+**gyre** (the default). Every column gets a significance test and an effect size, and drifts when the change is both
+significant after the Benjamini-Hochberg correction across all the tests of the check (false discovery rate `alpha`,
+default 0.05) and at least a small effect:
+
+| column | test (p-value) | effect size | minimum effect |
+|--------|----------------|-------------|----------------|
+| numeric, > 20 distinct reference values | `ks_welch`: KS and Welch's test of means, Bonferroni-combined (2 min p) | Wasserstein-1 / reference std | 0.02 sd |
+| categorical, binary, numeric with <= 20 distinct values | `chisquare`: two-sample homogeneity test | total variation distance | 0.01 |
+| missing rate (every column) | one-sided two-proportion z-test | rise of the missing rate | 0.02 |
+
+**evidently**: Evidently's documented rule (its DataDriftPreset), decided per column on the non-missing reference
+values and the distinct non-missing values of reference and current together (n_values):
 
 | reference values | numeric, n_values > 5 | numeric n_values <= 5, categorical, binary |
 |------------------|-----------------------|---------------------------------------------|
 | <= 1000          | KS (p < 0.05)         | chi-squared (p < 0.05), or the proportion z-test (p < 0.05) when n_values <= 2 |
 | > 1000           | Wasserstein / std (>= 0.1) | Jensen-Shannon distance (>= 0.1), whatever n_values |
 
-So the "binary" z-test only applies to small references; large binary columns use Jensen-Shannon, as in Evidently.
-The dataset drifts when drifted columns / evaluated columns >= drift_share (default 0.5, Evidently's `>=`).
+with the missing-rate rule below and no correction for multiplicity. In both presets the dataset drifts when drifted
+columns / evaluated columns >= drift_share (default 0.5, Evidently's `>=`), and a per-column override (method and/or
+threshold) decides that column by Evidently's threshold rule, outside the correction.
 
-One deliberate difference in a test, not in the selection: chi-squared is the two-sample test of homogeneity
-(see stats.chisquare_pvalue); Evidently's goodness-of-fit variant is anti-conservative on small references.
+Chi-squared is always the two-sample test of homogeneity (see stats.chisquare_pvalue); Evidently's goodness-of-fit
+variant is anti-conservative on small references. Categories beyond the profile's top K are compared through
+hashed tail buckets (profile.TAIL_BUCKETS), so a window of values the reference never had shows up as drift even
+when the reference had a million distinct values.
 
-Beyond Evidently, each column also gets a missing-rate rule (Evidently drops missing values silently): the column is
-flagged when its missing rate rose by at least `missing_min_increase` (absolute, default 0.05) and a one-sided
-two-proportion z-test gives p < `missing_alpha` (default 0.05). By default that flag counts as drift of the column.
+Missing values: the evidently preset flags a column whose missing rate rose by at least `missing_min_increase`
+(default 0.05) with a one-sided two-proportion z-test p < `missing_alpha` (0.05); the gyre preset puts that p-value
+in the corrected family with a minimum rise of 0.02. `missing_counts_as_drift` (default true) decides whether that
+flag makes the column drift.
 
 Outcomes are explicit, never NaN: see ColumnStatus. A constant reference column (std 0) is compared like any
-other: with few distinct values by frequencies (chi-squared, z-test or Jensen-Shannon: the same constant gives no
-drift, another value drift), otherwise by Wasserstein normalised by max(std, 0.001), as Evidently does, so any spread
-of the current values is drift. A category the reference never saw is counted (`unseenCategories`) and enters the
-tests as a category with reference frequency 0.
+other: with few distinct values by frequencies, otherwise by Wasserstein normalised by max(std, 0.001), as Evidently
+does, so any spread of the current values is drift. A category the reference never saw is counted
+(`unseenCategories`) and enters the tests as a category with reference frequency 0.
 """
 
 from __future__ import annotations
@@ -38,12 +53,14 @@ from pydantic.alias_generators import to_camel
 from gyre.drift import stats
 from gyre.drift.profile import (
     OTHER,
+    TAIL_BUCKETS,
     ColumnKind,
     ColumnProfile,
     ReferenceProfile,
     bin_counts,
     category_counts,
     numeric_values,
+    tail_bucket,
 )
 
 if TYPE_CHECKING:
@@ -51,9 +68,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "GYRE_MIN_EFFECT",
     "NUMERIC_ONLY_METHODS",
     "P_VALUE_METHODS",
     "SMALL_REFERENCE_MAX",
+    "Chart",
     "ColumnDrift",
     "ColumnOverride",
     "ColumnStatus",
@@ -62,6 +81,7 @@ __all__ = [
     "DriftConfigError",
     "DriftReport",
     "Method",
+    "Preset",
     "Verdict",
     "check",
     "check_frame",
@@ -69,7 +89,9 @@ __all__ = [
     "resolve_columns",
 ]
 
-Method = Literal["ks", "chisquare", "z", "jensenshannon", "wasserstein", "psi"]
+Method = Literal["ks_welch", "ks", "chisquare", "z", "jensenshannon", "wasserstein", "psi"]
+Preset = Literal["gyre", "evidently"]
+EffectMeasure = Literal["wasserstein_sd", "tvd"]
 ColumnStatus = Literal["ok", "all_missing", "mostly_missing", "insufficient_data"]
 """ok: the value test ran. all_missing / mostly_missing: the window has at least min_rows rows for the column but
 fewer than min_rows non-missing values (none at all for all_missing): the value test cannot run and the verdict comes
@@ -77,10 +99,11 @@ from the missing-rate rule alone. insufficient_data: fewer than min_rows rows, o
 column is not evaluated and does not count in the drift share."""
 Verdict = Literal["drift", "no_drift", "insufficient_data"]
 
-P_VALUE_METHODS: frozenset[str] = frozenset({"ks", "chisquare", "z"})
+P_VALUE_METHODS: frozenset[str] = frozenset({"ks_welch", "ks", "chisquare", "z"})
 """Drift when score < threshold; for the others (distances) drift when score >= threshold."""
-NUMERIC_ONLY_METHODS: frozenset[str] = frozenset({"ks", "wasserstein"})
+NUMERIC_ONLY_METHODS: frozenset[str] = frozenset({"ks_welch", "ks", "wasserstein"})
 DEFAULT_THRESHOLDS: dict[str, float] = {
+    "ks_welch": 0.05,
     "ks": 0.05,
     "chisquare": 0.05,
     "z": 0.05,
@@ -88,6 +111,10 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "wasserstein": 0.1,
     "psi": 0.1,
 }
+GYRE_MIN_EFFECT: dict[str, float] = {"wasserstein_sd": 0.02, "tvd": 0.01, "missing": 0.02}
+"""The gyre preset's smallest effects worth a verdict (docs/drift.md: set from the measured power tables)."""
+CHART_BINS = 30
+CHART_BARS = 20
 SMALL_REFERENCE_MAX = 1000
 """Evidently's split between small and large references (non-missing values)."""
 
@@ -112,6 +139,15 @@ class ColumnOverride(_Model):
 class DriftConfig(_Model):
     """How a check decides (the DriftMonitor spec maps onto this)."""
 
+    preset: Preset = "gyre"
+    """gyre: significance (Benjamini-Hochberg across columns) and a minimum effect; evidently: Evidently's
+    defaults (see the module docstring)."""
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """gyre preset: the false discovery rate across the check's tests."""
+    min_effect_numeric: float = Field(default=GYRE_MIN_EFFECT["wasserstein_sd"], ge=0)
+    """gyre preset: smallest Wasserstein distance, in reference standard deviations, that counts as drift."""
+    min_effect_categorical: float = Field(default=GYRE_MIN_EFFECT["tvd"], ge=0, le=1)
+    """gyre preset: smallest total variation distance that counts as drift."""
     drift_share: float = Field(default=0.5, gt=0, le=1)
     """The dataset drifts when drifted / evaluated columns >= drift_share."""
     min_rows: int = Field(default=30, ge=1)
@@ -120,8 +156,29 @@ class DriftConfig(_Model):
     """Columns to check; None means every profiled column."""
     overrides: dict[str, ColumnOverride] = Field(default_factory=dict)
     missing_alpha: float = Field(default=0.05, gt=0, lt=1)
-    missing_min_increase: float = Field(default=0.05, ge=0, le=1)
+    """evidently preset: p-value below which a rising missing rate is significant (gyre uses `alpha`, corrected)."""
+    missing_min_increase: float | None = Field(default=None, ge=0, le=1)
+    """Smallest rise of the missing rate (absolute) that counts; None: 0.02 (gyre) or 0.05 (evidently)."""
     missing_counts_as_drift: bool = True
+    """Whether a significant rise of the missing rate makes the column drift."""
+
+    def min_missing_increase(self) -> float:
+        """`missing_min_increase`, or the preset's default."""
+        if self.missing_min_increase is not None:
+            return self.missing_min_increase
+        return GYRE_MIN_EFFECT["missing"] if self.preset == "gyre" else 0.05
+
+
+class Chart(_Model):
+    """The two distributions a report draws for a column: shares per bin (numeric) or per category."""
+
+    kind: Literal["histogram", "bars"]
+    labels: list[str]
+    """Bars: category labels. Histogram: one label per bin (its range)."""
+    edges: list[float] | None = None
+    """Histogram: len(labels) + 1 bin edges; values beyond the ends are counted in the end bins."""
+    reference: list[float]
+    current: list[float]
 
 
 class ColumnDrift(_Model):
@@ -149,6 +206,17 @@ class ColumnDrift(_Model):
     the reference frequencies are truncated to the top K (values outside it fold into __other__)."""
     unseen_share: float | None = None
     """Share of current values that are unseen categories."""
+    pvalue: float | None = None
+    """The value test's p-value, before correction (None for distance methods)."""
+    pvalue_adjusted: float | None = None
+    """gyre preset: the Benjamini-Hochberg adjusted p-value, compared with alpha."""
+    effect: float | None = None
+    """Effect size: Wasserstein-1 / reference std (numeric) or total variation distance (the others)."""
+    effect_measure: EffectMeasure | None = None
+    effect_threshold: float | None = None
+    """gyre preset: the minimum effect for drift."""
+    missing_pvalue_adjusted: float | None = None
+    chart: Chart | None = None
     message: str = ""
 
 
@@ -166,6 +234,9 @@ class DriftReport(_Model):
     drift_share: float
     """drifted / evaluated columns (0 when none was evaluated)."""
     drift_share_threshold: float
+    preset: Preset = "gyre"
+    alpha: float | None = None
+    """gyre preset: the false discovery rate the p-values were corrected to."""
     dataset_drift: bool
     verdict: Verdict
     drifted_columns: list[str]
@@ -319,19 +390,38 @@ class _Table:
         return _Table([self.keys[i] for i in order], self.ref[idx], self.cur[idx], self.unseen, self.unseen_n)
 
 
+_TAIL_PREFIX = "\x00tail:"
+"""Key prefix of the hashed tail buckets in a table (no canonical category starts with NUL)."""
+
+
 def _category_table(col: ColumnProfile, counts: Mapping[str, int]) -> _Table:
     ref_table = col.frequency_table()
+    tail = col.tail_counts if col.truncated else None
+    if tail is not None:
+        ref_table.pop(OTHER, None)
     keys: list[Any] = list(ref_table)
     ref = [float(v) for v in ref_table.values()]
     cur_by_key: dict[Any, float] = dict.fromkeys(keys, 0.0)
     unseen_keys: dict[str, int] = {}
+    outside: list[str] = []
     for key, count in counts.items():
         if key in cur_by_key and key != OTHER:
             cur_by_key[key] += count
+        elif tail is not None:
+            outside.append(key)
         elif col.truncated:
             cur_by_key[OTHER] += count
         else:
             unseen_keys[key] = unseen_keys.get(key, 0) + count
+    if tail is not None:
+        # Values beyond the top K go to their hashed bucket on both sides (see profile.TAIL_BUCKETS).
+        cur_tail = np.zeros(TAIL_BUCKETS)
+        if outside:
+            np.add.at(cur_tail, tail_bucket(outside), [counts[k] for k in outside])
+        for i in range(TAIL_BUCKETS):
+            keys.append(f"{_TAIL_PREFIX}{i}")
+            ref.append(float(tail[i]))
+            cur_by_key[keys[-1]] = float(cur_tail[i])
     for key in sorted(unseen_keys):
         keys.append(key)
         ref.append(0.0)
@@ -369,10 +459,14 @@ def _numeric_bin_table(col: ColumnProfile, values: FloatArray) -> _Table:
 def _evaluate(
     method: Method, col: ColumnProfile, table: _Table | None, current: FloatArray | None
 ) -> tuple[float, _Table | None]:
-    if method == "ks":
+    if method in ("ks", "ks_welch"):
         assert current is not None and col.sample is not None
         ref_sample = np.asarray(col.sample, dtype=float)
-        return stats.ks_pvalue(ref_sample, current, n_ref=col.count, sample_exact=col.sample_exact), table
+        p = stats.ks_pvalue(ref_sample, current, n_ref=col.count, sample_exact=col.sample_exact)
+        if method == "ks_welch":
+            welch = stats.welch_pvalue(col.mean or 0.0, col.std or 0.0, col.count, current)
+            p = min(1.0, 2 * min(p, welch))
+        return p, table
     if method == "wasserstein":
         assert current is not None and col.sample is not None and col.std is not None
         return stats.wasserstein_normed(np.asarray(col.sample, dtype=float), current, col.std), table
@@ -387,7 +481,65 @@ def _evaluate(
     return stats.psi(table.ref / table.ref.sum(), table.cur), table
 
 
+def _effect(
+    col: ColumnProfile, table: _Table | None, values: FloatArray | None
+) -> tuple[float, EffectMeasure]:
+    if table is not None and (col.kind is not ColumnKind.NUMERIC or col.values is not None):
+        return stats.total_variation(table.ref, table.cur), "tvd"
+    assert values is not None and col.sample is not None
+    return stats.wasserstein_normed(
+        np.asarray(col.sample, dtype=float), values, col.std or 0.0
+    ), "wasserstein_sd"
+
+
+def _label(key: Any) -> str:
+    if isinstance(key, float):
+        return str(int(key)) if key.is_integer() else f"{key:.6g}"
+    return str(key)
+
+
+def _chart(col: ColumnProfile, table: _Table | None, values: FloatArray | None) -> Chart:
+    """Reference and current shares to draw: bars for categories and discrete numbers, else a histogram."""
+    if table is not None and (col.kind is not ColumnKind.NUMERIC or col.values is not None):
+        ref = table.ref / max(table.ref.sum(), 1.0)
+        cur = table.cur / max(table.cur.sum(), 1.0)
+        tail = np.asarray([isinstance(k, str) and k.startswith((_TAIL_PREFIX, OTHER)) for k in table.keys])
+        order = [i for i in np.argsort(-np.maximum(ref, cur), kind="stable") if not tail[i]]
+        shown, rest = order[:CHART_BARS], order[CHART_BARS:]
+        labels = [_label(table.keys[i]) for i in shown]
+        ref_out, cur_out = [float(ref[i]) for i in shown], [float(cur[i]) for i in shown]
+        others = np.asarray(rest + list(np.flatnonzero(tail)), dtype=np.int64)
+        if others.size:
+            labels.append(f"other ({others.size} values or buckets)" if rest else "other (beyond the top K)")
+            ref_out.append(float(ref[others].sum()))
+            cur_out.append(float(cur[others].sum()))
+        return Chart(kind="bars", labels=labels, reference=_round(ref_out), current=_round(cur_out))
+    assert values is not None and col.sample is not None
+    sample = np.asarray(col.sample, dtype=float)
+    both = np.quantile(values, [0.005, 0.995]) if values.size else sample[[0, -1]]
+    lo = float(min(np.quantile(sample, 0.005), both[0]))
+    hi = float(max(np.quantile(sample, 0.995), both[1]))
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, CHART_BINS + 1)
+    ref_h = np.histogram(np.clip(sample, lo, hi), edges)[0] / max(sample.size, 1)
+    cur_h = np.histogram(np.clip(values, lo, hi), edges)[0] / max(values.size, 1)
+    labels = [f"{edges[i]:.4g} to {edges[i + 1]:.4g}" for i in range(CHART_BINS)]
+    return Chart(
+        kind="histogram",
+        labels=labels,
+        edges=[float(f"{e:.6g}") for e in edges],
+        reference=_round(ref_h.tolist()),
+        current=_round(cur_h.tolist()),
+    )
+
+
+def _round(xs: list[float]) -> list[float]:
+    return [round(float(x), 5) for x in xs]
+
+
 def _check_column(name: str, col: ColumnProfile, current: CurrentData, config: DriftConfig) -> ColumnDrift:
+    """The column's tests and effect; in the gyre preset the verdict is left to `_decide_corrected`."""
     override = config.overrides.get(name, ColumnOverride())
     count = current.count(name)
     missing = current.missing(name)
@@ -413,9 +565,8 @@ def _check_column(name: str, col: ColumnProfile, current: CurrentData, config: D
         )
 
     missing_p = stats.proportion_increase_pvalue(col.missing, ref_total, missing, rows)
-    missing_drifted = (
-        missing / rows - col.missing_rate >= config.missing_min_increase and missing_p < config.missing_alpha
-    )
+    missing_rise = missing / rows - col.missing_rate >= config.min_missing_increase()
+    missing_drifted = missing_rise and missing_p < config.missing_alpha
     base["missing_pvalue"] = missing_p
     base["missing_drifted"] = missing_drifted
     missing_note = (
@@ -460,12 +611,17 @@ def _check_column(name: str, col: ColumnProfile, current: CurrentData, config: D
         table = _category_table(col, current.category_counts(name))
         n_values = table.n_values
 
-    method: Method = override.method or default_method(col, n_values)
+    corrected = config.preset == "gyre" and override.method is None and override.threshold is None
+    if corrected:
+        method: Method = "chisquare" if table is not None else "ks_welch"
+    else:
+        method = override.method or default_method(col, n_values)
     threshold = override.threshold if override.threshold is not None else DEFAULT_THRESHOLDS[method]
     if col.kind is ColumnKind.NUMERIC and table is None and method not in NUMERIC_ONLY_METHODS:
         assert values is not None
         table = _numeric_bin_table(col, values)
     score, table = _evaluate(method, col, table, values)
+    effect, measure = _effect(col, table, values)
     value_drifted = score < threshold if method in P_VALUE_METHODS else score >= threshold
     drifted = value_drifted or (missing_drifted and config.missing_counts_as_drift)
     messages = [m for m in (missing_note,) if m]
@@ -481,8 +637,58 @@ def _check_column(name: str, col: ColumnProfile, current: CurrentData, config: D
         value_drifted=bool(value_drifted),
         unseen_categories=table.unseen if table is not None else None,
         unseen_share=(table.unseen_n / count) if table is not None and table.unseen is not None else None,
+        pvalue=score if method in P_VALUE_METHODS else None,
+        effect=effect,
+        effect_measure=measure,
+        effect_threshold=(
+            config.min_effect_numeric if measure == "wasserstein_sd" else config.min_effect_categorical
+        )
+        if corrected
+        else None,
+        chart=_chart(col, table, values),
         message="; ".join(messages),
     )
+
+
+def _decide_corrected(results: list[ColumnDrift], config: DriftConfig) -> list[ColumnDrift]:
+    """gyre preset: Benjamini-Hochberg over every p-value of the check (the value tests of the columns without an
+    override, and the missing-rate tests of every column with enough rows), then significance and a minimum effect.
+
+    Invariant: a column drifts in its values only when its adjusted p-value < alpha and its effect >= its minimum
+    effect; in its missing rate only when that test's adjusted p-value < alpha and the rate rose by at least
+    min_missing_increase.
+    """
+    family: list[tuple[int, str, float]] = []
+    for i, r in enumerate(results):
+        if r.effect_threshold is not None and r.pvalue is not None:
+            family.append((i, "value", r.pvalue))
+        if r.status != "insufficient_data" and r.missing_pvalue is not None:
+            family.append((i, "missing", r.missing_pvalue))
+    adjusted = stats.benjamini_hochberg([p for _, _, p in family])
+    out = [r.model_copy() for r in results]
+    for (i, which, _), q in zip(family, adjusted, strict=True):
+        r = out[i]
+        if which == "value":
+            r.pvalue_adjusted = q
+            r.score, r.threshold = q, config.alpha
+            assert r.effect is not None and r.effect_threshold is not None
+            r.value_drifted = q < config.alpha and r.effect >= r.effect_threshold
+        else:
+            r.missing_pvalue_adjusted = q
+            rise = (r.missing_rate_current or 0.0) - r.missing_rate_reference
+            r.missing_drifted = q < config.alpha and rise >= config.min_missing_increase()
+    for r in out:
+        if r.status == "insufficient_data":
+            continue
+        missing = r.missing_drifted and config.missing_counts_as_drift
+        r.drifted = bool(r.value_drifted or missing)
+        notes = [m for m in r.message.split("; ") if m and not m.startswith("missing rate rose")]
+        if r.missing_drifted:
+            notes.insert(
+                0, f"missing rate rose from {r.missing_rate_reference:.3f} to {r.missing_rate_current:.3f}"
+            )
+        r.message = "; ".join(notes)
+    return out
 
 
 def resolve_columns(profile: ReferenceProfile, config: DriftConfig) -> list[str]:
@@ -507,6 +713,8 @@ def check(profile: ReferenceProfile, current: CurrentData, config: DriftConfig |
     config = config or DriftConfig()
     names = resolve_columns(profile, config)
     results = [_check_column(name, profile.columns[name], current, config) for name in names]
+    if config.preset == "gyre":
+        results = _decide_corrected(results, config)
     evaluated = [r for r in results if r.status != "insufficient_data"]
     drifted = [r.column for r in evaluated if r.drifted]
     share = len(drifted) / len(evaluated) if evaluated else 0.0
@@ -522,6 +730,8 @@ def check(profile: ReferenceProfile, current: CurrentData, config: DriftConfig |
         number_of_drifted_columns=len(drifted),
         drift_share=share,
         drift_share_threshold=config.drift_share,
+        preset=config.preset,
+        alpha=config.alpha if config.preset == "gyre" else None,
         dataset_drift=verdict == "drift",
         verdict=verdict,
         drifted_columns=drifted,

@@ -1,10 +1,12 @@
 """`gyre drift check`: the DriftMonitor's check, on local files.
 
-    gyre drift check --reference ref.parquet --current cur.csv [--output report.json]
+    gyre drift check --reference ref.parquet --current cur.csv [--output report.json] [--html report.html]
+    gyre drift report NAMESPACE/MONITOR [--output report.html]
 
 REF is a CSV or Parquet table (profiled on the fly, column kinds inferred) or a stored `profile.json`; CUR is a
 CSV or Parquet table with the reference's columns. Exit code 0 means the check ran, whatever the verdict; bad input
-exits with 2 and a one-line reason on stderr.
+exits with 2 and a one-line reason on stderr. `gyre drift report` fetches the HTML report of a DriftMonitor's
+latest check through the artifact store (`status.htmlReportUri`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from gyre.drift.check import DriftConfig
     from gyre.drift.profile import ReferenceProfile
 
-__all__ = ["register", "run_check"]
+__all__ = ["load_reference", "register", "run_check"]
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
@@ -33,6 +35,8 @@ def register(subparsers: Any) -> None:
     """Add `gyre drift check` to the `gyre` command line."""
     drift = subparsers.add_parser("drift", help="Data drift checks")
     drift_sub = drift.add_subparsers(dest="drift_command", required=True, metavar="SUBCOMMAND")
+    # `gyre drift report` talks to the cluster, so gyre.controllers.drift_report adds it to this group.
+    drift.set_defaults(subcommands=drift_sub)
     chk = drift_sub.add_parser(
         "check",
         help="Compare a current table with a reference table or profile.json",
@@ -42,6 +46,16 @@ def register(subparsers: Any) -> None:
     chk.add_argument("--reference", required=True, metavar="REF", help="CSV, Parquet or profile.json")
     chk.add_argument("--current", required=True, metavar="CUR", help="CSV or Parquet")
     chk.add_argument("--output", metavar="OUT.json", help="write the report here instead of stdout")
+    chk.add_argument("--html", metavar="OUT.html", help="also write the report as a self-contained HTML page")
+    chk.add_argument(
+        "--preset",
+        choices=["gyre", "evidently"],
+        default="gyre",
+        help="gyre: significance (corrected across columns) and a minimum effect; evidently: Evidently's defaults",
+    )
+    chk.add_argument(
+        "--alpha", type=float, default=0.05, help="false discovery rate of the gyre preset (0.05)"
+    )
     chk.add_argument("--drift-share", type=float, default=0.5, help="dataset drift share threshold (0.5)")
     chk.add_argument("--min-rows", type=int, default=30, help="minimum current values per column (30)")
     chk.add_argument(
@@ -76,7 +90,8 @@ def _read_table(path: Path) -> pd.DataFrame:
     )
 
 
-def _load_reference(path: Path) -> ReferenceProfile:
+def load_reference(path: Path) -> ReferenceProfile:
+    """A stored profile.json, or the profile of a CSV or Parquet table (Parquet one column at a time)."""
     from pydantic import ValidationError
 
     from gyre.drift.profile import ReferenceProfile, build_profile
@@ -88,7 +103,28 @@ def _load_reference(path: Path) -> ReferenceProfile:
             return ReferenceProfile.from_json(path.read_bytes())
         except ValidationError as exc:
             raise _InputError(f"{path}: not a Gyre reference profile: {exc.errors()[0]['msg']}") from exc
+    if path.name.lower().endswith((".parquet", ".pq")) and path.is_file():
+        return _profile_parquet(path)
     return build_profile(_read_table(path))
+
+
+def _profile_parquet(path: Path) -> ReferenceProfile:
+    """Profile a Parquet reference one column at a time: peak memory is one column, not the whole table (the
+    profile of each column depends on that column alone)."""
+    import pyarrow.parquet as pq
+
+    from gyre.drift.profile import ReferenceProfile, build_profile
+
+    try:
+        parquet = pq.ParquetFile(path)
+        columns = {}
+        for name in parquet.schema_arrow.names:
+            frame = parquet.read(columns=[name]).to_pandas()
+            columns.update(build_profile(frame).columns)
+            del frame
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise _InputError(f"{path}: cannot read: {exc}") from exc
+    return ReferenceProfile(row_count=parquet.metadata.num_rows, columns=columns)
 
 
 def _parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -118,6 +154,8 @@ def _config(args: argparse.Namespace) -> DriftConfig:
             {
                 "drift_share": args.drift_share,
                 "min_rows": args.min_rows,
+                "preset": args.preset,
+                "alpha": args.alpha,
                 "overrides": _parse_overrides(args.method),
             }
         )
@@ -134,7 +172,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     try:
         config = _config(args)
-        profile = _load_reference(Path(args.reference))
+        profile = load_reference(Path(args.reference))
         current = _read_table(Path(args.current))
         absent = [name for name in profile.columns if name not in current.columns]
         if absent:
@@ -144,6 +182,14 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"gyre drift check: error: {exc}", file=sys.stderr)
         return 2
     text = report.to_json()
+    if args.html:
+        from gyre.drift.html import render_html
+
+        try:
+            Path(args.html).write_text(render_html(report, title=f"Drift: {Path(args.current).name}"))
+        except OSError as exc:
+            print(f"gyre drift check: error: cannot write {args.html}: {exc}", file=sys.stderr)
+            return 2
     if args.output:
         try:
             Path(args.output).write_text(text + "\n")

@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 from gyre.api import env
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT, write_termination_message
 
-__all__ = ["CheckFeature", "CheckReport", "add_run_parser", "check_report_path", "run"]
+__all__ = ["CheckFeature", "CheckReport", "add_run_parser", "check_html_path", "check_report_path", "run"]
 
 
 class _Model(BaseModel):
@@ -32,6 +32,7 @@ class CheckFeature(_Model):
     method: str | None = None
     score: float | None = None
     threshold: float | None = None
+    effect: float | None = None
     drifted: bool
     status: str | None = None
 
@@ -47,6 +48,7 @@ class CheckReport(_Model):
     features: list[CheckFeature] = Field(default_factory=list)
     features_truncated: bool = False
     report_uri: str | None = None
+    html_report_uri: str | None = None
     error: str | None = None
 
     def to_termination_message(self) -> str:
@@ -63,6 +65,11 @@ class CheckReport(_Model):
 def check_report_path(namespace: str, monitor: str, check: int) -> str:
     """`drift/{ns}/{monitor}/{check}.json` under the store root."""
     return f"drift/{namespace}/{monitor}/{check:08d}.json"
+
+
+def check_html_path(namespace: str, monitor: str, check: int) -> str:
+    """`drift/{ns}/{monitor}/{check}.html`: the report as a page, beside its JSON."""
+    return check_report_path(namespace, monitor, check).removesuffix(".json") + ".html"
 
 
 def add_run_parser(drift_subparsers: Any) -> None:
@@ -84,6 +91,7 @@ def add_run_parser(drift_subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one check; the exit code is 0 whenever a report (whatever its verdict) was produced."""
     from gyre.drift.check import DriftConfig
+    from gyre.drift.html import render_html
     from gyre.drift.profile import ReferenceProfile
     from gyre.drift.window import check_window
     from gyre.store.store import ArtifactStore
@@ -103,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         )
         path = check_report_path(args.namespace, args.monitor, args.check)
         store.write_bytes(path, report.to_json().encode())
+        html_path = check_html_path(args.namespace, args.monitor, args.check)
+        title = f"Drift: {args.namespace}/{args.monitor}, check {args.check}"
+        store.write_bytes(html_path, render_html(report, title=title).encode())
     except Exception as exc:  # the controller shows this message in a condition and an Event
         failed = CheckReport(check=args.check, error=f"{type(exc).__name__}: {exc}")
         write_termination_message(failed.to_termination_message())
@@ -118,12 +129,14 @@ def run(args: argparse.Namespace) -> int:
                 method=c.method,
                 score=None if c.score is None else round(c.score, 6),
                 threshold=c.threshold,
+                effect=None if c.effect is None else round(c.effect, 6),
                 drifted=c.drifted,
                 status=c.status,
             )
             for c in report.columns
         ],
         report_uri=store.uri(path),
+        html_report_uri=store.uri(html_path),
     )
     write_termination_message(summary.to_termination_message())
     return 0

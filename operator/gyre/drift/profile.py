@@ -41,6 +41,7 @@ __all__ = [
     "DISCRETE_MAX_UNIQUE",
     "OTHER",
     "PROFILE_FILE",
+    "TAIL_BUCKETS",
     "ColumnKind",
     "ColumnProfile",
     "ProfileError",
@@ -50,6 +51,7 @@ __all__ = [
     "category_counts",
     "infer_kind",
     "numeric_values",
+    "tail_bucket",
 ]
 
 PROFILE_FILE = "profile.json"
@@ -59,6 +61,9 @@ OTHER = "__other__"
 DEFAULT_SAMPLE_SIZE = 5000
 DEFAULT_TOP_K = 200
 DEFAULT_PSI_BINS = 10
+TAIL_BUCKETS = 256
+"""Categories beyond the top K are counted in this many hashed buckets (`tail_counts`), so a window made of values
+the top K never had is still compared with the reference's tail, not with one `__other__` bucket."""
 DISCRETE_MAX_UNIQUE = 20
 """Numeric columns with at most this many distinct values also keep exact value frequencies (they are tested like
 categories when they have few values, as Evidently does)."""
@@ -99,6 +104,9 @@ class ColumnProfile(_Model):
     """Reference count of each entry of `values`."""
     other_count: int = 0
     """Non-missing reference values outside `values` (the `__other__` bucket)."""
+    tail_counts: list[int] | None = None
+    """Reference counts of the values outside `values`, by hashed bucket (`tail_bucket`, TAIL_BUCKETS entries);
+    None when nothing was truncated, or in profiles written before it existed (then the tail is one bucket)."""
     sample: list[float] | None = None
     """Sorted numeric sample: every value, or stratified quantiles (see the module docstring)."""
     sample_exact: bool = False
@@ -315,7 +323,13 @@ def _categorical_profile(series: pd.Series, kind: ColumnKind, *, top_k: int) -> 
     # Most frequent first, ties by value, so the profile is deterministic.
     items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     kept = items[:top_k]
-    other = sum(c for _, c in items[top_k:])
+    tail = items[top_k:]
+    other = sum(c for _, c in tail)
+    tail_counts = None
+    if tail:
+        buckets = tail_bucket([k for k, _ in tail])
+        weights = np.asarray([c for _, c in tail], dtype=np.int64)
+        tail_counts = np.bincount(buckets, weights=weights, minlength=TAIL_BUCKETS).astype(np.int64).tolist()
     return ColumnProfile(
         kind=kind,
         count=count,
@@ -325,7 +339,21 @@ def _categorical_profile(series: pd.Series, kind: ColumnKind, *, top_k: int) -> 
         values=[str(k) for k, _ in kept],
         counts=[int(c) for _, c in kept],
         other_count=int(other),
+        tail_counts=tail_counts,
     )
+
+
+def tail_bucket(keys: list[str]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The hashed bucket (0..TAIL_BUCKETS-1) of each canonical category: a fixed-key SipHash (pandas'), so the same
+    value lands in the same bucket in every process and version."""
+    from pandas.util import hash_array
+
+    if not keys:
+        return np.empty(0, dtype=np.int64)
+    hashed: np.ndarray[Any, np.dtype[np.uint64]] = hash_array(
+        np.asarray(keys, dtype=object), categorize=False
+    )
+    return (hashed % np.uint64(TAIL_BUCKETS)).astype(np.int64)
 
 
 def _rate(part: int, total: int) -> float:

@@ -358,6 +358,7 @@ def _collect(
     was_drifted = _drifted_now(status)
     status.verdict = report.verdict  # type: ignore[assignment]
     status.report_uri = report.report_uri
+    status.html_report_uri = report.html_report_uri
     status.rows_checked = report.current_rows
     status.features = [FeatureDrift.model_validate(f.model_dump()) for f in report.features]
     if report.verdict == "insufficient_data":

@@ -1,4 +1,5 @@
-"""Drift checks on generated data: calibration, power, parity with scipy, and the edge cases a monitor meets."""
+"""Drift checks with `preset: evidently` on generated data: calibration, power, parity with scipy, and the edge cases
+a monitor meets. The default preset (gyre) has its own tests in test_drift_gyre_preset.py."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ from gyre.drift.check import (
     check_frame,
     default_method,
 )
-from gyre.drift.profile import ColumnKind, ColumnProfile, build_profile
+from gyre.drift.profile import ColumnKind, ColumnProfile, ReferenceProfile, build_profile
+
+
+def _check_ev(
+    profile: ReferenceProfile, frame: pd.DataFrame, config: DriftConfig | None = None
+) -> DriftReport:
+    """check_frame with the evidently preset (and whatever else `config` sets)."""
+    return check_frame(profile, frame, (config or DriftConfig()).model_copy(update={"preset": "evidently"}))
 
 
 def _mixed(n: int, rng: np.random.Generator, *, shift: float = 0.0, scale: float = 1.0) -> pd.DataFrame:
@@ -46,7 +54,7 @@ def test_no_drift_false_positive_rate_is_near_alpha_for_p_value_tests() -> None:
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         profile = build_profile(_mixed(600, rng))
-        report = check_frame(profile, _mixed(400, rng))
+        report = _check_ev(profile, _mixed(400, rng))
         for col in report.columns:
             hits[col.column] += col.drifted
             methods[col.column].add(str(col.method))
@@ -61,7 +69,7 @@ def test_no_drift_large_reference_distances_stay_below_threshold() -> None:
     for seed in range(10):
         rng = np.random.default_rng(1000 + seed)
         profile = build_profile(_mixed(20_000, rng))
-        report = check_frame(profile, _mixed(5_000, rng))
+        report = _check_ev(profile, _mixed(5_000, rng))
         assert {c.column: c.method for c in report.columns} == {
             "num": "wasserstein",
             "cat": "jensenshannon",
@@ -78,7 +86,7 @@ def test_no_drift_large_reference_distances_stay_below_threshold() -> None:
 def test_mean_shift_is_detected(n_ref: int) -> None:
     rng = np.random.default_rng(7)
     profile = build_profile(_mixed(n_ref, rng))
-    col = _col(check_frame(profile, _mixed(2_000, rng, shift=0.5)), "num")
+    col = _col(_check_ev(profile, _mixed(2_000, rng, shift=0.5)), "num")
     assert col.drifted and col.status == "ok"
     assert col.method == ("ks" if n_ref <= 1000 else "wasserstein")
 
@@ -87,7 +95,7 @@ def test_mean_shift_is_detected(n_ref: int) -> None:
 def test_variance_change_is_detected(n_ref: int) -> None:
     rng = np.random.default_rng(8)
     profile = build_profile(_mixed(n_ref, rng))
-    assert _col(check_frame(profile, _mixed(2_000, rng, scale=2.0)), "num").drifted
+    assert _col(_check_ev(profile, _mixed(2_000, rng, scale=2.0)), "num").drifted
 
 
 @pytest.mark.parametrize("n_ref", [800, 50_000])
@@ -97,7 +105,7 @@ def test_category_frequency_change_is_detected(n_ref: int) -> None:
     current = _mixed(2_000, rng)
     current["cat"] = rng.choice(["a", "b", "c", "d"], 2_000, p=[0.1, 0.2, 0.3, 0.4])
     current["bin"] = rng.choice(["yes", "no"], 2_000, p=[0.6, 0.4])
-    report = check_frame(profile, current)
+    report = _check_ev(profile, current)
     assert _col(report, "cat").drifted and _col(report, "bin").drifted
     assert not _col(report, "num").drifted
 
@@ -108,7 +116,7 @@ def test_new_category_is_detected_and_counted(n_ref: int) -> None:
     profile = build_profile(_mixed(n_ref, rng))
     current = _mixed(2_000, rng)
     current.loc[:599, "cat"] = "zzz"
-    col = _col(check_frame(profile, current), "cat")
+    col = _col(_check_ev(profile, current), "cat")
     assert col.drifted
     assert col.unseen_categories == 1
     assert col.unseen_share == pytest.approx(0.3)
@@ -120,13 +128,13 @@ def test_rising_missing_rate_is_flagged_even_when_values_look_alike() -> None:
     profile = build_profile(_mixed(5_000, rng))
     current = _mixed(2_000, rng)
     current.loc[current.index[:600], "num"] = np.nan
-    col = _col(check_frame(profile, current), "num")
+    col = _col(_check_ev(profile, current), "num")
     assert not col.value_drifted
     assert col.missing_drifted and col.drifted
     assert col.missing_rate_current == pytest.approx(0.3)
     assert "missing rate rose" in col.message
     # Reported but not counted when the monitor asks for Evidently's behaviour.
-    relaxed = check_frame(profile, current, DriftConfig(missing_counts_as_drift=False))
+    relaxed = _check_ev(profile, current, DriftConfig(missing_counts_as_drift=False))
     col = _col(relaxed, "num")
     assert col.missing_drifted and not col.drifted
 
@@ -137,7 +145,7 @@ def test_small_missing_fluctuation_is_not_flagged() -> None:
     reference.loc[reference.index[:250], "num"] = np.nan  # 5%
     current = _mixed(2_000, rng)
     current.loc[current.index[:120], "num"] = np.nan  # 6%
-    col = _col(check_frame(build_profile(reference), current), "num")
+    col = _col(_check_ev(build_profile(reference), current), "num")
     assert not col.missing_drifted
 
 
@@ -149,7 +157,7 @@ def test_scores_match_scipy_when_the_sample_holds_the_whole_reference() -> None:
     ref = _mixed(900, rng)
     cur = _mixed(700, rng, shift=0.1)
     ref.loc[ref.index[::17], "num"] = np.nan
-    report = check_frame(build_profile(ref), cur)
+    report = _check_ev(build_profile(ref), cur)
     r_num, c_num = ref["num"].dropna().to_numpy(), cur["num"].to_numpy()
     assert _col(report, "num").score == pytest.approx(stats.ks_2samp(r_num, c_num).pvalue, abs=1e-9)
 
@@ -173,7 +181,7 @@ def test_distances_match_scipy_on_large_references() -> None:
     ref = _mixed(4_000, rng)  # > 1000 rows: distances; <= 5000 values: the sample is exact
     cur = _mixed(3_000, rng, shift=0.2)
     cur.loc[:99, "cat"] = "new"
-    report = check_frame(build_profile(ref), cur)
+    report = _check_ev(build_profile(ref), cur)
     r_num, c_num = ref["num"].to_numpy(), cur["num"].to_numpy()
     wd = stats.wasserstein_distance(r_num, c_num) / np.std(r_num)
     assert _col(report, "num").score == pytest.approx(wd, abs=1e-9)
@@ -188,7 +196,7 @@ def test_psi_matches_the_textbook_formula_on_reference_deciles() -> None:
     rng = np.random.default_rng(22)
     ref = rng.normal(0, 1, 10_000)
     cur = rng.normal(0.3, 1, 4_000)
-    report = check_frame(
+    report = _check_ev(
         build_profile(pd.DataFrame({"v": ref})),
         pd.DataFrame({"v": cur}),
         DriftConfig(overrides={"v": ColumnOverride(method="psi")}),
@@ -209,13 +217,13 @@ def test_bounded_sample_agrees_with_raw_data_tests() -> None:
     assert not profile.columns["v"].sample_exact
     for shift, drifted in ((0.0, False), (0.05, False), (0.3, True)):
         cur = rng.normal(shift, 1, 20_000)
-        report = check_frame(profile, pd.DataFrame({"v": cur}))
+        report = _check_ev(profile, pd.DataFrame({"v": cur}))
         col = _col(report, "v")
         raw = stats.wasserstein_distance(ref, cur) / np.std(ref)
         assert col.score == pytest.approx(raw, abs=0.01)
         assert col.drifted is drifted
         ks = _col(
-            check_frame(
+            _check_ev(
                 profile, pd.DataFrame({"v": cur}), DriftConfig(overrides={"v": ColumnOverride(method="ks")})
             ),
             "v",
@@ -253,9 +261,9 @@ def test_discrete_numeric_column_counts_current_values_in_n_values() -> None:
     rng = np.random.default_rng(30)
     ref = pd.DataFrame({"k": rng.integers(0, 4, 500).astype(float)})
     profile = build_profile(ref, {"k": "numeric"})
-    same = check_frame(profile, pd.DataFrame({"k": rng.integers(0, 4, 300).astype(float)}))
+    same = _check_ev(profile, pd.DataFrame({"k": rng.integers(0, 4, 300).astype(float)}))
     assert _col(same, "k").method == "chisquare"
-    wider = check_frame(profile, pd.DataFrame({"k": rng.integers(0, 8, 300).astype(float)}))
+    wider = _check_ev(profile, pd.DataFrame({"k": rng.integers(0, 8, 300).astype(float)}))
     assert _col(wider, "k").method == "ks"
 
 
@@ -267,11 +275,11 @@ def test_drift_share_uses_greater_or_equal() -> None:
     ref = pd.DataFrame({f"x{i}": rng.normal(0, 1, 3000) for i in range(4)})
     cur = pd.DataFrame({f"x{i}": rng.normal(1.0 if i < 2 else 0.0, 1, 2000) for i in range(4)})
     profile = build_profile(ref)
-    report = check_frame(profile, cur)
+    report = _check_ev(profile, cur)
     assert report.drifted_columns == ["x0", "x1"]
     assert report.drift_share == 0.5
     assert report.verdict == "drift" and report.dataset_drift
-    assert check_frame(profile, cur, DriftConfig(drift_share=0.75)).verdict == "no_drift"
+    assert _check_ev(profile, cur, DriftConfig(drift_share=0.75)).verdict == "no_drift"
 
 
 # --- edge cases --------------------------------------------------------------------------------------------------
@@ -280,7 +288,7 @@ def test_drift_share_uses_greater_or_equal() -> None:
 def test_tiny_window_is_insufficient_data_not_a_verdict() -> None:
     rng = np.random.default_rng(50)
     profile = build_profile(_mixed(3000, rng))
-    report = check_frame(profile, _mixed(10, rng, shift=5.0))
+    report = _check_ev(profile, _mixed(10, rng, shift=5.0))
     assert report.verdict == "insufficient_data"
     assert not report.dataset_drift
     assert report.insufficient_columns == ["num", "cat", "bin"]
@@ -293,7 +301,7 @@ def test_all_missing_current_column_is_reported_through_the_missing_rule() -> No
     current = _mixed(500, rng)
     current["num"] = np.nan
     current = current.drop(columns=["cat"])  # a feature the clients stopped sending
-    report = check_frame(profile, current)
+    report = _check_ev(profile, current)
     for name in ("num", "cat"):
         col = _col(report, name)
         assert col.status == "all_missing"
@@ -306,7 +314,7 @@ def test_mostly_missing_current_column() -> None:
     profile = build_profile(_mixed(3000, rng))
     current = _mixed(500, rng)
     current.loc[current.index[10:], "num"] = np.nan
-    col = _col(check_frame(profile, current), "num")
+    col = _col(_check_ev(profile, current), "num")
     assert col.status == "mostly_missing" and col.drifted
 
 
@@ -314,19 +322,19 @@ def test_constant_reference_column_has_defined_outcomes() -> None:
     for n in (500, 5000):  # small (z-test) and large (Jensen-Shannon) references
         profile = build_profile(pd.DataFrame({"c": np.full(n, 3.0)}), {"c": "numeric"})
         assert profile.columns["c"].std == 0.0
-        same = _col(check_frame(profile, pd.DataFrame({"c": np.full(200, 3.0)})), "c")
+        same = _col(_check_ev(profile, pd.DataFrame({"c": np.full(200, 3.0)})), "c")
         assert same.status == "ok" and not same.drifted
         assert same.score in (0.0, 1.0)
-        moved = _col(check_frame(profile, pd.DataFrame({"c": np.full(200, 4.0)})), "c")
+        moved = _col(_check_ev(profile, pd.DataFrame({"c": np.full(200, 4.0)})), "c")
         assert moved.drifted
-        spread = _col(check_frame(profile, pd.DataFrame({"c": np.linspace(2, 4, 200)})), "c")
+        spread = _col(_check_ev(profile, pd.DataFrame({"c": np.linspace(2, 4, 200)})), "c")
         assert spread.drifted and spread.score is not None and np.isfinite(spread.score)
 
 
 def test_reference_without_values_is_not_evaluated() -> None:
     ref = pd.DataFrame({"x": [np.nan] * 100, "y": np.arange(100.0)})
     profile = build_profile(ref, {"x": "numeric", "y": "numeric"})
-    report = check_frame(profile, pd.DataFrame({"x": np.arange(50.0), "y": np.arange(50.0)}))
+    report = _check_ev(profile, pd.DataFrame({"x": np.arange(50.0), "y": np.arange(50.0)}))
     assert _col(report, "x").status == "insufficient_data"
     assert report.number_of_columns == 1
 
@@ -336,7 +344,7 @@ def test_truncated_categories_fold_into_other() -> None:
     ref = pd.DataFrame({"city": rng.choice([f"c{i}" for i in range(300)], 20_000)})
     profile = build_profile(ref, top_k=50)
     cur = pd.DataFrame({"city": rng.choice([f"c{i}" for i in range(300)], 5_000)})
-    col = _col(check_frame(profile, cur), "city")
+    col = _col(_check_ev(profile, cur), "city")
     assert col.unseen_categories is None
     assert not col.drifted
 
@@ -348,7 +356,7 @@ def test_report_never_contains_nan_or_infinity() -> None:
     cur = _mixed(300, rng, shift=3)
     cur["const"] = np.linspace(0, 100, 300)
     cur.loc[:50, "cat"] = "new"
-    text = check_frame(build_profile(ref), cur).to_json()
+    text = _check_ev(build_profile(ref), cur).to_json()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["verdict"] == "drift"
 
@@ -358,7 +366,7 @@ def test_non_numeric_live_values_count_as_missing() -> None:
     profile = build_profile(_mixed(2000, rng))
     current = _mixed(400, rng).astype({"num": object})
     current.loc[current.index[:200], "num"] = "oops"
-    col = _col(check_frame(profile, current), "num")
+    col = _col(_check_ev(profile, current), "num")
     assert col.missing_rate_current == pytest.approx(0.5) and col.missing_drifted
 
 
@@ -367,10 +375,10 @@ def test_configuration_errors_are_explicit() -> None:
     profile = build_profile(_mixed(500, rng))
     current = _mixed(100, rng)
     with pytest.raises(DriftConfigError, match="not in the reference profile"):
-        check_frame(profile, current, DriftConfig(overrides={"nope": ColumnOverride(method="psi")}))
+        _check_ev(profile, current, DriftConfig(overrides={"nope": ColumnOverride(method="psi")}))
     with pytest.raises(DriftConfigError, match="needs a numeric column"):
-        check_frame(profile, current, DriftConfig(overrides={"cat": ColumnOverride(method="wasserstein")}))
-    report = check_frame(
+        _check_ev(profile, current, DriftConfig(overrides={"cat": ColumnOverride(method="wasserstein")}))
+    report = _check_ev(
         profile, current, DriftConfig(columns=["cat"], overrides={"cat": ColumnOverride(threshold=1e-300)})
     )
     assert [c.column for c in report.columns] == ["cat"]
@@ -413,7 +421,7 @@ def test_awkward_random_data_always_gives_a_finite_explained_report(seed: int) -
     ref = pd.DataFrame({name: column(shape, n_ref, current=False) for name, shape in picked.items()})
     cur = pd.DataFrame({name: column(shape, n_cur, current=True) for name, shape in picked.items()})
     schema = {name: "categorical" if shape == "categories" else "numeric" for name, shape in picked.items()}
-    report = check_frame(build_profile(ref, schema), cur)
+    report = _check_ev(build_profile(ref, schema), cur)
     text = report.to_json()
     assert "NaN" not in text and "Infinity" not in text
     for col in report.columns:

@@ -42,11 +42,38 @@ def test_check_prints_a_json_report(tables: tuple[Path, Path], capsys: pytest.Ca
     by_column = {c["column"]: c for c in report["columns"]}
     assert set(by_column) == {"age", "plan", "churn"}
     for col in by_column.values():
-        assert {"column", "method", "score", "threshold", "drifted"} <= set(col)
-    assert by_column["age"]["method"] == "wasserstein" and by_column["age"]["drifted"] is True
+        assert {"column", "method", "score", "threshold", "drifted", "pvalue", "effect"} <= set(col)
+    assert by_column["age"]["method"] == "ks_welch" and by_column["age"]["drifted"] is True
     assert by_column["plan"]["drifted"] is False
     assert report["driftShare"] == pytest.approx(1 / 3)
     assert report["verdict"] == "no_drift"
+
+
+def test_check_with_preset_evidently_uses_evidentlys_tests(
+    tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref, cur = tables
+    assert (
+        main(["drift", "check", "--reference", str(ref), "--current", str(cur), "--preset", "evidently"]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    methods = {c["column"]: c["method"] for c in report["columns"]}
+    assert methods == {"age": "wasserstein", "plan": "jensenshannon", "churn": "jensenshannon"}
+    assert report["preset"] == "evidently"
+
+
+def test_check_html_writes_a_self_contained_page_with_one_chart_per_feature(
+    tables: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ref, cur = tables
+    page = tmp_path / "report.html"
+    assert main(["drift", "check", "--reference", str(ref), "--current", str(cur), "--html", str(page)]) == 0
+    json.loads(capsys.readouterr().out)  # the JSON report still goes to stdout
+    html = page.read_text()
+    assert html.count('<svg class="chart"') == 3
+    assert "<script" not in html and "<link" not in html and "@import" not in html and "url(" not in html
+    # Features sorted by effect: the shifted age first.
+    assert html.index('id="f-age"') < html.index('id="f-plan"')
 
 
 def test_check_writes_output_and_accepts_a_profile(
@@ -95,3 +122,22 @@ def test_bad_files_exit_non_zero(
     (tmp_path / "cur.txt").write_text("x")
     assert main(["drift", "check", "--reference", str(ref), "--current", str(tmp_path / "cur.txt")]) == 2
     assert "unsupported file type" in capsys.readouterr().err
+
+
+def test_a_parquet_reference_is_profiled_column_by_column_to_the_same_profile(tmp_path: Path) -> None:
+    from gyre.drift.cli import load_reference
+
+    rng = np.random.default_rng(12)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(0, 1, 3000),
+            "n": rng.poisson(2, 3000),
+            "c": rng.choice([f"v{i}" for i in range(300)], 3000),
+            "b": rng.random(3000) < 0.3,
+        }
+    )
+    frame.loc[::7, "x"] = np.nan
+    frame.to_parquet(tmp_path / "ref.parquet")
+    streamed = load_reference(tmp_path / "ref.parquet")
+    whole = build_profile(frame)
+    assert streamed.model_dump(exclude={"created_at"}) == whole.model_dump(exclude={"created_at"})

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from gyre.cli import main
-from gyre.drift.monitor_run import CheckFeature, CheckReport, check_report_path
+from gyre.drift.monitor_run import CheckFeature, CheckReport, check_html_path, check_report_path
 from gyre.drift.profile import build_profile
 from gyre.drift.window import write_prediction_batch
 from gyre.store.store import ArtifactStore
@@ -75,6 +75,21 @@ def test_shifted_inputs_drift_and_the_full_report_is_stored(
     assert set(by_name) == {"x", "y"}, "the target is not an input and must not be compared"
     stored = json.loads(ArtifactStore(url).read_bytes(check_report_path("ml", "m", 3)))
     assert stored["verdict"] == "drift"
+    assert by_name["x"].effect is not None and by_name["x"].effect > 1.0
+
+
+def test_each_check_writes_an_html_report_beside_its_json_and_reports_its_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = setup_store(tmp_path, shift=1.5)
+    _, report = run(tmp_path, url, monkeypatch, {"columns": ["x", "y"]})
+    store = ArtifactStore(url)
+    assert report.html_report_uri == store.uri(check_html_path("ml", "m", 3))
+    assert report.report_uri is not None and report.html_report_uri == report.report_uri.replace(
+        ".json", ".html"
+    )
+    page = store.read_bytes(check_html_path("ml", "m", 3)).decode()
+    assert page.startswith("<!DOCTYPE html>") and page.count('<svg class="chart"') == 2
 
 
 def test_same_distribution_does_not_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

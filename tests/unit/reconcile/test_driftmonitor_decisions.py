@@ -87,6 +87,9 @@ SPEC = DriftMonitorSpec.model_validate(
 def test_drift_config_compares_only_model_features_and_honours_overrides() -> None:
     config = drift_config(SPEC, ["a", "b", "c"])
     assert config == {
+        "preset": "gyre",
+        "alpha": 0.05,
+        "missingCountsAsDrift": True,
         "driftShare": 0.3,
         "minRows": 50,
         "columns": ["a", "c"],

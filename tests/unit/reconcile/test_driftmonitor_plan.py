@@ -103,6 +103,7 @@ def report(verdict: str | None = "drift", **kw: Any) -> CheckReport:
         "current_rows": 500,
         "features": features,
         "report_uri": "pvc://gyre-artifacts/drift/ml/iris/00000001.json",
+        "html_report_uri": "pvc://gyre-artifacts/drift/ml/iris/00000001.html",
     }
     args.update(kw)
     return CheckReport(**args)
@@ -288,6 +289,7 @@ def test_a_drifted_check_sets_drifted_counts_it_and_warns_once() -> None:
     assert (
         status.rows_checked == 500
         and status.report_uri
+        and status.html_report_uri == "pvc://gyre-artifacts/drift/ml/iris/00000001.html"
         and [f.name for f in status.features or []]
         == [
             "sepal",
