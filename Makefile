@@ -19,7 +19,7 @@ KUBECONFIG := $(LOCAL_KUBECONFIG)
 endif
 export KUBECONFIG
 
-.PHONY: help venv lock lint typecheck verify manifests test test-unit test-integration test-e2e \
+.PHONY: help venv lock lint typecheck verify manifests tools test test-unit test-integration test-e2e \
         cluster-build cluster-up cluster-down cluster-env cluster-status image deploy undeploy demo \
         e2e-kind bench-drift bench-serving bench-burst clean
 
@@ -57,13 +57,16 @@ verify: venv ## Fail when generated files, lint or types are not clean
 test: venv ## Run every tier: unit, integration and e2e (brings the test cluster up)
 	hack/test-all.sh
 
-test-unit: venv ## Pure code, seconds
+tools: ## Install host tools the tests need (promtool, prometheus)
+	hack/tools.sh
+
+test-unit: venv tools ## Pure code, seconds
 	$(PY) -m pytest tests/unit -q
 
 test-integration: venv cluster-up ## The operator against a real API server
 	$(PY) -m pytest tests/integration -q
 
-test-e2e: venv cluster-up image ## Real pods running the project image
+test-e2e: venv tools cluster-up image ## Real pods running the project image
 	$(PY) -m pytest tests/e2e -q
 
 cluster-build: ## Build (or reuse) the pinned Kubernetes components

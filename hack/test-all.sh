@@ -29,6 +29,7 @@ pytest_tier() { # pytest_tier NAME DIR
   "$PY" -m pytest "$2" -q -p no:cacheprovider --junitxml="$REPORTS/$1.xml" -o junit_family=xunit2
 }
 
+stage tools hack/tools.sh
 stage verify make -s verify
 stage unit pytest_tier unit tests/unit
 
