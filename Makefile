@@ -57,7 +57,7 @@ verify: venv ## Fail when generated files, lint or types are not clean
 test: venv ## Run every tier: unit, integration and e2e (brings the test cluster up)
 	hack/test-all.sh
 
-tools: ## Install host tools the tests need (promtool, prometheus)
+tools: ## Install host tools the tests need (promtool)
 	hack/tools.sh
 
 test-unit: venv tools ## Pure code, seconds

@@ -99,6 +99,8 @@ RETRAINS_SUPPRESSED = Counter(
     "Retrains persistent drift called for but the guard rails held back, by reason (cooldown, cap, dry_run).",
     ["object_namespace", "monitor", "reason"],
 )
+for _verb in ("get", "list", "create", "apply", "delete", "patch"):
+    API_RETRIES.labels(_verb)  # at zero from the start, so the dashboard shows "none" rather than "no data"
 LEADER = Gauge(
     "gyre_operator_leader",
     "1 in the replica that holds the Lease and runs the controllers, 0 in a standby.",
