@@ -242,3 +242,33 @@ def test_no_operator_or_server_metric_uses_a_label_that_service_discovery_sets()
         if found & metrics.FORBIDDEN_LABELS
     }
     assert not clashes
+
+
+def test_a_newly_seen_objects_counters_start_at_zero_so_increase_sees_the_first_event() -> None:
+    metrics.observe_plan(
+        owner("TrainingRun", "fresh", namespace="new-ns"),
+        TrainingRunStatus(),
+        Plan(status=TrainingRunStatus()),
+    )
+    for trigger in ("manual", "drift"):
+        assert (
+            REGISTRY.get_sample_value(
+                "gyre_training_runs_total",
+                {"object_namespace": "new-ns", "outcome": "Failed", "trigger": trigger},
+            )
+            == 0
+        )
+        assert (
+            REGISTRY.get_sample_value(
+                "gyre_training_gate_failures_total", {"object_namespace": "new-ns", "trigger": trigger}
+            )
+            == 0
+        )
+    metrics.observe_plan(
+        owner("DriftMonitor", "fresh", namespace="new-ns"),
+        DriftMonitorStatus(),
+        DriftMonitorPlan(status=DriftMonitorStatus()),
+    )
+    labels = {"object_namespace": "new-ns", "monitor": "fresh"}
+    assert REGISTRY.get_sample_value("gyre_retrains_suppressed_total", {**labels, "reason": "cap"}) == 0
+    assert REGISTRY.get_sample_value("gyre_retrains_triggered_total", labels) == 0
