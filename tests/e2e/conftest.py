@@ -42,9 +42,13 @@ def kube(kube_api: ApiClient, k8s_namespace: str, gyre_installed: str) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def prometheus(kube_api: ApiClient, gyre_installed: str) -> Prometheus:
-    """A real Prometheus in the cluster (tests/e2e/prometheus.py), discovering Gyre's pods as a user's would."""
+def prometheus(kube_api: ApiClient, gyre_installed: str) -> Iterator[Prometheus]:
+    """A real Prometheus in the cluster (tests/e2e/prometheus.py), discovering Gyre's pods as a user's would;
+    removed at the end of the session."""
     prom = Prometheus(kube_api)
     prom.install()
-    wait_for(prom.ready, timeout=180, what="the test Prometheus to answer with Gyre's rules loaded")
-    return prom
+    try:
+        wait_for(prom.ready, timeout=180, what="the test Prometheus to answer with Gyre's rules loaded")
+        yield prom
+    finally:
+        prom.uninstall()

@@ -13,7 +13,8 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "gyre-e2e-prometheus"
+# The namespace the chart's NetworkPolicy admits to the model port by default (networkPolicy.monitoringNamespace).
+NAMESPACE = "monitoring"
 NAME = "prometheus"
 IMAGE = "gyre-prometheus:dev"
 # The e2e loop cannot wait the default 30 minutes for drift to count as unresolved.
@@ -83,14 +84,14 @@ def objects() -> list[dict[str, Any]]:
                                 "image": IMAGE,
                                 "imagePullPolicy": "Never",
                                 "args": [
-                                    "--config.file=/etc/prometheus/prometheus.yml",
+                                    "--config.file=/etc/prometheus/config/prometheus.yml",
                                     "--storage.tsdb.path=/prometheus",
                                     "--web.listen-address=:9090",
                                 ],
                                 "ports": [{"name": "web", "containerPort": 9090}],
                                 "readinessProbe": {"httpGet": {"path": "/-/ready", "port": "web"}},
                                 "volumeMounts": [
-                                    {"name": "config", "mountPath": "/etc/prometheus"},
+                                    {"name": "config", "mountPath": "/etc/prometheus/config"},
                                     {"name": "rules", "mountPath": "/etc/prometheus/rules"},
                                     {"name": "data", "mountPath": "/prometheus"},
                                 ],
@@ -135,6 +136,21 @@ class Prometheus:
                 field_manager="gyre-e2e",
                 force_conflicts=True,
             )
+
+    def uninstall(self) -> None:
+        """Delete the namespace (and with it everything in it) and the cluster-wide RBAC, without waiting."""
+        rbac = kubernetes.client.RbacAuthorizationV1Api(self.api)
+        for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
+            try:
+                delete("gyre-e2e-prometheus")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        try:
+            kubernetes.client.CoreV1Api(self.api).delete_namespace(NAMESPACE, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def _get(self, path: str, **params: str) -> Any:
         response = self.api.call_api(
