@@ -57,7 +57,7 @@ verify: venv ## Fail when generated files, lint or types are not clean
 test: venv ## Run every tier: unit, integration and e2e (brings the test cluster up)
 	hack/test-all.sh
 
-test-deps: ## System packages the tests need (headless Chromium for the drift report test)
+test-deps: ## Host packages the tests need (Debian's chromium for the drift report, promtool for the alerts)
 	@hack/test-deps.sh
 
 test-unit: venv test-deps ## Pure code, seconds (chart tests render with the pinned helm of `make cluster-build`)
@@ -66,7 +66,7 @@ test-unit: venv test-deps ## Pure code, seconds (chart tests render with the pin
 test-integration: venv cluster-up ## The operator against a real API server
 	$(PY) -m pytest tests/integration -q
 
-test-e2e: venv cluster-up image ## Real pods running the project image
+test-e2e: venv test-deps cluster-up image ## Real pods running the project image
 	$(PY) -m pytest tests/e2e -q
 
 cluster-build: ## Build (or reuse) the pinned Kubernetes components

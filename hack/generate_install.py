@@ -2,6 +2,8 @@
 
 - manifests/operator/operator.yaml is `helm template` of charts/gyre with default values, so the chart is the one
   hand-written description of the operator install and `kubectl apply -k manifests/` gets the same objects.
+- manifests/components/monitoring/monitoring.yaml is the chart's monitoring objects (ServiceMonitor, PodMonitor,
+  PrometheusRule, Grafana dashboard ConfigMap) with every monitoring toggle on: the kustomize monitoring component.
 - manifests/argocd/argocd-cm.yaml carries one self-contained Argo CD health check per Gyre kind, assembled from
   manifests/argocd/health/common.lua and <Kind>.lua.
 """
@@ -32,15 +34,31 @@ def _helm() -> str:
     return found
 
 
-def render_operator() -> str:
+def _template(*extra: str) -> str:
     out = subprocess.run(
-        [_helm(), "template", "gyre", str(ROOT / "charts/gyre"), "--skip-crds"],
+        [_helm(), "template", "gyre", str(ROOT / "charts/gyre"), "--skip-crds", *extra],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     docs = [d for d in yaml.safe_load_all(out) if d]
     return HEADER + yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def render_operator() -> str:
+    return _template()
+
+
+MONITORING = ("servicemonitor", "podmonitor", "prometheusrule", "dashboard")
+
+
+def render_monitoring() -> str:
+    toggles = ",".join(
+        f"monitoring.{key}.enabled=true"
+        for key in ("serviceMonitor", "podMonitor", "prometheusRule", "dashboard")
+    )
+    shown = [arg for name in MONITORING for arg in ("--show-only", f"templates/{name}.yaml")]
+    return _template("--set", toggles, *shown)
 
 
 def render_argocd() -> str:
@@ -72,6 +90,7 @@ def render_argocd() -> str:
 
 TARGETS = {
     "manifests/operator/operator.yaml": render_operator,
+    "manifests/components/monitoring/monitoring.yaml": render_monitoring,
     "manifests/argocd/argocd-cm.yaml": render_argocd,
 }
 

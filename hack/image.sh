@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the project image gyre:dev and import it into the test cluster's containerd.
+# Build the project image gyre:dev (and gyre-prometheus:dev for the e2e tier) and import them into the test cluster's containerd.
 #
 # No registry is needed: the base image is bootstrapped locally with debootstrap (cached in
 # $GYRE_CACHE/images, keyed by DEBIAN_SUITE and BASE_IMAGE_VERSION), the Dockerfile is built
@@ -129,22 +129,35 @@ log "building $IMAGE on $BASE_TAG (log: $BLOG)"
 if ! docker build --network host --build-arg "BASE_IMAGE=$BASE_TAG" -t "$IMAGE" "$REPO_ROOT" >"$BLOG" 2>&1; then
   fail "docker build failed" "$BLOG"
 fi
-id="$(docker image inspect -f '{{.Id}}' "$IMAGE")"
-log "built $IMAGE ($id) in $(($(date +%s) - T0)) s"
+log "built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE")) in $(($(date +%s) - T0)) s"
+# The Prometheus the e2e tier runs in the cluster: upstream's server (hack/prometheus/build.sh), same base.
+PROMETHEUS_IMAGE=gyre-prometheus:dev
+prom_ctx="$(mktemp -d)"
+cp "$REPO_ROOT/hack/prometheus/Dockerfile" "$("$REPO_ROOT/hack/prometheus/build.sh")" "$prom_ctx/"
+if ! docker build --network host --build-arg "BASE_IMAGE=$BASE_TAG" -t "$PROMETHEUS_IMAGE" "$prom_ctx" >>"$BLOG" 2>&1; then
+  fail "docker build of $PROMETHEUS_IMAGE failed" "$BLOG"
+fi
+rm -rf "$prom_ctx"
 
 # ------------------------------------------------------------ import into the cluster
+import_image() { # IMAGE: docker save | ctr import, skipped when containerd already has this build
+  local image=$1 id marker
+  id="$(docker image inspect -f '{{.Id}}' "$image")"
+  marker="$CONTAINERD_ROOT/${image%%:*}-${image##*:}.imported"
+  if [ "$(cat "$marker" 2>/dev/null)" = "$id" ] && "${CTR[@]}" images ls -q | grep -qx "docker.io/library/$image"; then
+    log "$image already in the cluster's containerd"
+  else
+    docker save "$image" | "${CTR[@]}" images import - >>"$BLOG" 2>&1 ||
+      fail "ctr images import failed" "$BLOG"
+    echo "$id" >"$marker"
+    log "imported $image into the cluster's containerd"
+  fi
+}
 if [ "$IMPORT" = 1 ]; then
   if [ ! -S "$CONTAINERD_SOCK" ]; then
     die "the test cluster is not running (no $CONTAINERD_SOCK): run make cluster-up first, or pass --no-import"
   fi
-  marker="$CONTAINERD_ROOT/gyre-dev.imported"
-  if [ "$(cat "$marker" 2>/dev/null)" = "$id" ] && "${CTR[@]}" images ls -q | grep -qx "docker.io/library/$IMAGE"; then
-    log "$IMAGE already in the cluster's containerd"
-  else
-    docker save "$IMAGE" | "${CTR[@]}" images import - >>"$BLOG" 2>&1 ||
-      fail "ctr images import failed" "$BLOG"
-    echo "$id" >"$marker"
-    log "imported $IMAGE into the cluster's containerd"
-  fi
+  import_image "$IMAGE"
+  import_image "$PROMETHEUS_IMAGE"
 fi
 echo "image seconds: $(($(date +%s) - T0))"

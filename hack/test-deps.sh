@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# System packages the tests need beyond the venv: headless Chromium renders the HTML drift report
-# (tests/unit/drift/test_drift_html_browser.py). Idempotent; installs with apt-get when missing and able to.
+# Host packages the tests need beyond the venv, from Debian: chromium renders the HTML drift report
+# (tests/unit/drift/test_drift_html_browser.py), promtool (package prometheus) unit-tests the alert rules. The e2e
+# tier's Prometheus server is built by hack/prometheus/build.sh instead (Debian's has no Kubernetes discovery).
+# Idempotent: a no-op when both are present.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
-  exit 0
-fi
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "test-deps: installing chromium (Debian package) for the drift report test" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-else
-  echo "test-deps: chromium is missing; install it (Debian: apt-get install -y chromium)," \
-       "or the drift report test will fail" >&2
-fi
+missing=()
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+[ ${#missing[@]} = 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "test-deps: installing ${missing[*]} (Debian packages)" >&2
+# The prometheus package would start a system Prometheus where init runs services; the tests need only binaries.
+printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+$SUDO chmod +x /usr/sbin/policy-rc.d
+trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

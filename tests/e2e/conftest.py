@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from e2ekube import Kube
+from e2ekube import Kube, wait_for
+from prometheus import Prometheus
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -38,3 +39,16 @@ def kube(kube_api: ApiClient, k8s_namespace: str, gyre_installed: str) -> Iterat
     k = Kube(kube_api, k8s_namespace, image=gyre_installed)
     yield k
     k.dump_on_failure()
+
+
+@pytest.fixture(scope="session")
+def prometheus(kube_api: ApiClient, gyre_installed: str) -> Iterator[Prometheus]:
+    """A real Prometheus in the cluster (tests/e2e/prometheus.py), discovering Gyre's pods as a user's would;
+    removed at the end of the session."""
+    prom = Prometheus(kube_api)
+    prom.install()
+    try:
+        wait_for(prom.ready, timeout=180, what="the test Prometheus to answer with Gyre's rules loaded")
+        yield prom
+    finally:
+        prom.uninstall()

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from e2ekube import Kube, condition, wait_for
 from kubernetes.stream import stream
+from prometheus import Prometheus, queries_without_data
 from sklearn.datasets import load_iris
 
 pytestmark = pytest.mark.e2e
@@ -223,7 +224,7 @@ print(len(frame))
 """
 
 
-def test_drift_triggers_a_guarded_retrain_that_rolls_out(kube: Kube) -> None:
+def test_drift_triggers_a_guarded_retrain_that_rolls_out(kube: Kube, prometheus: Prometheus) -> None:
     # The PVC exists once the operator has created any Gyre child in the namespace; a Dataset does that.
     kube.create("Dataset", "bootstrap", {"source": {"uri": "builtin://iris"}, "target": "target"})
     kube.wait_phase("Dataset", "bootstrap", {"Ready"}, timeout=300)
@@ -311,3 +312,29 @@ def test_drift_triggers_a_guarded_retrain_that_rolls_out(kube: Kube) -> None:
     assert condition(kube.get("DriftMonitor", "iris"), "Drifted")["status"] == "True"  # type: ignore[index]
     held = condition(kube.get("DriftMonitor", "iris"), "Retraining")
     assert held is not None and held["reason"] == "Cooldown", held
+
+    # A real Prometheus, discovering the pods by Kubernetes service discovery, saw it all: the drift alert fires for
+    # this monitor, and (after one client error, for the errors-by-code panel) every dashboard panel and every
+    # metric an alert reads has data.
+    def drift_alert() -> list[dict[str, Any]]:
+        return [
+            a
+            for a in prometheus.alerts()
+            if a["labels"]["alertname"] == "GyreDriftNotResolved"
+            and a["state"] == "firing"
+            and a["labels"].get("object_namespace") == kube.namespace
+        ]
+
+    firing = wait_for(drift_alert, timeout=300, what="GyreDriftNotResolved to fire")
+    assert firing[0]["labels"]["monitor"] == "iris", firing
+    refused = kube.load(
+        "bad-request", predict_url(kube, "iris"), {"instances": "no rows"}, seconds=0.2, workers=1
+    )
+    assert "200" not in refused["codes"], refused
+    # The client error reaches Prometheus at its next scrapes (5 s apart); the wait bounds liveness only.
+    deadline = time.monotonic() + 60
+    missing = queries_without_data(prometheus)
+    while missing and time.monotonic() < deadline:
+        time.sleep(5)
+        missing = queries_without_data(prometheus)
+    assert not missing, "\n".join(missing)

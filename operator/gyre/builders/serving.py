@@ -177,7 +177,13 @@ def build_server_deployment(
     labels = {**labels_for(owner, SERVER), LABEL_TRACK: track}
     if model.training_run:
         labels["gyre.dev/training-run"] = model.training_run[:63]
-    annotations = {ANNOTATION_MODEL_URI: model.uri}
+    annotations = {
+        ANNOTATION_MODEL_URI: model.uri,
+        # What a Prometheus without prometheus-operator keys on (the PodMonitor selects the labels instead).
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(spec.port),
+        "prometheus.io/path": "/metrics",
+    }
     if model.sha256:
         annotations[ANNOTATION_MODEL_SHA256] = model.sha256
     probe_port = "http"

@@ -69,7 +69,8 @@ def _operator(args: argparse.Namespace) -> int:
     import kopf
 
     import gyre.controllers.handlers  # noqa: F401  (registers the handlers)
-    from gyre.controllers import leader
+    from gyre.api import env
+    from gyre.controllers import leader, metrics
     from gyre.controllers.common import configure, settings
 
     current = settings()  # fail before connecting when GYRE_* is invalid
@@ -80,6 +81,7 @@ def _operator(args: argparse.Namespace) -> int:
         # Timers run every few seconds per object; their "succeeded" lines would drown everything else.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
+    metrics.serve(int(os.environ.get(env.METRICS_PORT, "0") or 0))
     lease_namespace = args.lease_namespace or leader.default_namespace()
     elect = args.leader_election
     if elect is None:
@@ -116,6 +118,7 @@ def _operator(args: argparse.Namespace) -> int:
             timer.start()
 
         elector.keep(on_lost)
+    metrics.LEADER.set(1)
     try:
         kopf.run(
             loop=loop,
@@ -129,6 +132,7 @@ def _operator(args: argparse.Namespace) -> int:
         # Handlers still running in threads finish before the Lease is handed over.
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
+        metrics.LEADER.set(0)
         loop.close()
         if elector is not None:
             elector.stop()

@@ -12,7 +12,7 @@ from gyre.api.common import API_VERSION, Condition, find_condition, set_conditio
 from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.builders.meta import LABEL_INSTANCE, Owner
 from gyre.builders.settings import OperatorSettings
-from gyre.controllers import kube
+from gyre.controllers import kube, metrics
 from gyre.reconcile.observed import parse_time
 from gyre.reconcile.plan import Plan, status_patch
 
@@ -172,6 +172,7 @@ def apply_plan(
             kube.patch_status(owner.kind, owner.namespace, owner.name, changes)
     for event in plan.events:
         emit(owner, event.type, event.reason, event.message)
+    metrics.observe_plan(owner, old, plan)
 
 
 def parse_spec(model: type[M], body: Mapping[str, Any]) -> tuple[M | None, str | None]:

@@ -25,6 +25,7 @@ from gyre.controllers.common import (
     settings,
 )
 from gyre.controllers.indexes import current_job, finished_pods, jobs_of
+from gyre.controllers.metrics import reconciled
 from gyre.reconcile.dataset import ObservedDataset, plan_dataset, profiling_in_flight
 from gyre.reconcile.observed import JobView, job_view
 
@@ -83,6 +84,7 @@ def _reconcile(
 @kopf.on.resume(GROUP, VERSION, PLURAL, when=mine)
 @kopf.on.create(GROUP, VERSION, PLURAL, when=mine)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", when=mine)
+@reconciled(KIND)
 def reconcile_dataset(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
     """Profile the current generation unless that has started; on resume, also pick up a Job that finished."""
     _reconcile(body, patch, kwargs)
@@ -93,6 +95,7 @@ def _refreshes(labels: Mapping[str, str], spec: Mapping[str, Any], **_: Any) -> 
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=30, initial_delay=30, when=_refreshes)
+@reconciled(KIND)
 def refresh_dataset(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
     """Re-read the source when spec.refreshInterval has passed since the last successful read."""
     _reconcile(body, patch, kwargs, refresh_due_check=True)
@@ -101,6 +104,7 @@ def refresh_dataset(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
 @kopf.on.field(
     GROUP, VERSION, PLURAL, field=("metadata", "annotations", REFRESH_ANNOTATION), when=mine, retries=120
 )
+@reconciled(KIND)
 def refresh_requested(body: kopf.Body, new: Any, patch: kopf.Patch, **kwargs: Any) -> None:
     """Re-read the source now, because someone asked (a DriftMonitor about to retrain, or a person)."""
     if not new or body.get("metadata", {}).get("deletionTimestamp"):
@@ -117,6 +121,7 @@ def refresh_requested(body: kopf.Body, new: Any, patch: kopf.Patch, **kwargs: An
     labels={LABEL_OWNER_KIND: KIND, "app.kubernetes.io/managed-by": MANAGED_BY},
     when=mine,
 )
+@reconciled(KIND)
 def dataset_job_changed(body: kopf.Body, type: str, **kwargs: Any) -> None:
     """A profiling Job finished (or vanished): record the version it found on its Dataset."""
     job = job_view(body)

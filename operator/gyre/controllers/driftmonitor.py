@@ -1,5 +1,5 @@
 """DriftMonitor controller: observe the monitor, what it watches and its check Jobs; plan (gyre.reconcile.driftmonitor);
-apply; export the last verdict as Prometheus gauges.
+apply (apply_plan exports the last verdict as gauges, gyre.controllers.metrics).
 
 One trigger, a 5 s timer. Everything it reads comes from kopf indexes, so a tick that changes nothing makes no API
 call and writes nothing; the only reads are a check Job's pods once it has finished, and a Job the index may not
@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
-from prometheus_client import Gauge
 
 from gyre.api.common import GROUP, VERSION, utcnow
 from gyre.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus
@@ -26,7 +25,7 @@ from gyre.controllers.indexes import (
     jobs_of,
     runs_in,
 )
-from gyre.drift.monitor_run import CheckReport
+from gyre.controllers.metrics import reconciled
 from gyre.reconcile.driftmonitor import (
     ObservedDriftMonitor,
     ServedRun,
@@ -36,25 +35,9 @@ from gyre.reconcile.driftmonitor import (
 
 __all__ = ["tick_driftmonitor"]
 
+KIND = "DriftMonitor"
 PLURAL = "driftmonitors"
 log = logging.getLogger(__name__)
-
-FEATURE_SCORE = Gauge(
-    "gyre_drift_feature_score",
-    "Drift statistic of one feature in the last check",
-    ["namespace", "monitor", "feature", "method"],
-)
-FEATURE_DRIFTED = Gauge(
-    "gyre_drift_feature_drifted",
-    "1 when the feature drifted in the last check",
-    ["namespace", "monitor", "feature"],
-)
-DRIFT_SHARE = Gauge(
-    "gyre_drift_share", "Share of drifted features in the last check", ["namespace", "monitor"]
-)
-DRIFT_DETECTED = Gauge(
-    "gyre_drift_detected", "1 when the last check found dataset drift", ["namespace", "monitor"]
-)
 
 
 def _observe(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> ObservedDriftMonitor:
@@ -90,19 +73,9 @@ def _observe(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> ObservedDrif
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=5, initial_delay=2, idle=0, when=mine)
+@reconciled(KIND)
 def tick_driftmonitor(body: kopf.Body, **kwargs: Any) -> None:
     """One step of the monitor: collect a finished check, advance a retrain, start a check, prune old Jobs."""
     observed = _observe(body, kwargs)
     plan = plan_driftmonitor(observed)
     apply_plan(observed.owner, observed.status, plan)
-    if plan.report is not None:
-        _export_metrics(observed.owner.namespace, observed.owner.name, plan.report)
-
-
-def _export_metrics(namespace: str, monitor: str, report: CheckReport) -> None:
-    DRIFT_SHARE.labels(namespace, monitor).set(report.drift_share or 0.0)
-    DRIFT_DETECTED.labels(namespace, monitor).set(1.0 if report.verdict == "drift" else 0.0)
-    for feature in report.features:
-        FEATURE_DRIFTED.labels(namespace, monitor, feature.name).set(1.0 if feature.drifted else 0.0)
-        if feature.score is not None and feature.method is not None:
-            FEATURE_SCORE.labels(namespace, monitor, feature.name, feature.method).set(feature.score)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import kopf
-import prometheus_client
 
-from gyre.api import env
-from gyre.controllers import common, dataset, driftmonitor, indexes, modeldeployment, trainingrun
+from gyre.controllers import (
+    common,
+    dataset,
+    driftmonitor,
+    indexes,
+    inventory,
+    modeldeployment,
+    trainingrun,
+)
 
 __all__ = [
     "FINALIZER",
@@ -19,6 +24,7 @@ __all__ = [
     "dataset",
     "driftmonitor",
     "indexes",
+    "inventory",
     "modeldeployment",
     "startup",
     "trainingrun",
@@ -55,8 +61,3 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     configure_kopf(settings)
     current = common.settings()
     log.info("gyre operator: artifact store %s, image %s", current.artifact_store, current.image)
-    port = int(os.environ.get(env.METRICS_PORT, "0") or 0)
-    if port:
-        # Drift gauges per feature live in the operator process; Prometheus scrapes them here.
-        prometheus_client.start_http_server(port)
-        log.info("gyre operator: Prometheus metrics on :%d/metrics", port)

@@ -25,6 +25,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.resource import Resource
 
 from gyre.api.common import API_VERSION
+from gyre.controllers import metrics
 from gyre.reconcile.observed import JOB_NAME_LABEL
 from gyre.reconcile.plan import Action, Apply, Create, Delete, MergePatch
 
@@ -98,6 +99,7 @@ def _retrying(call: Callable[[], T], what: str) -> T:
             if not _transient(exc) or attempt == _ATTEMPTS - 1:
                 raise
             delay = min(8.0, 0.5 * 2**attempt) * (0.5 + random.random())
+            metrics.API_RETRIES.labels(what.split(" ", 1)[0]).inc()
             log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")

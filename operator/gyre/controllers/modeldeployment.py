@@ -18,6 +18,7 @@ from gyre.builders.meta import LABEL_COMPONENT, LABEL_OWNER_KIND, LABEL_OWNER_UI
 from gyre.builders.serving import LABEL_TRACK, SERVER
 from gyre.controllers.common import apply_plan, mine, owner_from_body, parse_spec, parse_status, settings
 from gyre.controllers.indexes import runs_in
+from gyre.controllers.metrics import reconciled
 from gyre.reconcile.modeldeployment import (
     ObservedModelDeployment,
     ServerPod,
@@ -55,6 +56,7 @@ def gyre_server_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[tup
 @kopf.on.create(GROUP, VERSION, PLURAL, when=mine)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", when=mine)
 @kopf.timer(GROUP, VERSION, PLURAL, interval=5, initial_delay=5, idle=0, when=mine)
+@reconciled(KIND)
 def reconcile_modeldeployment(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
     """Bring the server objects in line with the spec and the newest eligible model, then report health."""
     # kopf passes its indexes as keyword arguments named after them (its handler protocols do not declare them).

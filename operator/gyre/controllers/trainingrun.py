@@ -27,6 +27,7 @@ from gyre.controllers.common import (
     settings,
 )
 from gyre.controllers.indexes import current_job, dataset_of, finished_pods, jobs_of
+from gyre.controllers.metrics import reconciled
 from gyre.reconcile.observed import JobView, job_view
 from gyre.reconcile.trainingrun import WAIT_SECONDS, ObservedTrainingRun, plan_trainingrun
 
@@ -72,6 +73,7 @@ def _reconcile(body: Mapping[str, Any], kwargs: Mapping[str, Any], *, listed: bo
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, when=mine)
+@reconciled(KIND)
 def trainingrun_changed(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
     """Level-triggered: every event of a run, and every run listed when the operator starts (type None), is
     observed, planned and applied; a plan that changes nothing writes nothing.
@@ -94,6 +96,7 @@ def _waiting(labels: Mapping[str, str], status: Mapping[str, Any], **_: Any) -> 
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=WAIT_SECONDS, initial_delay=WAIT_SECONDS, when=_waiting)
+@reconciled(KIND)
 def retry_waiting_trainingrun(body: kopf.Body, **kwargs: Any) -> None:
     """A run waiting for its Dataset, or whose Job the API server refused, is planned again every few seconds until
     it can start (or must fail)."""
@@ -107,6 +110,7 @@ def retry_waiting_trainingrun(body: kopf.Body, **kwargs: Any) -> None:
     labels={LABEL_OWNER_KIND: KIND, "app.kubernetes.io/managed-by": MANAGED_BY},
     when=mine,
 )
+@reconciled(KIND)
 def training_job_changed(body: kopf.Body, type: str, **kwargs: Any) -> None:
     """A training Job finished (or vanished): record the result on its run."""
     job = job_view(body)

@@ -175,6 +175,8 @@ class DriftMonitorPlan(Plan[DriftMonitorStatus]):
     """A Plan, plus the report of a check that reached a verdict in this tick (the controller exports it)."""
 
     report: CheckReport | None = None
+    decision: RetrainDecision | None = None
+    """The retrain decision taken after this tick's check, if one was (the controller counts it)."""
 
 
 @dataclass(frozen=True)
@@ -429,6 +431,7 @@ def _decide(
         pending=status.pending_retrain_check is not None,
         now=now,
     )
+    plan.decision = decision
     if decision.action == "none":
         return
     status.conditions = set_condition(

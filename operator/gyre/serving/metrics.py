@@ -17,12 +17,26 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "METRIC_NAMES", "ServerMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+METRIC_NAMES: frozenset[str] = frozenset(
+    {
+        "gyre_requests_total",
+        *(f"gyre_request_duration_seconds_{s}" for s in ("bucket", "count", "sum")),
+        "gyre_predictions_total",
+        *(f"gyre_inference_batch_rows_{s}" for s in ("bucket", "count", "sum")),
+        "gyre_prediction_log_dropped_rows_total",
+        "gyre_prediction_log_written_rows_total",
+        "gyre_prediction_log_write_errors_total",
+        "gyre_model_info",
+    }
+)
+"""Every series name a model server exports (a unit test proves each appears in a scrape)."""
 
 
 class _RequestSeries:
