@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from gyre.data.errors import DataError
+from gyre.policy.sources import redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +64,7 @@ def resolve_format(uri: str, fmt: SourceFormat = "auto") -> Literal["csv", "parq
     if path.endswith(_CSV_EXTENSIONS):
         return "csv"
     raise DataError(
-        f"cannot tell the format of {uri!r} from its extension; set format to csv or parquet",
+        f"cannot tell the format of {redact(uri)!r} from its extension; set format to csv or parquet",
         reason="UnknownFormat",
     )
 
@@ -136,7 +137,7 @@ def load_source(
             uri, scheme = "file://" + uri, "file"
         else:
             raise DataError(
-                f"unsupported source {uri!r}; use builtin://, file://, s3://, gs:// or http(s)://",
+                f"unsupported source {redact(uri)!r}; use builtin://, file://, s3://, gs:// or http(s)://",
                 reason="UnsupportedSource",
             )
     concrete = resolve_format(uri, fmt)
@@ -160,15 +161,18 @@ def load_source(
         if refused is not None:
             raise refused from exc  # whatever the transport made of a refusal, report the refusal
         if isinstance(exc, FileNotFoundError):
-            raise DataError(f"source not found: {uri}", reason="SourceNotFound") from exc
+            raise DataError(f"source not found: {redact(uri)}", reason="SourceNotFound") from exc
         if isinstance(exc, ImportError):
             raise DataError(
                 f"no filesystem driver for {scheme}:// sources: {exc}", reason="UnsupportedSource"
             ) from exc
-        raise DataError(f"cannot read {uri} as {concrete}: {exc}", reason="SourceUnreadable") from exc
+        raise DataError(
+            f"cannot read {redact(uri)} as {concrete}: {str(exc).replace(uri, redact(uri))}",
+            reason="SourceUnreadable",
+        ) from exc
     if frame.shape[1] == 0 or frame.shape[0] == 0:
-        raise DataError(f"source {uri} has no rows or no columns", reason="EmptyDataset")
+        raise DataError(f"source {redact(uri)} has no rows or no columns", reason="EmptyDataset")
     frame.columns = [str(c) for c in frame.columns]
     if len(set(frame.columns)) != len(frame.columns):
-        raise DataError(f"source {uri} has duplicate column names", reason="DuplicateColumns")
+        raise DataError(f"source {redact(uri)} has duplicate column names", reason="DuplicateColumns")
     return frame.reset_index(drop=True)

@@ -196,12 +196,15 @@ if each address it resolves to lies in an allowed CIDR (checked at connection ti
 
 
 def redact(uri: str) -> str:
-    """The URI with any user:password@ part replaced by ***@, fit for messages."""
+    """The URI fit for messages: any user:password@ part becomes ***@ and any query string (presigned URLs and
+    tokens live there) becomes ?***."""
+    uri, question, _query = uri.partition("?")
+    tail = "?***" if question else ""
     scheme, sep, rest = uri.partition("://")
     authority, slash, path = rest.partition("/")
     if not sep or "@" not in authority:
-        return uri
-    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+        return uri + tail
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}{tail}"
 
 
 def _refused_entry(policy: SourcePolicy, host: str, address: _Address | None) -> str | None:

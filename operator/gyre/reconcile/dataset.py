@@ -23,7 +23,7 @@ from gyre.builders.job import build_profile_job, profile_job_name
 from gyre.builders.meta import Owner, short_hash
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
-from gyre.policy.sources import Refusal, check_source, source_scope
+from gyre.policy.sources import Refusal, check_source, redact, source_scope
 from gyre.reconcile.history import prune_finished_jobs
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time, untrusted_result
 from gyre.reconcile.plan import Plan, create_with_claim
@@ -220,7 +220,9 @@ def _start(
     if name not in jobs:
         plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
         if refresh is None:
-            plan.event(EventType.NORMAL, Reason.PROFILING, f"created Job {name} to read {spec.source.uri}")
+            plan.event(
+                EventType.NORMAL, Reason.PROFILING, f"created Job {name} to read {redact(spec.source.uri)}"
+            )
     status.job_name = name
     if refresh is not None:
         reason, detail = refresh
@@ -229,7 +231,7 @@ def _start(
             ConditionType.REFRESHING,
             "True",
             reason,
-            f"re-reading {spec.source.uri} in Job {name} {detail}".strip(),
+            f"re-reading {redact(spec.source.uri)} in Job {name} {detail}".strip(),
             generation=generation,
         )
         return
@@ -241,7 +243,7 @@ def _start(
         ConditionType.READY,
         "False",
         Reason.PROFILING,
-        f"reading {spec.source.uri} in Job {name}",
+        f"reading {redact(spec.source.uri)} in Job {name}",
         generation=generation,
     )
     status.conditions = _settle_refreshing(conditions, Reason.SPEC_CHANGED, "", generation)

@@ -166,3 +166,17 @@ def test_an_invalid_policy_stops_the_operator_at_start(raw: str) -> None:
 def test_the_charts_default_policy_is_the_operators_default() -> None:
     values = yaml.safe_load((Path(__file__).resolve().parents[3] / "charts/gyre/values.yaml").read_text())
     assert SourcePolicy.model_validate(values["policy"]["sources"]) == SourcePolicy()
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("https://user:hunter2@data.example.com/x.csv", "https://***@data.example.com/x.csv"),
+        ("https://data.example.com/x.csv?X-Amz-Signature=hunter2", "https://data.example.com/x.csv?***"),
+        ("https://u:hunter2@data.example.com/x.csv?token=hunter2", "https://***@data.example.com/x.csv?***"),
+        ("s3://bucket/key@v1", "s3://bucket/key@v1"),
+        ("builtin://iris", "builtin://iris"),
+    ],
+)
+def test_messages_show_a_uri_without_its_credentials_or_query(uri: str, shown: str) -> None:
+    assert redact(uri) == shown

@@ -190,3 +190,21 @@ def test_a_refresh_refused_by_a_narrowed_policy_keeps_the_current_version() -> N
     refreshing = find_condition(plan.status.conditions or [], "Refreshing")
     assert refreshing is not None and (refreshing.status, refreshing.reason) == ("False", "ImageNotAllowed")
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", "ImageNotAllowed")]
+
+
+def test_status_and_events_never_repeat_credentials_from_the_source_uri() -> None:
+    wide = SETTINGS.model_copy(
+        update={"source_policy": SETTINGS.source_policy.model_copy(update={"hosts": ("data.example.com",)})}
+    )
+    uri = "https://reader:hunter2@data.example.com/iris.csv?X-Amz-Signature=hunter2"
+    first = plan_dataset(observed(spec={"source": {"uri": uri}}, settings=wide))
+    assert creates(first.actions) == ["PersistentVolumeClaim", "Job"]
+    refresh = plan_dataset(
+        observed(
+            ready(), spec={"source": {"uri": uri}}, settings=wide, refresh_request="2026-12-01T13:00:00Z"
+        )
+    )
+    said = [first.status.model_dump_json(), refresh.status.model_dump_json()]
+    said += [e.message for e in [*first.events, *refresh.events]]
+    assert all("hunter2" not in text for text in said)
+    assert any("https://***@data.example.com/iris.csv?***" in text for text in said)
