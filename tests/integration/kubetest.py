@@ -97,6 +97,16 @@ class Custom:
         )
         return obj
 
+    def wait_condition(
+        self, plural: str, name: str, type_: str, status: str, *, timeout: float = 60
+    ) -> dict[str, Any]:
+        """Wait until the object's condition `type_` has `status`; returns that condition."""
+        return wait_for(
+            lambda: (c := condition(self.get(plural, name), type_)) and c["status"] == status and c,
+            timeout=timeout,
+            what=f"{plural}/{name} {type_}={status}",
+        )
+
     def patch_status(self, plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         obj: dict[str, Any] = self.api.patch_namespaced_custom_object_status(
             GROUP, VERSION, self.namespace, plural, name, {"status": status}

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from kubetest import INSTANCE, INSTANCE_LABEL, Custom, condition, events, read_or_none, wait_for
+from kubetest import INSTANCE, INSTANCE_LABEL, Custom, events, read_or_none, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -101,12 +101,7 @@ def test_the_operator_refuses_an_image_outside_its_policy_with_a_condition_a_war
 ) -> None:
     # gyre:dev passes the default install's admission policy, if one is installed; this operator runs another image.
     custom.create("trainingruns", "TrainingRun", "foreign", {**RUN, "image": "gyre:dev"})
-    failed = wait_for(
-        lambda: (
-            (c := condition(custom.get("trainingruns", "foreign"), "Failed")) and c["status"] == "True" and c
-        ),
-        what="the run to fail",
-    )
+    failed = custom.wait_condition("trainingruns", "foreign", "Failed", "True")
     assert failed["reason"] == "ImageNotAllowed"
     assert "spec.image 'gyre:dev' is refused by the operator's image policy" in failed["message"]
     assert "GYRE_ALLOWED_IMAGES" in failed["message"]

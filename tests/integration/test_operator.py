@@ -312,13 +312,7 @@ def test_refresh_interval_starts_a_new_profiling_job(
             "lastProfileTime": "2026-01-01T00:00:00Z",
         },
     )
-    refreshing = wait_for(
-        lambda: (
-            (c := condition(custom.get("datasets", "fresh"), "Refreshing")) and c["status"] == "True" and c
-        ),
-        timeout=120,
-        what="the refresh timer",
-    )
+    refreshing = custom.wait_condition("datasets", "fresh", "Refreshing", "True", timeout=120)
     assert refreshing["reason"] == "RefreshDue"
     status = custom.get("datasets", "fresh")["status"]
     assert status["jobName"] != first and status["jobName"].startswith("fresh-profile-")

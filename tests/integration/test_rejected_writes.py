@@ -10,7 +10,7 @@ import kubernetes
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from kubetest import Custom, condition, events, ready_dataset, wait_for
+from kubetest import Custom, events, ready_dataset, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -99,12 +99,7 @@ def _refused_then_allowed(
 ) -> None:
     run = {"datasetRef": {"name": "iris"}, "estimator": {"kind": "RandomForestClassifier"}}
     custom.create("trainingruns", "TrainingRun", "audited", run)
-    synced = wait_for(
-        lambda: (
-            (c := condition(custom.get("trainingruns", "audited"), "Synced")) and c["status"] == "False" and c
-        ),
-        what="Synced=False",
-    )
+    synced = custom.wait_condition("trainingruns", "audited", "Synced", "False")
     assert synced["reason"] == "WriteRejected"
     assert "creating Job audited-train was refused by the API server (403" in synced["message"]
     assert FROZEN in synced["message"]
@@ -116,13 +111,7 @@ def _refused_then_allowed(
     assert (custom.get("trainingruns", "audited").get("status") or {}).get("jobName") is None
 
     lift()
-    wait_for(
-        lambda: (
-            (c := condition(custom.get("trainingruns", "audited"), "Synced")) and c["status"] == "True" and c
-        ),
-        timeout=180,
-        what="Synced=True once Jobs are allowed again",
-    )
+    custom.wait_condition("trainingruns", "audited", "Synced", "True", timeout=180)
     status = custom.get("trainingruns", "audited")["status"]
     assert status["jobName"] == "audited-train"
     kubernetes.client.BatchV1Api(k8s).read_namespaced_job("audited-train", namespace)

@@ -110,6 +110,10 @@ class ImagePolicy:
             f"chart value policy.images (env {env.ALLOWED_IMAGES} of the operator)"
         )
 
+    def spec_refusal(self, image: str | None) -> str | None:
+        """The refusal of a Gyre object's `spec.image`; None when it is unset (the operator's image) or allowed."""
+        return self.refusal(image, "spec.image") if image else None
+
     def first_refusal(self, images: Iterable[tuple[str, str]]) -> str | None:
         """The refusal of the first disallowed (image, where) pair, if any."""
         return next((r for image, where in images if (r := self.refusal(image, where)) is not None), None)

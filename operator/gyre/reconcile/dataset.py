@@ -168,11 +168,8 @@ def policy_refusal(obs: ObservedDataset, spec: DatasetSpec) -> tuple[Reason, str
     refused = source_refusal(obs, spec)
     if refused is not None:
         return Reason.SOURCE_REFUSED, refused.message
-    if spec.image:
-        message = obs.settings.image_policy.refusal(spec.image, "spec.image")
-        if message is not None:
-            return Reason.IMAGE_NOT_ALLOWED, message
-    return None
+    message = obs.settings.image_policy.spec_refusal(spec.image)
+    return (Reason.IMAGE_NOT_ALLOWED, message) if message is not None else None
 
 
 def _refuse(

@@ -354,7 +354,7 @@ def plan_modeldeployment(obs: ObservedModelDeployment) -> Plan[ModelDeploymentSt
         _invalid(plan, obs, Reason.INVALID_SPEC, obs.spec_error or "the spec does not validate")
         return plan
     spec = obs.spec
-    refusal = obs.settings.image_policy.refusal(spec.image, "spec.image") if spec.image else None
+    refusal = obs.settings.image_policy.spec_refusal(spec.image)
     if refusal is not None:
         # The servers already running keep serving: a refused change must not take a model offline.
         _invalid(plan, obs, Reason.IMAGE_NOT_ALLOWED, refusal)

@@ -198,7 +198,7 @@ def plan_trainingrun(obs: ObservedTrainingRun) -> Plan[TrainingRunStatus]:
         )
         _fail(plan, generation, obs.now, Reason.SEARCH_TOO_LARGE, message)
         return plan
-    refusal = obs.settings.image_policy.refusal(spec.image, "spec.image") if spec.image else None
+    refusal = obs.settings.image_policy.spec_refusal(spec.image)
     if refusal is not None:
         _fail(plan, generation, obs.now, Reason.IMAGE_NOT_ALLOWED, refusal)
         return plan
