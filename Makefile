@@ -20,11 +20,11 @@ endif
 export KUBECONFIG
 
 .PHONY: help venv lock lint typecheck verify manifests test test-deps test-unit test-integration test-e2e \
-        cluster-build cluster-up cluster-down cluster-env cluster-status image deploy undeploy demo \
+        cluster-build cluster-up cluster-down cluster-env cluster-status image deploy undeploy demo upgrade-crds \
         e2e-kind bench-drift bench-serving bench-burst clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@hack/venv.sh
@@ -90,6 +90,9 @@ image: ## Build gyre:dev and make it available to the cluster
 
 deploy: venv ## Install the CRDs and the operator (gyre:dev) into the KUBECONFIG cluster
 	hack/deploy.sh
+
+upgrade-crds: ## Apply the chart's CRDs to the KUBECONFIG cluster (before `helm upgrade`, which never changes CRDs)
+	eval "$$(hack/cluster/env.sh)" && kubectl apply --server-side --force-conflicts -f charts/gyre/crds/
 
 undeploy: ## Remove the operator and the CRDs
 	hack/deploy.sh --delete

@@ -51,7 +51,7 @@ def render(release: str, namespace: str, cluster_wide: bool) -> list[dict[str, A
     out = subprocess.run(
         [
             helm, "template", release, str(ROOT / "charts/gyre"), "--skip-crds",
-            "--set", f"namespace={namespace}", "--set", "createNamespace=false",
+            "--namespace", namespace,
             "--set", f"operator.clusterWide={str(cluster_wide).lower()}",
         ],
         check=True, capture_output=True, text=True,

@@ -5,18 +5,29 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{- /* The operator image: repository@digest when image.digest is set, else repository:tag, where an empty tag
+means the chart's appVersion. */ -}}
 {{- define "gyre.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
 {{- end -}}
 
-{{- /* RBAC object names: gyre-operator for a release named gyre (the rendered install), else prefixed by the
-release, so two releases' ClusterRoles never collide. */ -}}
-{{- define "gyre.rbacName" -}}
+{{- /* Prefix of cluster-scoped object names: the release name when it contains "gyre" (gyre for the rendered
+install), else <release>-gyre, so two releases' cluster-scoped objects never collide. */ -}}
+{{- define "gyre.fullname" -}}
 {{- if contains "gyre" .Release.Name -}}
-{{ .Release.Name }}-operator
+{{ .Release.Name | trunc 50 | trimSuffix "-" }}
 {{- else -}}
-{{ .Release.Name }}-gyre-operator
+{{ printf "%s-gyre" .Release.Name | trunc 50 | trimSuffix "-" }}
 {{- end -}}
+{{- end -}}
+
+{{- /* RBAC object names: gyre-operator for a release named gyre. */ -}}
+{{- define "gyre.rbacName" -}}
+{{ include "gyre.fullname" . }}-operator
 {{- end -}}
 
 {{- /* The namespaces a namespaced operator watches (JSON list): operator.watchNamespaces, else its own. */ -}}
@@ -24,6 +35,6 @@ release, so two releases' ClusterRoles never collide. */ -}}
 {{- if .Values.operator.watchNamespaces -}}
 {{ toJson .Values.operator.watchNamespaces }}
 {{- else -}}
-{{ list .Values.namespace | toJson }}
+{{ list .Release.Namespace | toJson }}
 {{- end -}}
 {{- end -}}

@@ -1,35 +1,17 @@
 """The chart's RBAC grants exactly gyre.controllers.permissions, and a namespaced install nothing cluster-scoped.
 
-Renders charts/gyre with the helm binary (`eval "$(hack/cluster/env.sh)"` puts it on PATH, as `make verify` does).
+Renders charts/gyre with the pinned helm (helmchart.py).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from helmchart import by_kind, render
 
 from gyre.api.env import MONITORING_NAMESPACE, NETWORK_POLICY
 from gyre.controllers.permissions import LEADER_ELECTION, VERBS, WORKLOAD, as_set
-
-CHART = Path(__file__).resolve().parents[3] / "charts/gyre"
-
-
-def render(*values: str, release: str = "gyre") -> list[dict[str, Any]]:
-    helm = shutil.which("helm")
-    if helm is None:
-        pytest.fail(
-            "helm is not on PATH: `make cluster-build`, then `eval $(hack/cluster/env.sh)`", pytrace=False
-        )
-    args = [helm, "template", release, str(CHART), "--skip-crds"]
-    for value in values:
-        args += ["--set", value]
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -41,10 +23,6 @@ def granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
             for resource in rule.get("resources") or []:
                 out |= {(group, resource, verb) for verb in verbs}
     return out
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
 
 
 def operator_args(docs: list[dict[str, Any]]) -> list[str]:
