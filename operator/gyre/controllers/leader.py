@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,10 @@ class LeaseRecord:
     transitions: int
     resource_version: str
     acquire_time: datetime | None = None
+    # The installed Lease's labels and annotations (the chart and manifests/ create it, so that uninstalling removes
+    # it): every replace writes them back, so Helm keeps owning the Lease and Argo CD sees no drift.
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
+    annotations: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,8 @@ class Elector:
             transitions=int(spec.lease_transitions or 0),
             resource_version=str(lease.metadata.resource_version),
             acquire_time=spec.acquire_time,
+            labels=dict(lease.metadata.labels or {}),
+            annotations=dict(lease.metadata.annotations or {}),
         )
 
     def _body(
@@ -212,6 +218,7 @@ class Elector:
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
         if record is not None:
             metadata["resourceVersion"] = record.resource_version
+            metadata.update({"labels": record.labels, "annotations": record.annotations})
         spec: dict[str, Any] = {
             "holderIdentity": holder,
             "leaseDurationSeconds": max(1, round(duration)),
