@@ -15,9 +15,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN python3 -m venv /opt/gyre
 
 WORKDIR /src
-# Dependencies first, from the pinned constraints only, so a code change reuses this layer.
+# Dependencies first, from the pinned constraints only, so a code change reuses this layer. With them the
+# `pipelines` extra (kfp), so the Kubeflow pipeline's lightweight steps (pipelines/) run on this image as it is.
 COPY pyproject.toml constraints.txt ./
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['pipelines']))" \
         > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt -c constraints.txt \
  && rm /tmp/requirements.txt

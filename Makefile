@@ -21,6 +21,7 @@ export KUBECONFIG
 
 .PHONY: help venv lock lint typecheck verify manifests test test-deps test-unit test-integration test-e2e \
         cluster-build cluster-up cluster-down cluster-env cluster-status image deploy undeploy demo upgrade-crds \
+        argocd-statuses \
         e2e-kind bench-drift bench-serving bench-burst clean
 
 help: ## List the targets
@@ -68,6 +69,9 @@ test-integration: venv cluster-up ## The operator against a real API server
 
 test-e2e: venv test-deps cluster-up image ## Real pods running the project image
 	$(PY) -m pytest tests/e2e -q
+
+argocd-statuses: venv cluster-up image ## Re-record the statuses the Argo CD health tests replay (tests/statuscapture.py)
+	GYRE_CAPTURE_STATUSES=$(ROOT)/tests/data/argocd/observed.json $(PY) -m pytest tests/integration tests/e2e -q
 
 cluster-build: ## Build (or reuse) the pinned Kubernetes components
 	hack/cluster/build.sh

@@ -12,6 +12,8 @@ import pytest
 from e2ekube import Kube, wait_for
 from prometheus import Prometheus
 
+import statuscapture
+
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
@@ -52,3 +54,9 @@ def prometheus(kube_api: ApiClient, gyre_installed: str) -> Iterator[Prometheus]
         yield prom
     finally:
         prom.uninstall()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def status_capture(kube_api: ApiClient) -> Iterator[None]:
+    """With GYRE_CAPTURE_STATUSES=FILE, record every status the operator writes (tests/statuscapture.py)."""
+    yield from statuscapture.capturing(kube_api)

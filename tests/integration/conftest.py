@@ -16,6 +16,7 @@ import yaml
 from kopf.testing import KopfRunner
 from kubetest import Custom, running_operator, wait_for
 
+import statuscapture
 from gyre.api import crdgen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +76,9 @@ def operator(namespace: str) -> Iterator[KopfRunner]:
     """The operator for the duration of one test."""
     with running_operator(namespace) as runner:
         yield runner
+
+
+@pytest.fixture(scope="session", autouse=True)
+def status_capture(k8s: kubernetes.client.ApiClient) -> Iterator[None]:
+    """With GYRE_CAPTURE_STATUSES=FILE, record every status the operator writes (tests/statuscapture.py)."""
+    yield from statuscapture.capturing(k8s)

@@ -1,14 +1,18 @@
-hs = {status = "Progressing", message = "Waiting for the first drift check"}
-if stale(obj) or obj.status.lastCheckTime == nil then
+local hs = shared(obj, "Waiting for the operator to schedule the first drift check")
+if hs ~= nil then
   return hs
 end
+local ready = condition(obj, "Ready")
 local drifted = condition(obj, "Drifted")
 if drifted ~= nil and drifted.status == "True" then
   -- Drift is what this resource exists to surface: show it in Argo CD rather than hide it as healthy.
-  hs.status = "Degraded"
-  hs.message = drifted.message
-else
-  hs.status = "Healthy"
-  hs.message = (drifted and drifted.message) or "No drift"
+  return {status = "Degraded", message = said(drifted, "Drift detected")}
 end
-return hs
+if obj.status.lastCheckTime == nil then
+  return {status = "Progressing", message = said(ready, "Waiting for the first drift check")}
+end
+if drifted ~= nil then
+  return {status = "Healthy", message = said(drifted, "No drift")}
+end
+-- Checked, but without a verdict yet (too few rows in the window).
+return {status = "Healthy", message = said(ready, "No drift")}

@@ -1,23 +1,21 @@
-hs = {status = "Progressing", message = "Waiting for the operator to start training"}
-if stale(obj) then
+local hs = shared(obj, "Waiting for the operator to start training")
+if hs ~= nil then
   return hs
 end
-local validated = condition(obj, "Validated")
 local phase = obj.status.phase
 if phase == "Failed" then
-  local failed = condition(obj, "Failed")
-  hs.status = "Degraded"
-  hs.message = (failed and failed.message) or "Training failed"
-elseif phase == "Succeeded" then
+  return {status = "Degraded", message = said(condition(obj, "Failed"), "Training failed")}
+end
+if phase == "Succeeded" then
+  local validated = condition(obj, "Validated")
   if validated ~= nil and validated.status == "False" then
     -- The run finished but its model must not be promoted.
-    hs.status = "Degraded"
-    hs.message = validated.message
-  else
-    hs.status = "Healthy"
-    hs.message = (validated and validated.message) or "Training succeeded"
+    return {status = "Degraded", message = said(validated, "The model failed its validation gates")}
   end
-else
-  hs.message = "Training is " .. tostring(phase or "pending")
+  return {status = "Healthy", message = said(validated, "Training succeeded")}
 end
-return hs
+local dataset = condition(obj, "DatasetReady")
+if dataset ~= nil and dataset.status == "False" then
+  return {status = "Progressing", message = said(dataset, "Waiting for the dataset")}
+end
+return {status = "Progressing", message = "Training is " .. tostring(phase or "pending")}
