@@ -13,8 +13,12 @@ def register(subparsers: Any) -> None:
     op: argparse.ArgumentParser = subparsers.add_parser(
         "operator",
         help="run the Gyre operator (kopf)",
-        description="Reconcile Datasets and TrainingRuns. Settings come from GYRE_* environment variables "
-        "(GYRE_ARTIFACT_STORE, GYRE_IMAGE, GYRE_ARTIFACT_SECRET, GYRE_NAMESPACE).",
+        description="Reconcile the four Gyre kinds (gyre.dev/v1alpha1): a Dataset becomes a profiling Job and a "
+        "versioned, fingerprinted copy of its table; a TrainingRun a training Job (an Indexed Job for a search) and a "
+        "validated model; a ModelDeployment a Deployment and Service running the model server; a DriftMonitor "
+        "scheduled drift-check Jobs and guarded retraining TrainingRuns. Settings come from GYRE_* environment "
+        "variables (GYRE_ARTIFACT_STORE, GYRE_IMAGE, GYRE_ARTIFACT_SECRET, GYRE_NAMESPACE, ...), which the chart "
+        "sets.",
     )
     scope = op.add_mutually_exclusive_group()
     scope.add_argument(

@@ -69,3 +69,11 @@ def test_python_dash_m_gyre_runs_the_same_cli_as_the_gyre_command() -> None:
         [sys.executable, "-m", "gyre", "operator", "--help"], capture_output=True, text=True, check=True
     )
     assert "--leader-election" in out.stdout and "--instance" in out.stdout
+
+
+def test_operator_help_describes_all_four_kinds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["operator", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for kind in ("Dataset", "TrainingRun", "ModelDeployment", "DriftMonitor"):
+        assert f"a {kind} " in text
