@@ -7,9 +7,12 @@ GYRE_CACHE="${GYRE_CACHE:-$HOME/.cache/gyre}"
 key="$(cat "$HERE/go.mod" "$HERE/go.sum" "$HERE/main.go" | sha256sum | cut -c1-12)"
 dest="$GYRE_CACHE/bin/argocd-lua-$key"
 if [ ! -f "$dest/.complete" ]; then
-  command -v go >/dev/null || { echo "argocd-lua: go is not on PATH (see docs/cluster.md)" >&2; exit 1; }
+  # The Go the cluster components are built with (hack/cluster/build.sh): on PATH or in /usr/local/go/bin.
+  command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null 2>&1 || { echo "argocd-lua: Go is not installed (see docs/cluster.md)" >&2; exit 1; }
   mkdir -p "$dest"
-  (cd "$HERE" && GOFLAGS=-buildvcs=false go build -trimpath -ldflags "-s -w" -o "$dest/argocd-lua" .) >&2
+  (cd "$HERE" && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
+    go build -trimpath -ldflags "-s -w" -o "$dest/argocd-lua" .) >&2
   touch "$dest/.complete"
 fi
 echo "$dest/argocd-lua"
