@@ -170,3 +170,10 @@ def test_two_releases_have_distinct_cluster_scoped_names() -> None:
     }
     assert len(names) == 2 * len(CLUSTER_SCOPED - {"Namespace"})
     assert ("ValidatingAdmissionPolicy", "team-b-gyre-image-policy") in names
+
+
+@pytest.mark.parametrize("value", ["namespace=ml", "createNamespace=false"])
+def test_the_removed_namespace_values_fail_with_the_way_to_do_it_now(value: str) -> None:
+    proc = template(value)
+    assert proc.returncode != 0
+    assert "installs into the release namespace" in proc.stderr and "--create-namespace" in proc.stderr
