@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Postgres", "start_postgres", "stop_postgres"]
+__all__ = ["Postgres", "orders_table", "start_postgres", "stop_postgres"]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "hack" / "postgres.sh"
 
@@ -56,6 +56,23 @@ class Postgres:
             cursor.execute(query)
             row = cursor.fetchone()
             return None if row is None else row[0]
+
+
+def orders_table(rows: int, *, created_at: bool = False) -> str:
+    """SQL creating the tests' `orders` table of `rows` rows: ids 1..rows, amounts in [0, 100), four regions
+    (a quarter each), every seventh order returned; optionally a creation time a minute apart."""
+    time = (
+        "timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute' AS created_at," if created_at else ""
+    )
+    return f"""
+        CREATE TABLE orders AS
+        SELECT i AS id,
+               round(((i * 37) % 1000) / 10.0, 1)::float8 AS amount,
+               (ARRAY['north', 'south', 'east', 'west'])[i % 4 + 1] AS region,
+               {time}
+               (i % 7 = 0) AS returned
+        FROM generate_series(1, {rows}) AS i
+    """
 
 
 def _run(command: str, directory: Path) -> str:

@@ -24,21 +24,14 @@ from typing import Any
 import pytest
 from e2ekube import Kube, condition, wait_for
 
-from pgserver import Postgres, start_postgres, stop_postgres
+from pgserver import Postgres, orders_table, start_postgres, stop_postgres
 
 pytestmark = pytest.mark.e2e
 
 ROWS = 120_000
 USER, PASSWORD = "gyre_reader", "Rd-7c1e-sql-contract-secret"
 
-TABLE = f"""
-CREATE TABLE orders AS
-SELECT i AS id,
-       round(((i * 37) % 1000) / 10.0, 1)::float8 AS amount,
-       (ARRAY['north', 'south', 'east', 'west'])[i % 4 + 1] AS region,
-       (i % 7 = 0) AS returned
-FROM generate_series(1, {ROWS}) AS i
-"""
+TABLE = orders_table(ROWS)
 
 
 @pytest.fixture(scope="module")

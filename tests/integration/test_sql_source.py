@@ -26,22 +26,14 @@ from gyre.data.report import ProfileReport
 from gyre.data.sql import SqlCredentials
 from gyre.policy.sources import SourcePolicy
 from gyre.store import ArtifactStore, dataset_data_path
-from pgserver import Postgres, start_postgres, stop_postgres
+from pgserver import Postgres, orders_table, start_postgres, stop_postgres
 
 pytestmark = pytest.mark.integration
 
 ROWS = 120_000
 WRONG_PASSWORD = "n0t-the-Pa55word-7f3a"
 
-ORDERS = f"""
-CREATE TABLE orders AS
-SELECT i AS id,
-       round(((i * 37) % 1000) / 10.0, 1)::float8 AS amount,
-       (ARRAY['north', 'south', 'east', 'west'])[i % 4 + 1] AS region,
-       timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute' AS created_at,
-       (i % 7 = 0) AS returned
-FROM generate_series(1, {ROWS}) AS i
-"""
+ORDERS = orders_table(ROWS, created_at=True)
 
 
 @pytest.fixture(scope="module")
