@@ -18,15 +18,21 @@ from gyre.api.common import (
 )
 
 __all__ = [
+    "ColumnExpectation",
     "ColumnKind",
     "ColumnStatus",
+    "ContractStatus",
     "CsvOptions",
+    "DatasetExpectations",
     "DatasetPhase",
     "DatasetSource",
     "DatasetSpec",
     "DatasetStatus",
     "DatasetVersion",
+    "LogicalType",
     "SchemaOverrides",
+    "SecretKeyRef",
+    "SqlSource",
 ]
 
 
@@ -56,26 +62,65 @@ class CsvOptions(ApiModel):
     """Extra strings to read as missing values, besides pandas' defaults (empty, NA, NaN, ...)."""
 
 
+class SecretKeyRef(ApiModel):
+    """One key of a Secret in the Dataset's namespace; the pod gets it as an env var, the operator never reads it."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
+    key: str = Field(min_length=1, max_length=253)
+    """Key in the Secret."""
+
+
+class SqlSource(ApiModel):
+    """A query against a PostgreSQL database, read in the profiling pod (ADBC, Arrow)."""
+
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._:-]+$")
+    """Database server name or IP. It is in the spec, not a Secret, so the source policy can decide on it before
+    any pod runs (policy.sources `hosts` and `refusedHosts`, scheme `postgresql`)."""
+    port: int = Field(default=5432, ge=1, le=65535)
+    """Server port."""
+    database: str = Field(min_length=1, max_length=63)
+    """Database name."""
+    user_secret_ref: SecretKeyRef
+    """The user name, from a Secret key."""
+    password_secret_ref: SecretKeyRef | None = None
+    """The password, from a Secret key; unset for trust or certificate authentication."""
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    """libpq's sslmode."""
+    query: str = Field(min_length=1, max_length=16384)
+    """A SELECT whose rows are the dataset. Row order is part of a version's fingerprint: end it with ORDER BY
+    (a key) so that an unchanged table always gives the same version."""
+    watermark: str | None = Field(default=None, max_length=63, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """A column that only grows (an id, an insertion time). A scheduled or requested refresh then reads only the
+    rows above the last version's highest value and appends them to that version; a spec change reads everything
+    again."""
+
+
 class DatasetSource(ApiModel):
-    """Where the data lives and how to read it."""
+    """Where the data lives and how to read it: `uri` (a file or object) or `sql` (a database query)."""
 
     # Admission refuses what no source policy allows (the operator's policy check says the same, for old objects).
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "!self.uri.startsWith('file://') || !self.uri.matches('/[.][.]?(/|$)')",
+                    "rule": "has(self.uri) != has(self.sql)",
+                    "message": "set exactly one of uri and sql",
+                },
+                {
+                    "rule": "!has(self.uri) || !self.uri.startsWith('file://') || "
+                    "!self.uri.matches('/[.][.]?(/|$)')",
                     "message": "a file:// source may not have . or .. path segments",
                 },
                 {
-                    "rule": "self.uri.startsWith('http') || !self.uri.contains('::')",
+                    "rule": "!has(self.uri) || self.uri.startsWith('http') || !self.uri.contains('::')",
                     "message": "a source is one URL, not an fsspec chain (::)",
                 },
             ]
         }
     )
 
-    uri: str = Field(pattern=SOURCE_URI_PATTERN, max_length=2048)
+    uri: str | None = Field(default=None, pattern=SOURCE_URI_PATTERN, max_length=2048)
     """The data location: `builtin://iris` (scikit-learn's bundled datasets: iris, wine, breast_cancer, diabetes,
     ...), `file:///path`, `s3://bucket/key`, `gs://bucket/key` or `http(s)://...`. The cluster's source policy
     decides which are read: by default no loopback, link-local or cloud metadata host, and `file://` only under the
@@ -85,6 +130,17 @@ class DatasetSource(ApiModel):
     """File format; `auto` decides from the file extension."""
     csv: CsvOptions | None = None
     """CSV read options; only used when the format is (or resolves to) csv."""
+    sql: SqlSource | None = None
+    """A PostgreSQL query instead of a uri; credentials come from Secret keys only."""
+
+    @property
+    def location(self) -> str:
+        """The source as one URI without credentials: `uri`, or `postgresql://host:port/database` for sql. The
+        source policy decides on it, and messages show it."""
+        if self.sql is not None:
+            host = f"[{self.sql.host}]" if ":" in self.sql.host else self.sql.host
+            return f"postgresql://{host}:{self.sql.port}/{self.sql.database}"
+        return self.uri or ""
 
 
 class SchemaOverrides(ApiModel):
@@ -94,6 +150,64 @@ class SchemaOverrides(ApiModel):
     """Force a column's kind, e.g. `{zip_code: categorical}` for numbers that are really labels."""
     drop: list[str] | None = Field(default=None, max_length=1024)
     """Columns to leave out of the dataset entirely (identifiers, leaks, free text)."""
+
+
+LogicalType = Literal["int", "float", "number", "bool", "datetime", "string"]
+"""Column types of expectations: storage-independent (gyre.data.fingerprint.logical_type); number is int or float."""
+
+
+class ColumnExpectation(ApiModel):
+    """What one column of every version must satisfy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    "message": "min must not exceed max",
+                }
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=256)
+    """Column name; the column must exist."""
+    type: LogicalType | None = None
+    """Required logical type: int, float, number (int or float), bool, datetime or string."""
+    max_null_fraction: float | None = Field(default=None, ge=0, le=1)
+    """Highest allowed share of missing values (0 means none)."""
+    min: float | None = None
+    """Lowest allowed value (numeric columns)."""
+    max: float | None = None
+    """Highest allowed value (numeric columns)."""
+    allowed_values: list[str] | None = Field(default=None, max_length=1024)
+    """The only values allowed (compared as text; missing values are governed by maxNullFraction)."""
+    unique: bool = False
+    """No value may appear twice."""
+
+
+class DatasetExpectations(ApiModel):
+    """A data contract: a version that breaks it is recorded but never trained on."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minRows) || !has(self.maxRows) || self.minRows <= self.maxRows",
+                    "message": "minRows must not exceed maxRows",
+                }
+            ]
+        }
+    )
+
+    columns: list[ColumnExpectation] | None = Field(default=None, max_length=1024)
+    """Required columns and what their values must satisfy."""
+    min_rows: int | None = Field(default=None, ge=0)
+    """Fewest rows a version may have."""
+    max_rows: int | None = Field(default=None, ge=0)
+    """Most rows a version may have."""
+    unique_key: list[str] | None = Field(default=None, min_length=1, max_length=16)
+    """Columns whose combined values identify a row: no two rows may share them."""
 
 
 class DatasetSpec(ApiModel):
@@ -116,6 +230,10 @@ class DatasetSpec(ApiModel):
     """Image of the profiling Job; defaults to the operator's GYRE_IMAGE."""
     active_deadline_seconds: int = Field(default=1800, ge=10, le=86400)
     """Fail the profiling Job when it runs longer than this."""
+    expectations: DatasetExpectations | None = None
+    """A data contract checked on every new version in the profiling Job. A version that breaks it is kept in
+    status.history with contractViolated, sets ContractSatisfied=False with the failures, and is never used by a
+    TrainingRun: the current version stays the last one that satisfied it."""
 
 
 class ColumnStatus(StatusModel):
@@ -140,6 +258,21 @@ class DatasetVersion(StatusModel):
     """Number of rows."""
     created_at: datetime
     """When the version was first seen."""
+    contract_violated: bool | None = None
+    """True when this version broke spec.expectations: it is never trained on."""
+
+
+class ContractStatus(StatusModel):
+    """The result of checking the newest version against spec.expectations."""
+
+    satisfied: bool
+    """Whether the newest version satisfies the contract."""
+    fingerprint: Fingerprint | None = None
+    """The version that was checked."""
+    failures: list[str] | None = None
+    """What it broke (possibly cut short; see failureCount)."""
+    failure_count: int | None = None
+    """Number of failed expectations."""
 
 
 class DatasetStatus(StatusModel):
@@ -169,7 +302,12 @@ class DatasetStatus(StatusModel):
     """The profiling Job of the current generation or refresh."""
     last_profile_time: datetime | None = None
     """When the source was last read successfully."""
+    watermark: str | None = None
+    """The highest value of spec.source.sql.watermark in the current version: the next refresh reads above it."""
+    contract: ContractStatus | None = None
+    """The newest version's check against spec.expectations."""
     conditions: list[Condition] | None = None
-    """Ready: the current version is profiled and usable."""
+    """Ready: the current version is profiled and usable; ContractSatisfied: the newest version satisfies
+    spec.expectations (False: it is not used, the current version stays the last good one)."""
     observed_generation: int | None = None
     """The metadata.generation this status describes."""

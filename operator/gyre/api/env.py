@@ -55,6 +55,8 @@ __all__ = [
     "SHUTDOWN_TIMEOUT",
     "SKLEARN_WORKERS",
     "SOURCE_POLICY",
+    "SQL_PASSWORD",
+    "SQL_USER",
     "STORE_SECRET",
     "STORE_SECRET_MOUNT",
     "STORE_SECRET_OPTIONAL_S3",
@@ -134,6 +136,10 @@ STORE_SECRET_MOUNT = "/var/run/secrets/gyre/store"  # where a gs:// store's Secr
 STORE_SECRET = (
     "GYRE_STORE_SECRET"  # the Secret's name (not its content), so a pod can say which one is missing
 )
+
+# A Dataset's sql source (builders/job.py -> gyre.data.sql): secretKeyRefs to the spec's Secret keys, never values.
+SQL_USER = "GYRE_SQL_USER"
+SQL_PASSWORD = "GYRE_SQL_PASSWORD"
 
 # The operator itself (the chart -> gyre.builders.settings, gyre.controllers).
 ARTIFACT_SECRET = (

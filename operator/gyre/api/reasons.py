@@ -21,6 +21,8 @@ class ConditionType(StrEnum):
     VALIDATED = "Validated"
     DATASET_READY = "DatasetReady"
     REFRESHING = "Refreshing"
+    CONTRACT_SATISFIED = "ContractSatisfied"
+    """Dataset: the newest version satisfies spec.expectations; absent when there are none."""
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     DRIFTED = "Drifted"
@@ -62,6 +64,10 @@ class Reason(StrEnum):
     REFRESH_DUE = "RefreshDue"
     REFRESH_REQUESTED = "RefreshRequested"
     SOURCE_REFUSED = "SourceRefused"  # the source policy refuses the source (in the operator, or in the pod)
+    CONTRACT_VIOLATED = (
+        "ContractViolated"  # a version breaks spec.expectations (also a TrainingRun pinning it)
+    )
+    EXPECTATIONS_MET = "ExpectationsMet"
 
     # TrainingRun
     DATASET_NOT_FOUND = "DatasetNotFound"

@@ -16,6 +16,8 @@ from gyre.api.env import (
     DATASET_SPEC,
     DATASET_VERSION,
     SOURCE_POLICY,
+    SQL_PASSWORD,
+    SQL_USER,
     TRAINING_SPEC,
     TRIGGER,
 )
@@ -69,12 +71,18 @@ def profile_job_name(owner: Owner, spec: DatasetSpec, revision: str) -> str:
 
 
 def build_profile_job(
-    owner: Owner, spec: DatasetSpec, settings: OperatorSettings, *, revision: str
+    owner: Owner,
+    spec: DatasetSpec,
+    settings: OperatorSettings,
+    *,
+    revision: str,
+    previous: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Job that reads a Dataset's source, fingerprints it, stores a copy and its profile.
 
     `revision` distinguishes runs of one spec: `g<generation>` for a spec change, plus a refresh counter for
-    periodic re-reads.
+    periodic re-reads. `previous` (fingerprint, watermark) makes a sql source's read incremental. A sql source's
+    credentials reach the pod only as secretKeyRefs.
     """
     args = [
         "profile",
@@ -85,17 +93,27 @@ def build_profile_job(
         "--name",
         owner.name,
         "--source",
-        spec.source.uri,
+        spec.source.location,
         "--format",
         spec.source.format,
     ]
     if spec.target:
         args += ["--target", spec.target]
-    env = [
+    if previous is not None:
+        args += ["--previous-fingerprint", previous[0], "--after", previous[1]]
+    env: list[dict[str, Any]] = [
         {"name": DATASET_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
         # The pod checks the source again, and every address and file it opens (gyre.data.guard).
         {"name": SOURCE_POLICY, "value": settings.source_policy.to_json()},
     ]
+    sql = spec.source.sql
+    if sql is not None:
+        refs = [(SQL_USER, sql.user_secret_ref), (SQL_PASSWORD, sql.password_secret_ref)]
+        env += [
+            {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+            for name, ref in refs
+            if ref is not None
+        ]
     annotations = {ANNOTATION_GENERATION: str(owner.generation), ANNOTATION_REVISION: revision}
     return build_job(
         owner=owner,

@@ -29,7 +29,27 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--format", choices=("auto", "csv", "parquet"), default="auto")
     parser.add_argument("--target", default=None, help="target column; must exist in the data")
+    parser.add_argument(
+        "--previous-fingerprint",
+        default=None,
+        help="incremental refresh of a sql source: the version to append new rows to",
+    )
+    parser.add_argument(
+        "--after",
+        default=None,
+        help="incremental refresh: read only rows whose watermark is above this value",
+    )
     parser.set_defaults(func=_profile)
+
+
+def _sql_credentials() -> Any:
+    """The sql source's user and password from the Secret-backed env; removed from the environment once read,
+    so nothing the read starts inherits them."""
+    from gyre.data.sql import SqlCredentials
+
+    user = os.environ.pop(env.SQL_USER, "")
+    password = os.environ.pop(env.SQL_PASSWORD, None) or None
+    return SqlCredentials(user=user, password=password)
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -42,6 +62,8 @@ def _profile(args: argparse.Namespace) -> int:
     kinds: dict[str, Any] = {}
     drop: list[str] = []
     csv = None
+    sql = None
+    expectations = None
     raw = os.environ.get(env.DATASET_SPEC)
     if raw:
         from pydantic import ValidationError
@@ -67,6 +89,7 @@ def _profile(args: argparse.Namespace) -> int:
         if spec.schema_ is not None:
             kinds = dict(spec.schema_.kinds or {})
             drop = list(spec.schema_.drop or [])
+        sql, expectations = spec.source.sql, spec.expectations
     try:
         policy = SourcePolicy.from_json(os.environ.get(env.SOURCE_POLICY))
     except ValueError as exc:
@@ -86,6 +109,11 @@ def _profile(args: argparse.Namespace) -> int:
         kinds=kinds,
         drop=drop,
         source_policy=policy,
+        sql=sql,
+        credentials=_sql_credentials() if sql is not None else None,
+        previous_fingerprint=args.previous_fingerprint,
+        after=args.after,
+        expectations=expectations,
     )
     report = run_profile(request)
     write_termination_message(report.to_termination_message())

@@ -10,17 +10,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gyre.api import env
-from gyre.api.dataset import ColumnKind
+from gyre.api.dataset import ColumnKind, DatasetExpectations, SqlSource
+from gyre.data.contracts import check_expectations
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.report import ColumnInfo, ProfileReport
 from gyre.data.schema import ColumnSchema, apply_overrides, infer_schema
 from gyre.data.sources import CsvReadOptions, SourceFormat, load_source
+from gyre.data.sql import SqlCredentials
 from gyre.policy.sources import SourcePolicy, source_scope
 from gyre.store import ArtifactStore, StoreError, dataset_data_path, dataset_profile_path
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from gyre.data.guard import SourceGuard
 
 __all__ = ["ProfileRequest", "build_reference_profile", "frame_to_parquet_bytes", "run_profile"]
 
@@ -42,6 +46,16 @@ class ProfileRequest:
     drop: Sequence[str] = ()
     source_policy: SourcePolicy = field(default_factory=SourcePolicy)
     """Enforced on the source and on every file and address the read opens (gyre.data.guard)."""
+    sql: SqlSource | None = None
+    """A database source (then `source` is its credential-free postgresql:// location)."""
+    credentials: SqlCredentials | None = None
+    """The sql source's user and password, from the pod's Secret-backed env."""
+    previous_fingerprint: str | None = None
+    """An incremental refresh: the version new rows are appended to (read from this namespace's store)."""
+    after: str | None = None
+    """An incremental refresh: the previous version's watermark; only rows above it are read."""
+    expectations: DatasetExpectations | None = None
+    """The data contract every version is checked against (gyre.data.contracts)."""
 
 
 def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -72,8 +86,13 @@ def run_profile(request: ProfileRequest) -> ProfileReport:
     scope = source_scope(request.source_policy, request.store_url, request.namespace, pvc_mount=pvc_mount)
     try:
         guard = SourceGuard(scope, request.source)
-        frame = load_source(request.source, request.format, csv=request.csv, guard=guard)
-        frame = apply_overrides(frame, request.drop)
+        watermark: str | None = None
+        if request.sql is not None:
+            frame, watermark = _read_sql(request, guard)
+        else:
+            frame = apply_overrides(
+                load_source(request.source, request.format, csv=request.csv, guard=guard), request.drop
+            )
         if request.target is not None and request.target not in frame.columns:
             raise DataError(
                 f"target column {request.target!r} is not in the data (columns: {', '.join(map(str, frame.columns[:20]))})",
@@ -81,6 +100,7 @@ def run_profile(request: ProfileRequest) -> ProfileReport:
             )
         schema = infer_schema(frame, request.kinds)
         fingerprint = fingerprint_frame(frame)
+        failures = check_expectations(frame, request.expectations) if request.expectations else None
         store = ArtifactStore(request.store_url)
         data_rel = dataset_data_path(request.namespace, request.name, fingerprint)
         reused = store.exists(data_rel)
@@ -116,4 +136,43 @@ def run_profile(request: ProfileRequest) -> ProfileReport:
         data_uri=store.uri(data_rel),
         profile_uri=profile_uri,
         reused=reused,
+        watermark=watermark,
+        contract_checked=request.expectations is not None,
+        contract_failures=failures or None,
     )
+
+
+def _read_sql(request: ProfileRequest, guard: SourceGuard) -> tuple[pd.DataFrame, str | None]:
+    """The sql source's version and its watermark: the whole query, or (incremental) the previous version plus
+    the rows above its watermark. Columns in spec.schema.drop are left out after the watermark is taken."""
+    import pandas as pd
+
+    from gyre.data.sql import read_sql, watermark_of
+
+    sql = request.sql
+    assert sql is not None
+    guard.check()
+    credentials = request.credentials or SqlCredentials(user="")
+    column = sql.watermark
+    if column and request.previous_fingerprint and request.after is not None:
+        store = ArtifactStore(request.store_url)
+        previous = pd.read_parquet(
+            io.BytesIO(
+                store.read_bytes(
+                    dataset_data_path(request.namespace, request.name, request.previous_fingerprint)
+                )
+            )
+        )
+        new = read_sql(sql, credentials, after=request.after, guard=guard)
+        if new.empty:
+            return previous, request.after
+        watermark = watermark_of(new, column)
+        new = apply_overrides(new, request.drop)
+        if list(new.columns) == list(previous.columns):
+            return pd.concat([previous, new], ignore_index=True), watermark
+        log.info("the query's columns changed since the previous version; reading all rows again")
+    frame = read_sql(sql, credentials, guard=guard)
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise DataError(f"source {request.source} has no rows or no columns", reason="EmptyDataset")
+    watermark = watermark_of(frame, column) if column else None
+    return apply_overrides(frame, request.drop), watermark

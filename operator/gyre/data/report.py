@@ -14,6 +14,8 @@ from gyre.store.termination import TERMINATION_MESSAGE_LIMIT
 __all__ = ["ColumnInfo", "ProfileReport"]
 
 _ERROR_CHARS = 1500
+_FAILURES = 8
+_FAILURE_CHARS = 200
 
 
 class _Report(BaseModel):
@@ -44,9 +46,21 @@ class ProfileReport(_Report):
     profile_uri: str | None = None
     reused: bool = False
     """True when the content-addressed copy already existed (same content seen before)."""
+    watermark: str | None = None
+    """The highest value of the sql source's watermark column in this version."""
+    contract_checked: bool = False
+    """Whether the version was checked against spec.expectations."""
+    contract_failures: list[str] | None = None
+    """How the version breaks spec.expectations (cut short to fit; contractFailureCount keeps the total)."""
+    contract_failure_count: int | None = None
     error: str | None = None
     reason: str | None = None
     """CamelCase reason for a failure (SourceUnreadable, UnknownBuiltin, TargetMissing, ...)."""
+
+    @property
+    def contract_violated(self) -> bool:
+        """Whether the version breaks spec.expectations."""
+        return bool(self.contract_failures) or bool(self.contract_failure_count)
 
     def _dump(self) -> bytes:
         return orjson.dumps(self.model_dump(by_alias=True, exclude_none=True, exclude_defaults=False))
@@ -60,6 +74,10 @@ class ProfileReport(_Report):
         report = self.model_copy(deep=True)
         if report.columns is not None and report.column_count is None:
             report.column_count = len(report.columns)
+        if report.contract_failures:
+            # The contract's verdict must always reach the controller; its details are cut to a few short lines.
+            report.contract_failure_count = len(report.contract_failures)
+            report.contract_failures = [f[:_FAILURE_CHARS] for f in report.contract_failures[:_FAILURES]]
         if report.error and len(report.error) > _ERROR_CHARS:
             report.error = report.error[:_ERROR_CHARS] + "..."
         data = report._dump()
@@ -94,6 +112,8 @@ class ProfileReport(_Report):
             "fingerprint": report.fingerprint,
             "rows": report.rows,
             "truncated": True,
+            "contractChecked": report.contract_checked,
+            "contractFailureCount": report.contract_failure_count,
         }
         if report.reason:
             minimal["reason"] = report.reason[:100]

@@ -39,7 +39,7 @@ __all__ = [
     "source_scope",
 ]
 
-KNOWN_SCHEMES = ("builtin", "file", "s3", "gs", "http", "https")
+KNOWN_SCHEMES = ("builtin", "file", "s3", "gs", "http", "https", "postgresql")
 DEFAULT_SCHEMES = KNOWN_SCHEMES
 
 DEFAULT_REFUSED_HOSTS = (
@@ -92,9 +92,9 @@ class SourcePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     schemes: tuple[str, ...] = DEFAULT_SCHEMES
-    """Schemes sources may use, of builtin, file, s3, gs, http, https."""
+    """Schemes sources may use, of builtin, file, s3, gs, http, https, postgresql (a Dataset's sql source)."""
     hosts: tuple[str, ...] = ("*",)
-    """Hosts http(s) sources may reach: `*`, names, globs (`*.example.com`), IPs and CIDRs. A name that matches
+    """Hosts http(s) and postgresql sources may reach: `*`, names, globs (`*.example.com`), IPs and CIDRs. A name that matches
     no name entry is allowed only when every address it resolves to lies in a CIDR entry."""
     refused_hosts: tuple[str, ...] = DEFAULT_REFUSED_HOSTS
     """Hosts never reached, whatever `hosts` says, and whatever name leads to them: names, globs, IPs, CIDRs."""
@@ -361,7 +361,7 @@ def check_source(uri: str, scope: SourceScope) -> Refusal | None:
             f"it is inside the artifact store, which is never a source except its area {scope.own_area}",
             f"copy the data into that area; no setting of {_SETTING} opens the rest of the store",
         )
-    return _check_http(uri, policy)
+    return _check_http(uri, policy)  # http(s), and postgresql://host:port/db (a sql source's location)
 
 
 def _strip_ipv6_host(rest: str) -> str:

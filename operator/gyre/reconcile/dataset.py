@@ -5,6 +5,11 @@ Invariants:
   `-q<hash>` for a requested one. A Job that exists is never created again.
 - The version moves only when the fingerprint changes, so reading the same finished Job twice changes nothing.
 - A failed refresh never makes the current version unusable.
+- A version that breaks spec.expectations is recorded in history (contractViolated) with ContractSatisfied=False and
+  one Warning Event, but never becomes the current version (fingerprint, dataUri), which TrainingRuns read: the
+  current version is always the last one that satisfied the contract.
+- A refresh of a sql source with a watermark appends the rows above the current version's watermark to it, unless
+  the newest read broke the contract (then it reads everything again).
 - No Job reads a source the source policy refuses (gyre.policy.sources): the refusal is the Ready (or, for a
   refresh, Refreshing) condition and one Warning Event; the source is checked again on every reconcile, so a
   policy change that allows it starts the read.
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gyre.api.common import Condition, find_condition, parse_duration, set_condition
-from gyre.api.dataset import ColumnStatus, DatasetSpec, DatasetStatus, DatasetVersion
+from gyre.api.dataset import ColumnStatus, ContractStatus, DatasetSpec, DatasetStatus, DatasetVersion
 from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.builders.job import build_profile_job, profile_job_name
 from gyre.builders.meta import Owner, short_hash
@@ -160,7 +165,7 @@ def source_refusal(obs: ObservedDataset, spec: DatasetSpec) -> Refusal | None:
     """Why the source policy refuses this Dataset's source, or None (decided without DNS or filesystem)."""
     settings = obs.settings
     scope = source_scope(settings.source_policy, settings.artifact_store, obs.owner.namespace)
-    return check_source(spec.source.uri, scope)
+    return check_source(spec.source.location, scope)
 
 
 def policy_refusal(obs: ObservedDataset, spec: DatasetSpec) -> tuple[Reason, str] | None:
@@ -212,13 +217,16 @@ def _start(
         _refuse(plan, obs, spec, refusal, refresh=refresh is not None)
         return
     status, generation = plan.status, obs.owner.generation
-    job = build_profile_job(obs.owner, spec, obs.settings, revision=revision)
+    previous = _incremental_base(spec, status) if refresh is not None else None
+    job = build_profile_job(obs.owner, spec, obs.settings, revision=revision, previous=previous)
     name = job["metadata"]["name"]
     if name not in jobs:
         plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
         if refresh is None:
             plan.event(
-                EventType.NORMAL, Reason.PROFILING, f"created Job {name} to read {redact(spec.source.uri)}"
+                EventType.NORMAL,
+                Reason.PROFILING,
+                f"created Job {name} to read {redact(spec.source.location)}",
             )
     status.job_name = name
     if refresh is not None:
@@ -228,7 +236,7 @@ def _start(
             ConditionType.REFRESHING,
             "True",
             reason,
-            f"re-reading {redact(spec.source.uri)} in Job {name} {detail}".strip(),
+            f"re-reading {redact(spec.source.location)} in Job {name} {detail}".strip(),
             generation=generation,
         )
         return
@@ -240,10 +248,22 @@ def _start(
         ConditionType.READY,
         "False",
         Reason.PROFILING,
-        f"reading {redact(spec.source.uri)} in Job {name}",
+        f"reading {redact(spec.source.location)} in Job {name}",
         generation=generation,
     )
     status.conditions = _settle_refreshing(conditions, Reason.SPEC_CHANGED, "", generation)
+
+
+def _incremental_base(spec: DatasetSpec, status: DatasetStatus) -> tuple[str, str] | None:
+    """(fingerprint, watermark) of the version a sql refresh appends to, or None to read everything."""
+    sql = spec.source.sql
+    if sql is None or not sql.watermark or status.phase != "Ready":
+        return None
+    if not status.fingerprint or status.watermark is None:
+        return None
+    if status.contract is not None and not status.contract.satisfied:
+        return None  # the newest read was bad: start again from the source
+    return status.fingerprint, status.watermark
 
 
 def _record(plan: Plan[DatasetStatus], obs: ObservedDataset, spec: DatasetSpec, job: JobView) -> None:
@@ -264,7 +284,7 @@ def _record(plan: Plan[DatasetStatus], obs: ObservedDataset, spec: DatasetSpec, 
     )
     plan.status = new
     if reason != Reason.UNCHANGED:
-        ok = new.phase == "Ready" and reason == Reason.NEW_VERSION
+        ok = new.phase == "Ready" and reason in (Reason.NEW_VERSION, Reason.EXPECTATIONS_MET)
         plan.event(EventType.NORMAL if ok else EventType.WARNING, reason, message)
 
 
@@ -316,9 +336,12 @@ def apply_profile_result(
             status.conditions = _settle_refreshing(status.conditions, reason, "", generation)
         return status, reason, message
 
+    if report.contract_violated:
+        return _record_violation(status, report, history_limit, generation, finished_at, refresh)
+    recovered = status.contract is not None and not status.contract.satisfied
     changed = report.fingerprint != status.fingerprint
     if changed:
-        status.version = (status.version or 0) + 1
+        status.version = _next_version(status)
         entry = DatasetVersion(
             version=status.version,
             fingerprint=report.fingerprint,
@@ -332,6 +355,7 @@ def apply_profile_result(
     status.column_count = report.column_count if report.column_count is not None else len(status.columns)
     status.data_uri = report.data_uri
     status.profile_uri = report.profile_uri
+    status.watermark = report.watermark
     if report.target:
         status.target = report.target
     status.last_profile_time = finished_at
@@ -342,5 +366,83 @@ def apply_profile_result(
         conditions, ConditionType.READY, "True", Reason.PROFILED, message, generation=generation
     )
     status.conditions = _settle_refreshing(status.conditions, Reason.PROFILED, "", generation)
-    event_reason = Reason.NEW_VERSION if changed else Reason.UNCHANGED
-    return status, event_reason, message
+    if report.contract_checked:
+        status.contract = ContractStatus(satisfied=True, fingerprint=report.fingerprint)
+        status.conditions = set_condition(
+            status.conditions,
+            ConditionType.CONTRACT_SATISFIED,
+            "True",
+            Reason.EXPECTATIONS_MET,
+            f"version {status.version} satisfies spec.expectations",
+            generation=generation,
+        )
+    else:
+        status.contract = None
+        status.conditions = [c for c in status.conditions if c.type != ConditionType.CONTRACT_SATISFIED]
+    if changed:
+        return status, Reason.NEW_VERSION, message
+    if recovered and report.contract_checked:
+        return status, Reason.EXPECTATIONS_MET, f"{message}; it satisfies spec.expectations again"
+    return status, Reason.UNCHANGED, message
+
+
+def _next_version(status: DatasetStatus) -> int:
+    """The number of a new version: past every version recorded, good or bad."""
+    return max([status.version or 0, *(h.version for h in status.history or [])]) + 1
+
+
+def _record_violation(
+    status: DatasetStatus,
+    report: ProfileReport,
+    history_limit: int,
+    generation: int,
+    finished_at: datetime,
+    refresh: bool,
+) -> tuple[DatasetStatus, str, str]:
+    """A version that breaks the contract: into history and the ContractSatisfied condition, never current."""
+    assert report.fingerprint is not None
+    history = status.history or []
+    seen = (
+        bool(history) and history[0].fingerprint == report.fingerprint and bool(history[0].contract_violated)
+    )
+    if seen:
+        number = history[0].version
+    else:
+        number = _next_version(status)
+        entry = DatasetVersion(
+            version=number,
+            fingerprint=report.fingerprint,
+            rows=report.rows or 0,
+            created_at=finished_at,
+            contract_violated=True,
+        )
+        status.history = [entry, *history][:history_limit]
+    failures = report.contract_failures or []
+    count = report.contract_failure_count or len(failures)
+    status.contract = ContractStatus(
+        satisfied=False, fingerprint=report.fingerprint, failures=failures, failure_count=count
+    )
+    status.last_profile_time = finished_at
+    kept = f"version {status.version} stays current" if status.fingerprint else "no version satisfies it yet"
+    message = (
+        f"version {number} ({report.fingerprint[:19]}..., {report.rows} rows) breaks spec.expectations in "
+        f"{count} way(s): {'; '.join(failures[:3])}; it is not used ({kept})"
+    )
+    conditions = set_condition(
+        status.conditions or [],
+        ConditionType.CONTRACT_SATISFIED,
+        "False",
+        Reason.CONTRACT_VIOLATED,
+        message,
+        generation=generation,
+    )
+    if status.fingerprint and refresh:
+        conditions = _settle_refreshing(conditions, Reason.CONTRACT_VIOLATED, message, generation)
+    else:
+        status.phase = "Failed"
+        conditions = set_condition(
+            conditions, ConditionType.READY, "False", Reason.CONTRACT_VIOLATED, message, generation=generation
+        )
+        conditions = _settle_refreshing(conditions, Reason.CONTRACT_VIOLATED, "", generation)
+    status.conditions = conditions
+    return status, (Reason.UNCHANGED if seen else Reason.CONTRACT_VIOLATED), message

@@ -108,6 +108,15 @@ def resolve_dataset(spec: TrainingRunSpec, dataset: DatasetView | None) -> Datas
             Reason.DATASET_NOT_READY, f"waiting for Dataset {ref.name} to be Ready (it is {phase})", False
         )
     fingerprint, version, uri = ds_status.fingerprint, ds_status.version, ds_status.data_uri
+    # status.fingerprint is only ever a version that satisfied the contract (reconcile.dataset); a status written
+    # otherwise (by hand, or an older operator) is refused rather than trusted.
+    contract = ds_status.contract
+    if contract is not None and not contract.satisfied and contract.fingerprint == fingerprint:
+        return DatasetProblem(
+            Reason.CONTRACT_VIOLATED,
+            f"Dataset {ref.name}'s current version {version} breaks its spec.expectations; waiting for a good one",
+            False,
+        )
     if ref.fingerprint and ref.fingerprint != fingerprint:
         older = next((h for h in ds_status.history or [] if h.fingerprint == ref.fingerprint), None)
         if older is None:
@@ -116,6 +125,14 @@ def resolve_dataset(spec: TrainingRunSpec, dataset: DatasetView | None) -> Datas
                 f"Dataset {ref.name} is at {fingerprint} (version {version}); the pinned fingerprint "
                 f"{ref.fingerprint} is not among its recorded versions. Remove datasetRef.fingerprint or pin one "
                 f"listed in the Dataset's status.history",
+                True,
+            )
+        if older.contract_violated:
+            return DatasetProblem(
+                Reason.CONTRACT_VIOLATED,
+                f"the pinned version {older.version} ({ref.fingerprint}) of Dataset {ref.name} breaks the Dataset's "
+                f"spec.expectations and is never trained on; pin a version without contractViolated in its "
+                f"status.history, or remove datasetRef.fingerprint",
                 True,
             )
         # Versions are content-addressed: an older one lives beside the current one under its own digest.

@@ -34,8 +34,13 @@ def build(case: dict[str, Any]) -> dict[str, Any]:
     )
     settings = OperatorSettings.model_validate(case.get("settings", {}))
     if case["kind"] == "Dataset":
+        previous = case.get("previous")
         return build_profile_job(
-            owner, DatasetSpec.model_validate(case["spec"]), settings, revision=case["revision"]
+            owner,
+            DatasetSpec.model_validate(case["spec"]),
+            settings,
+            revision=case["revision"],
+            previous=(previous["fingerprint"], previous["watermark"]) if previous else None,
         )
     raw = dict(case["dataset"])
     columns = tuple((c["name"], c["kind"]) for c in raw.pop("columns", []))
