@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from aiohttp.test_utils import RawTestServer, TestClient
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient
 
 from gyre.serving.app import ModelServer, ServerConfig
 from gyre.serving.model import ServedModel
@@ -68,6 +69,17 @@ def regression_frame() -> pd.DataFrame:
     return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": x @ [1.5, -2.0, 0.5] + 0.1})
 
 
+class _ModelTestServer(BaseTestServer):  # type: ignore[type-arg]
+    """A loopback test server running exactly the low-level server that `gyre serve` runs."""
+
+    def __init__(self, server: ModelServer) -> None:
+        super().__init__()
+        self._model_server = server
+
+    async def _make_runner(self, **kwargs: Any) -> web.ServerRunner:
+        return web.ServerRunner(self._model_server.server(access_log=None), **kwargs)
+
+
 @asynccontextmanager
 async def serve(
     model: ServedModel,
@@ -76,7 +88,7 @@ async def serve(
 ) -> AsyncIterator[tuple[TestClient[Any, Any], ModelServer]]:
     """A running server on a loopback port and a client for it."""
     server = ModelServer(model, config, prediction_logger=logger)
-    client: TestClient[Any, Any] = TestClient(RawTestServer(server.handle))
+    client: TestClient[Any, Any] = TestClient(_ModelTestServer(server))
     await client.start_server()
     await server.start()
     try:
