@@ -242,10 +242,8 @@ class ModelServer:
             # e.g. a gzip body that does not decompress. Nothing more can be read: mark the stream finished, or
             # aiohttp would try to read the rest after the answer and log the same error again as a traceback.
             request.content.feed_eof()
-            cause = exc.__cause__ or exc
-            raise RequestError(
-                400, f"unreadable request body ({encoding or 'identity'}): {cause}", close=True
-            ) from None
+            reason = f"unreadable request body ({encoding or 'identity'}): {_one_line(exc.__cause__ or exc)}"
+            raise RequestError(400, reason, close=True) from None
 
     @staticmethod
     def _parse_json(raw: bytes | memoryview) -> dict[str, Any]:
@@ -349,7 +347,7 @@ class ModelServer:
 
     def _refusal(self, request: web.BaseRequest, exc: RequestError) -> web.Response:
         # One line per refused request, at INFO: the client's mistake, not the server's.
-        log.info("%s %s refused (%d): %s", request.method, request.path, exc.status, exc.reason)
+        log.info("%s %s refused (%d): %s", request.method, request.path, exc.status, _one_line(exc.reason))
         response = _error(exc.status, exc.reason)
         if exc.close:
             response.force_close()
@@ -673,8 +671,14 @@ class _CappedServer(web_server.Server):
             transport.close()
 
 
+def _one_line(error: object) -> str:
+    """An error's text on one line (aiohttp's parser errors span several)."""
+    text = error.message if isinstance(error, HttpProcessingError) and error.message else str(error)
+    return " ".join(text.split())
+
+
 class _OneLineLog:
-    """aiohttp's server logger, minus the tracebacks of requests that are not HTTP: one WARNING line each."""
+    """aiohttp's server logger, minus the tracebacks of requests that are not valid HTTP: one INFO line each."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self._log = logger
@@ -687,6 +691,6 @@ class _OneLineLog:
 
     def exception(self, msg: str, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
         if isinstance(exc_info, HttpProcessingError):
-            self._log.warning("%s: %s", msg % args if args else msg, exc_info.message or exc_info)
+            self._log.info("%s: %s", msg % args if args else msg, _one_line(exc_info))
         else:
             self._log.error(msg, *args, exc_info=exc_info, **kwargs)

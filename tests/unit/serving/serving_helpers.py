@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,3 +103,58 @@ async def serve(
     finally:
         await client.close()
         await server.close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gyre_serve(model_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Iterator[GyreProcess]:
+    """The real `gyre serve` as a child process on a free loopback port, ready when this yields; stopped after."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gyre.cli", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
+         "--port", str(port), *flags],
+        env={**os.environ, "GYRE_LOG_STORE": "", "GYRE_ARTIFACT_STORE": "", **(env or {})},
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    served = GyreProcess(proc, f"http://127.0.0.1:{port}", port)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{served.url}/v2/health/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "gyre serve never became ready"
+            time.sleep(0.1)
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass
+class GyreProcess:
+    """A running `gyre serve`."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    port: int
+
+    def open_files(self) -> int:
+        """How many file descriptors the server holds now."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
