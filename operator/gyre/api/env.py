@@ -15,6 +15,7 @@ __all__ = [
     "ARTIFACT_STORAGE_CLASS",
     "ARTIFACT_STORE",
     "BATCHING",
+    "BODY_TIMEOUT",
     "CACHE_DIR",
     "DATASET_COLUMNS",
     "DATASET_SPEC",
@@ -26,6 +27,7 @@ __all__ = [
     "DRIFT_CONFIG",
     "GCS_CREDENTIALS",
     "GCS_CREDENTIALS_KEY",
+    "HEADER_TIMEOUT",
     "HOST",
     "IMAGE",
     "IMAGE_PULL_POLICY",
@@ -37,6 +39,7 @@ __all__ = [
     "LOG_STORE",
     "MAX_BATCH_ROWS",
     "MAX_BODY_BYTES",
+    "MAX_CONNECTIONS",
     "MAX_WAIT_MS",
     "METRICS_PORT",
     "MODEL_DIR",
@@ -108,6 +111,9 @@ TRACK = "GYRE_TRACK"  # stable or canary, a metrics label
 HOST = "GYRE_HOST"  # listen address
 PORT = "GYRE_PORT"  # listen port
 MAX_BODY_BYTES = "GYRE_MAX_BODY_BYTES"  # largest request body; larger ones get 413
+HEADER_TIMEOUT = "GYRE_HEADER_TIMEOUT"  # seconds a connection may take to send a request head (or stay idle)
+BODY_TIMEOUT = "GYRE_BODY_TIMEOUT"  # seconds a request body may take to arrive after its head (else 408)
+MAX_CONNECTIONS = "GYRE_MAX_CONNECTIONS"  # open connections beyond this get 503 and are closed
 INFERENCE = "GYRE_INFERENCE"  # auto, onnx or sklearn
 ONNX_THREADS = "GYRE_ONNX_THREADS"  # onnxruntime intra-op threads
 SKLEARN_WORKERS = "GYRE_SKLEARN_WORKERS"  # threads running scikit-learn predictions

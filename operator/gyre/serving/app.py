@@ -2,17 +2,22 @@
 
 Routes (MODEL is the served model's name, VERSION its version, the first 12 hex digits of the model's digest):
 
+    GET  /                                            KServe v1 liveness: {"status": "alive"}
     GET  /v1/models                                   {"models": [MODEL]}
     GET  /v1/models/MODEL                             {"name": MODEL, "ready": bool}
     POST /v1/models/MODEL:predict                     {"instances": [...]} -> {"predictions": [...]}
     GET  /v2                                          server metadata
     GET  /v2/health/live, /v2/health/ready            liveness, readiness (503 while starting or draining)
+    GET  /v2/models                                   {"models": [MODEL]} (KServe's model list)
+    POST /v2/repository/index                         [{"name": MODEL, "version": VERSION, "state": "READY"}]
     GET  /v2/models/MODEL[/versions/VERSION]          model metadata (inputs, outputs, inference path)
     GET  /v2/models/MODEL[/versions/VERSION]/ready    model readiness
     POST /v2/models/MODEL[/versions/VERSION]/infer    OIP v2 inference
     GET  /metrics                                     Prometheus text format
 
-Every error is JSON `{"error": "..."}` with a 4xx status for anything the client can fix.
+v2 inference also speaks the binary tensor data extension (gyre.serving.binary), in requests and in responses.
+Request bodies may be gzip or deflate encoded. Every error is JSON `{"error": "..."}` with a 4xx status for anything
+the client can fix.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from typing import Any
 
 import numpy as np
 import orjson
-from aiohttp import web, web_server
+from aiohttp import hdrs, web, web_protocol, web_server
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 from gyre.serving.batching import MicroBatcher, PredictionFailed
+from gyre.serving.binary import HEADER_LENGTH, attach_binary, encode_tensor
 from gyre.serving.metrics import CONTENT_TYPE, ServerMetrics
 from gyre.serving.model import Prediction, ServedModel
 from gyre.serving.predlog import PredictionLogger
@@ -44,6 +51,8 @@ INFERENCE_HEADER = "X-Gyre-Inference"
 """Response header naming the inference path (onnx or sklearn) that produced a prediction."""
 
 _JSON = "application/json"
+_OCTETS = "application/octet-stream"
+_DECODED_ENCODINGS = frozenset({"gzip", "deflate", "x-gzip"})
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _OUTPUTS = ("predict", "predict_proba")
 _PREDICT_ONLY = ("predict",)
@@ -62,6 +71,13 @@ class ServerConfig:
     max_wait_ms: float = 0.0
     sklearn_workers: int = 1
     """Threads running scikit-learn predictions (scikit-learn holds the GIL for much of a forest's work)."""
+    header_timeout_s: float = 15.0
+    """A connection must send a complete request head this soon after it opens or after its previous answer, else
+    it is closed: this bounds both half-sent heads and idle keep-alive connections."""
+    body_timeout_s: float = 30.0
+    """A request body must arrive whole this soon after its head, else the answer is 408 and the connection closes."""
+    max_connections: int = 1024
+    """Open connections beyond this many get a 503 and are closed at once."""
 
 
 def _error(status: int, reason: str, headers: CIMultiDict[str] | None = None) -> web.Response:
@@ -175,28 +191,62 @@ class ModelServer:
 
     # -- request handling --------------------------------------------------------------------------------------
 
-    async def _read_json(self, request: web.BaseRequest) -> dict[str, Any]:
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        """The whole body, decompressed, within the size limit and the body timeout."""
+        content = request.content
+        if content.is_eof():  # already buffered whole: the common case, no timer needed
+            return await self._read_within_limit(request)
+        try:
+            async with asyncio.timeout(self.config.body_timeout_s):
+                return await self._read_within_limit(request)
+        except TimeoutError:
+            raise RequestError(
+                408, f"the request body did not arrive within {self.config.body_timeout_s:g}s", close=True
+            ) from None
+
+    async def _read_within_limit(self, request: web.BaseRequest) -> bytes:
         limit = self.config.max_body_bytes
         length = request.content_length
         if length is not None and length > limit:
-            raise RequestError(413, f"request body of {length} bytes exceeds the limit of {limit}")
-        if length == 0:
-            raw = b""
-        elif length is not None:
-            try:
-                raw = await request.content.readexactly(length)
-            except asyncio.IncompleteReadError:
-                raise RequestError(400, "request body shorter than its Content-Length") from None
-        else:
-            # Chunked: read the stream ourselves so the limit holds whatever aiohttp's default is.
+            raise RequestError(
+                413, f"request body of {length} bytes exceeds the limit of {limit}", close=True
+            )
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING)
+        if encoding is not None:
+            encoding = encoding.strip().lower()
+            if encoding == "identity":
+                encoding = None
+            elif encoding not in _DECODED_ENCODINGS:
+                raise RequestError(
+                    415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none", close=True
+                )
+        try:
+            if length == 0:
+                return b""
+            if length is not None and encoding is None:
+                try:
+                    return await request.content.readexactly(length)
+                except asyncio.IncompleteReadError:
+                    raise RequestError(400, "request body shorter than its Content-Length") from None
+            # Chunked or compressed (aiohttp decompresses, and Content-Length counts the compressed bytes): read
+            # the stream ourselves so the limit holds on what the body expands to.
             chunks: list[bytes] = []
             size = 0
             while chunk := await request.content.readany():
                 size += len(chunk)
                 if size > limit:
-                    raise RequestError(413, f"request body exceeds the limit of {limit} bytes")
+                    raise RequestError(413, f"request body exceeds the limit of {limit} bytes", close=True)
                 chunks.append(chunk)
-            raw = b"".join(chunks)
+            return b"".join(chunks)
+        except (HttpProcessingError, web_protocol.RequestPayloadError) as exc:
+            # e.g. a gzip body that does not decompress. Nothing more can be read: mark the stream finished, or
+            # aiohttp would try to read the rest after the answer and log the same error again as a traceback.
+            request.content.feed_eof()
+            reason = f"unreadable request body ({encoding or 'identity'}): {_one_line(exc.__cause__ or exc)}"
+            raise RequestError(400, reason, close=True) from None
+
+    @staticmethod
+    def _parse_json(raw: bytes | memoryview) -> dict[str, Any]:
         if not raw:
             raise RequestError(400, "empty request body; send a JSON object")
         try:
@@ -206,6 +256,27 @@ class ModelServer:
         if type(body) is not dict:
             raise RequestError(400, "the request body must be a JSON object")
         return body
+
+    async def _read_json(self, request: web.BaseRequest) -> dict[str, Any]:
+        return self._parse_json(await self._read_body(request))
+
+    async def _read_v2(self, request: web.BaseRequest) -> tuple[dict[str, Any], memoryview | None]:
+        """The JSON header of a v2 request and, under the binary extension, the bytes after it."""
+        raw = await self._read_body(request)
+        header = request.headers.get(HEADER_LENGTH)
+        if header is None:
+            return self._parse_json(raw), None
+        try:
+            length = int(header)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= len(raw):
+            raise RequestError(
+                400,
+                f"{HEADER_LENGTH} must be an integer between 0 and the body's {len(raw)} bytes, got {header!r}",
+            )
+        view = memoryview(raw)
+        return self._parse_json(view[:length]), view[length:]
 
     async def _predict(self, rows: np.ndarray, want_proba: bool) -> Prediction:
         try:
@@ -236,7 +307,7 @@ class ModelServer:
             prediction = await self._predict(rows, want_proba)
             response = web.Response(body=self._v1_body(prediction), headers=self._headers)
         except RequestError as exc:
-            response = _error(exc.status, exc.reason)
+            response = self._refusal(request, exc)
         except Exception:
             log.exception("unexpected error in v1 predict")
             response = _error(500, "internal server error")
@@ -248,28 +319,51 @@ class ModelServer:
         start = perf_counter()
         try:
             self._check_version(version)
-            body = await self._read_json(request)
+            body, binary = await self._read_v2(request)
             request_id = body.get("id")
             if request_id is not None and type(request_id) is not str:
                 raise RequestError(422, '"id" must be a string')
-            names = self._requested_outputs(body.get("outputs"))
-            rows = self.schema.parse_v2_inputs(body.get("inputs"))
+            parameters = body.get("parameters")
+            binary_default = type(parameters) is dict and parameters.get("binary_data_output") is True
+            names, binary_names = self._requested_outputs(body.get("outputs"), binary_default)
+            inputs = body.get("inputs")
+            if binary is not None:
+                inputs = attach_binary(inputs, binary)
+            rows = self.schema.parse_v2_inputs(inputs)
             prediction = await self._predict(rows, "predict_proba" in names)
-            response = web.Response(body=self._v2_body(prediction, names, request_id), headers=self._headers)
+            if binary_names:
+                response = self._v2_binary_response(prediction, names, request_id, binary_names)
+            else:
+                response = web.Response(
+                    body=self._v2_body(prediction, names, request_id), headers=self._headers
+                )
         except RequestError as exc:
-            response = _error(exc.status, exc.reason)
+            response = self._refusal(request, exc)
         except Exception:
             log.exception("unexpected error in v2 infer")
             response = _error(500, "internal server error")
         self.metrics.observe_request("v2", response.status, perf_counter() - start)
         return response
 
-    def _requested_outputs(self, outputs: object) -> tuple[str, ...]:
+    def _refusal(self, request: web.BaseRequest, exc: RequestError) -> web.Response:
+        # One line per refused request, at INFO: the client's mistake, not the server's.
+        log.info("%s %s refused (%d): %s", request.method, request.path, exc.status, _one_line(exc.reason))
+        response = _error(exc.status, exc.reason)
+        if exc.close:
+            response.force_close()
+        return response
+
+    def _requested_outputs(
+        self, outputs: object, binary_default: bool
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The outputs asked for, and those of them to send as binary data (binary_data_output, or an output's own
+        binary_data parameter, which wins)."""
         if outputs is None:
-            return _PREDICT_ONLY
+            return _PREDICT_ONLY, (_PREDICT_ONLY if binary_default else ())
         if type(outputs) is not list or not outputs:
             raise RequestError(422, '"outputs" must be a non-empty array of {"name": ...} objects')
         names: list[str] = []
+        binary: list[str] = []
         for item in outputs:
             name = item.get("name") if type(item) is dict else None
             if name not in _OUTPUTS:
@@ -278,9 +372,17 @@ class ModelServer:
                 )
             if name == "predict_proba" and not self.has_proba:
                 raise RequestError(422, "this model has no predict_proba output")
-            if name not in names:
-                names.append(name)
-        return tuple(names)
+            if name in names:
+                continue
+            names.append(name)
+            assert type(item) is dict
+            parameters = item.get("parameters")
+            wanted = parameters.get("binary_data") if type(parameters) is dict else None
+            if wanted is True or (wanted is None and binary_default):
+                binary.append(name)
+        if names == ["predict"] and not binary:
+            return _PREDICT_ONLY, ()
+        return tuple(names), tuple(binary)
 
     def _output_names(self) -> tuple[str, ...]:
         return _OUTPUTS if self.has_proba else ("predict",)
@@ -297,6 +399,27 @@ class ModelServer:
                     self._v2_single[key] = cached
             return cached
         return orjson.dumps(self._v2_payload(prediction, names, request_id), option=_NUMPY)
+
+    def _v2_binary_response(
+        self,
+        prediction: Prediction,
+        names: tuple[str, ...],
+        request_id: str | None,
+        binary_names: tuple[str, ...],
+    ) -> web.Response:
+        """JSON header, then the raw bytes of each binary output in the order the header lists them."""
+        payload = self._v2_payload(prediction, names, request_id)
+        blobs: list[bytes] = []
+        for output in payload["outputs"]:
+            if output["name"] in binary_names:
+                blob = encode_tensor(np.asarray(output.pop("data")))
+                output["parameters"] = {"binary_data_size": len(blob)}
+                blobs.append(blob)
+        header = orjson.dumps(payload, option=_NUMPY)
+        headers = CIMultiDict(self._headers)
+        headers[hdrs.CONTENT_TYPE] = _OCTETS
+        headers[HEADER_LENGTH] = str(len(header))
+        return web.Response(body=b"".join([header, *blobs]), headers=headers)
 
     def _v2_payload(
         self, prediction: Prediction, names: tuple[str, ...], request_id: str | None
@@ -408,8 +531,17 @@ class ModelServer:
         return self._json({"name": "gyre", "version": gyre_version, "extensions": []})
 
     async def list_models(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
-        """GET /v1/models."""
+        """GET /v1/models and /v2/models."""
         return self._json({"models": [self.model.name]})
+
+    async def repository_index(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
+        """POST /v2/repository/index (Triton's model repository extension, as tritonclient asks for it)."""
+        state = "READY" if self.ready else "UNAVAILABLE"
+        return self._json([{"name": self.model.name, "version": self.model.version, "state": state}])
+
+    async def alive(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
+        """GET /: KServe v1 liveness."""
+        return web.Response(body=b'{"status":"alive"}', content_type=_JSON)
 
     async def metrics_endpoint(self, _request: web.BaseRequest, _version: str | None = None) -> web.Response:
         """GET /metrics."""
@@ -434,12 +566,15 @@ class ModelServer:
         name = self.model.name
         self._exact: dict[str, dict[str, _Handler]] = {}
         for method, path, handler in (
+            ("GET", "/", self.alive),
             ("GET", "/v1/models", self.list_models),
             ("GET", f"/v1/models/{name}", self.model_ready),
             ("POST", f"/v1/models/{name}:predict", self.v1_predict),
             ("GET", "/v2", self.server_metadata),
             ("GET", "/v2/health/live", self.server_live),
             ("GET", "/v2/health/ready", self.server_ready),
+            ("GET", "/v2/models", self.list_models),
+            ("POST", "/v2/repository/index", self.repository_index),
             ("GET", f"/v2/models/{name}", self.v2_metadata),
             ("GET", f"/v2/models/{name}/ready", self.model_ready),
             ("POST", f"/v2/models/{name}/infer", self.v2_infer),
@@ -483,8 +618,11 @@ class ModelServer:
             return _error(500, "internal server error")
 
     def server(self, **kwargs: Any) -> web_server.Server:
-        """An aiohttp low-level server for `handle` (run it with web.ServerRunner)."""
-        return web_server.Server(self.handle, **kwargs)
+        """An aiohttp low-level server for `handle` (run it with web.ServerRunner), with the connection cap, the
+        head timeout and one-line logs for malformed requests."""
+        kwargs.setdefault("keepalive_timeout", self.config.header_timeout_s)
+        kwargs.setdefault("logger", _OneLineLog(log))
+        return _CappedServer(self.handle, max_connections=self.config.max_connections, **kwargs)
 
     async def start(self) -> None:
         """Start background work (the prediction-log flusher) and report ready."""
@@ -505,3 +643,54 @@ class ModelServer:
             await self.prediction_logger.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b'Content-Length: 45\r\n\r\n{"error":"too many connections; retry later"}'
+)
+
+
+class _CappedServer(web_server.Server):
+    """aiohttp's low-level server, answering 503 and closing any connection beyond `max_connections`."""
+
+    def __init__(self, handler: Any, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.max_connections = max_connections
+
+    def connection_made(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self._connections) > self.max_connections:
+            log.warning(
+                "refused a connection: %d open, the limit is %d",
+                len(self._connections) - 1,
+                self.max_connections,
+            )
+            transport.write(_BUSY)
+            handler.force_close()
+            transport.close()
+
+
+def _one_line(error: object) -> str:
+    """An error's text on one line (aiohttp's parser errors span several)."""
+    text = error.message if isinstance(error, HttpProcessingError) and error.message else str(error)
+    return " ".join(text.split())
+
+
+class _OneLineLog:
+    """aiohttp's server logger, minus the tracebacks of requests that are not valid HTTP: one INFO line each."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log.debug(msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log.warning(msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self._log.info("%s: %s", msg % args if args else msg, _one_line(exc_info))
+        else:
+            self._log.error(msg, *args, exc_info=exc_info, **kwargs)

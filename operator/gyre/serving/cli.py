@@ -90,6 +90,25 @@ def register(subparsers: Any) -> None:
         help=f"largest request body; larger ones get 413 [{env.MAX_BODY_BYTES}]",
     )
     p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=_env(env.HEADER_TIMEOUT, "15"),
+        help="seconds a connection may take to send a complete request head after opening or after its last "
+        f"answer (this also closes idle keep-alive connections) [{env.HEADER_TIMEOUT}]",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=_env(env.BODY_TIMEOUT, "30"),
+        help=f"seconds a request body may take to arrive after its head; slower ones get 408 [{env.BODY_TIMEOUT}]",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=_env(env.MAX_CONNECTIONS, "1024"),
+        help=f"open connections beyond this many get 503 and are closed [{env.MAX_CONNECTIONS}]",
+    )
+    p.add_argument(
         "--batching",
         action=argparse.BooleanOptionalAction,
         default=_env_bool(env.BATCHING, True),
@@ -242,6 +261,9 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
         max_batch_rows=args.max_batch_rows or None,
         max_wait_ms=args.max_wait_ms,
         sklearn_workers=args.sklearn_workers,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        max_connections=args.max_connections,
     )
     # Signal handlers first: a SIGTERM that arrives as soon as readiness turns true must still drain gracefully.
     stop = asyncio.Event()

@@ -19,10 +19,13 @@ from gyre.training.features import MISSING_CATEGORY
 from gyre.training.manifest import FeatureSpec
 
 __all__ = [
+    "FLOAT32_MAX",
     "NUMERIC_DATATYPES",
     "V2_DATATYPES",
     "FeatureSchema",
     "RequestError",
+    "binary_data_size",
+    "tensor_shape_and_datatype",
     "v2_datatype",
 ]
 
@@ -32,14 +35,20 @@ NUMERIC_DATATYPES = frozenset(
 V2_DATATYPES = NUMERIC_DATATYPES | {"BOOL", "BYTES"}
 _INT_DATATYPES = frozenset(d for d in NUMERIC_DATATYPES if "INT" in d)
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest magnitude a feature value may have. Tree models compare in float32 on both inference paths, so a
+larger number would be cast to infinity by onnxruntime and refused by scikit-learn: refuse it up front, alike."""
+
 
 class RequestError(Exception):
-    """A request the server refuses; `status` is the HTTP status (4xx) and the message the reason."""
+    """A request the server refuses; `status` is the HTTP status (4xx) and the message the reason. `close` asks
+    to close the connection after the answer (the rest of the body may be unread or unreadable)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, close: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.close = close
 
 
 def v2_datatype(array: np.ndarray) -> str:
@@ -57,6 +66,45 @@ def v2_datatype(array: np.ndarray) -> str:
 def _is_number(value: object) -> bool:
     cls = type(value)
     return cls is float or cls is int
+
+
+def _out_of_range(value: object) -> RequestError:
+    return RequestError(
+        422,
+        f"value {value!r} is outside the range of finite float32 numbers (magnitude at most {FLOAT32_MAX:.4g})",
+    )
+
+
+def _check_range(matrix: np.ndarray) -> None:
+    # NaN (a missing value) compares false and passes; infinities and huge numbers do not.
+    too_big = np.abs(matrix) > FLOAT32_MAX
+    if too_big.any():
+        raise _out_of_range(float(matrix[too_big].flat[0]))
+
+
+def binary_data_size(tensor: object) -> object:
+    """A v2 tensor's `parameters.binary_data_size` as sent (any JSON value), or None when it has none."""
+    if type(tensor) is not dict:
+        return None
+    parameters = tensor.get("parameters")
+    if type(parameters) is not dict:
+        return None
+    return parameters.get("binary_data_size")
+
+
+def tensor_shape_and_datatype(name: str, tensor: dict[str, Any]) -> tuple[list[int], str]:
+    """A v2 tensor's shape (non-negative integers) and datatype (one Gyre accepts), or a RequestError (422)."""
+    shape, datatype = tensor.get("shape"), tensor.get("datatype")
+    if type(shape) is not list:
+        raise RequestError(422, f"input {name!r}: shape must be an array of non-negative integers")
+    for d in shape:
+        if type(d) is not int or d < 0:
+            raise RequestError(422, f"input {name!r}: shape must be an array of non-negative integers")
+    if type(datatype) is not str or datatype not in V2_DATATYPES:
+        raise RequestError(
+            422, f"input {name!r}: unknown datatype {datatype!r}; one of {sorted(V2_DATATYPES)}"
+        )
+    return shape, datatype
 
 
 def _describe(value: object) -> str:
@@ -108,6 +156,8 @@ class FeatureSchema:
     def _check_value(self, index: int, value: object, row: int) -> object:
         if self.numeric[index]:
             if _is_number(value):
+                if abs(value) > FLOAT32_MAX:  # type: ignore[arg-type]
+                    raise _out_of_range(value)
                 return value
             if value is None:
                 return math.nan
@@ -138,7 +188,9 @@ class FeatureSchema:
                     for i, v in enumerate(row):
                         self._check_value(i, v, r)
         # None becomes NaN, the missing-value marker imputers understand.
-        return np.array(rows, dtype=np.float64)
+        matrix = np.array(rows, dtype=np.float64)
+        _check_range(matrix)
+        return matrix
 
     def _mixed_rows(self, rows: list[Any]) -> np.ndarray:
         width = self.width
@@ -214,17 +266,20 @@ class FeatureSchema:
         missing = [n for n in self.names if n not in tensors]
         raise RequestError(422, f"missing input tensors for features {missing}")
 
-    def _tensor_parts(self, tensor: dict[str, Any]) -> tuple[str, list[int], str, list[Any]]:
+    def _tensor_parts(self, tensor: dict[str, Any]) -> tuple[str, list[int], str, list[Any] | np.ndarray]:
+        """Name, shape, datatype and flat data: a list from JSON, or an array decoded from binary data."""
         name = tensor["name"]
-        shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
-        if type(shape) is not list:
-            raise RequestError(422, f"input {name!r}: shape must be an array of non-negative integers")
-        for d in shape:
-            if type(d) is not int or d < 0:
-                raise RequestError(422, f"input {name!r}: shape must be an array of non-negative integers")
-        if datatype not in V2_DATATYPES:
-            raise RequestError(422, f"input {name!r}: unknown datatype {datatype!r}")
+        shape, datatype = tensor_shape_and_datatype(name, tensor)
+        data = tensor.get("data")
         if type(data) is not list:
+            if isinstance(data, np.ndarray):  # decoded binary data: its size was checked against the shape
+                return name, shape, datatype, data
+            if data is None and binary_data_size(tensor) is not None:
+                raise RequestError(
+                    400,
+                    f"input {name!r} has binary_data_size but the request has no Inference-Header-Content-Length "
+                    "header saying where its JSON ends",
+                )
             raise RequestError(422, f"input {name!r}: data must be an array")
         if data and type(data[0]) is list:
             data = _flatten(data, name)
@@ -233,7 +288,7 @@ class FeatureSchema:
             raise RequestError(
                 422, f"input {name!r}: shape {shape} holds {size} values, data has {len(data)}"
             )
-        return name, shape, str(datatype), data
+        return name, shape, datatype, data
 
     def _single_tensor(self, tensor: dict[str, Any]) -> np.ndarray:
         name, shape, datatype, data = self._tensor_parts(tensor)
@@ -247,11 +302,14 @@ class FeatureSchema:
             raise RequestError(422, f"input {name!r}: no rows")
         if datatype not in NUMERIC_DATATYPES:
             raise RequestError(422, f"input {name!r}: datatype must be numeric, got {datatype}")
-        _check_numbers(data, datatype, name)
-        return np.array(data, dtype=np.float64).reshape(shape[0], shape[1])
+        if type(data) is list:
+            _check_numbers(data, datatype, name)
+        matrix = np.asarray(data, dtype=np.float64).reshape(shape[0], shape[1])
+        _check_range(matrix)
+        return matrix
 
     def _named_tensors(self, tensors: dict[str, dict[str, Any]]) -> np.ndarray:
-        columns: list[list[Any]] = []
+        columns: list[list[Any] | np.ndarray] = []
         rows = -1
         for index, feature in enumerate(self.names):
             name, shape, datatype, data = self._tensor_parts(tensors[feature])
@@ -266,7 +324,13 @@ class FeatureSchema:
                     raise RequestError(
                         422, f"input {name!r}: numeric feature needs a numeric datatype, got {datatype}"
                     )
-                _check_numbers(data, datatype, name)
+                if isinstance(data, np.ndarray):
+                    data = data.astype(np.float64)
+                else:
+                    _check_numbers(data, datatype, name)
+            elif isinstance(data, np.ndarray):
+                # Binary BOOL or numbers for a categorical feature (binary BYTES come as a list of str).
+                data = [self._check_value(index, value, r) for r, value in enumerate(data.tolist())]
             elif datatype == "BYTES":
                 for r, value in enumerate(data):
                     if type(value) is not str:
@@ -281,9 +345,13 @@ class FeatureSchema:
         if rows == 0:
             raise RequestError(422, "inputs hold no rows")
         if self.all_numeric:
-            return np.array(columns, dtype=np.float64).T.copy()
+            matrix = np.array(columns, dtype=np.float64).T.copy()
+            _check_range(matrix)
+            return matrix
         out = np.empty((rows, self.width), dtype=object)
         for index, column in enumerate(columns):
+            if self.numeric[index]:
+                _check_range(np.asarray(column, dtype=np.float64))
             out[:, index] = column
         return out
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from aiohttp.test_utils import RawTestServer, TestClient
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient
 
 from gyre.serving.app import ModelServer, ServerConfig
 from gyre.serving.model import ServedModel
@@ -68,6 +76,17 @@ def regression_frame() -> pd.DataFrame:
     return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": x @ [1.5, -2.0, 0.5] + 0.1})
 
 
+class _ModelTestServer(BaseTestServer):  # type: ignore[type-arg]
+    """A loopback test server running exactly the low-level server that `gyre serve` runs."""
+
+    def __init__(self, server: ModelServer) -> None:
+        super().__init__()
+        self._model_server = server
+
+    async def _make_runner(self, **kwargs: Any) -> web.ServerRunner:
+        return web.ServerRunner(self._model_server.server(access_log=None), **kwargs)
+
+
 @asynccontextmanager
 async def serve(
     model: ServedModel,
@@ -76,7 +95,7 @@ async def serve(
 ) -> AsyncIterator[tuple[TestClient[Any, Any], ModelServer]]:
     """A running server on a loopback port and a client for it."""
     server = ModelServer(model, config, prediction_logger=logger)
-    client: TestClient[Any, Any] = TestClient(RawTestServer(server.handle))
+    client: TestClient[Any, Any] = TestClient(_ModelTestServer(server))
     await client.start_server()
     await server.start()
     try:
@@ -84,3 +103,58 @@ async def serve(
     finally:
         await client.close()
         await server.close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gyre_serve(model_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Iterator[GyreProcess]:
+    """The real `gyre serve` as a child process on a free loopback port, ready when this yields; stopped after."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gyre.cli", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
+         "--port", str(port), *flags],
+        env={**os.environ, "GYRE_LOG_STORE": "", "GYRE_ARTIFACT_STORE": "", **(env or {})},
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    served = GyreProcess(proc, f"http://127.0.0.1:{port}", port)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{served.url}/v2/health/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "gyre serve never became ready"
+            time.sleep(0.1)
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass
+class GyreProcess:
+    """A running `gyre serve`."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    port: int
+
+    def open_files(self) -> int:
+        """How many file descriptors the server holds now."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))

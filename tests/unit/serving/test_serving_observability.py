@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -16,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from serving_helpers import Trained, serve
+from serving_helpers import Trained, gyre_serve, serve
 
 from gyre.drift.window import iter_prediction_batches
 from gyre.serving.app import ServerConfig
@@ -200,51 +196,26 @@ async def test_batching_on_and_off_agree(
         assert labels == expected
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_drains_and_flushes_on_sigterm(trained: dict[str, Trained], tmp_path: Path) -> None:
     """The real `gyre serve` process: ready, serves, then SIGTERM -> exit 0 with the prediction log written."""
-    port = _free_port()
     env = {
-        **os.environ,
-        "GYRE_MODEL_DIR": str(trained["iris"].directory),
-        "GYRE_PORT": str(port),
-        "GYRE_HOST": "127.0.0.1",
         "GYRE_ARTIFACT_STORE": f"file://{tmp_path}",
+        "GYRE_LOG_STORE": f"file://{tmp_path}",
         "GYRE_NAMESPACE": "ns",
         "GYRE_DEPLOYMENT": "iris",
         "POD_NAME": "iris-0",
         "GYRE_LOG_FLUSH_SECONDS": "3600",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "gyre.cli", "serve"], env=env, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "server never became ready"
-            time.sleep(0.1)
+    with gyre_serve(trained["iris"].directory, env=env) as server:
         request = urllib.request.Request(
-            f"{base}/v1/models/iris:predict", data=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}', method="POST"
+            f"{server.url}/v1/models/iris:predict",
+            data=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
+            method="POST",
         )
         with urllib.request.urlopen(request, timeout=5) as r:
             assert r.status == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=30) == 0
     rows: list[Any] = [
         row for b in iter_prediction_batches(f"file://{tmp_path}", "ns", "iris") for row in b.rows
     ]
