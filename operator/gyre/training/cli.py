@@ -66,11 +66,24 @@ def register(subparsers: Any) -> None:
     model_sub = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
     imp: argparse.ArgumentParser = model_sub.add_parser(
         "import",
-        help="turn a trusted joblib model into a Gyre model directory",
-        description="Loads a joblib file (only with --trust-pickle: unpickling runs code from the file), saves it "
-        "as skops and writes manifest.json.",
+        help="turn a joblib (trusted) or skops model into a Gyre model directory",
+        description="Loads a joblib file (only with --trust-pickle: unpickling runs code from the file) or a skops "
+        "file (its types are checked against Gyre's allowlist first), saves it as skops, converts it to ONNX and "
+        "keeps the ONNX twin only when it gives scikit-learn's answers on --sample-data rows or, without them, on "
+        "rows generated from the model's tree splits and learnt feature ranges; then writes manifest.json.",
     )
-    imp.add_argument("--from-joblib", required=True, dest="from_joblib", metavar="FILE")
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-joblib", dest="from_joblib", metavar="FILE", help="a joblib/pickle file")
+    source.add_argument("--from-skops", dest="from_skops", metavar="FILE", help="a skops file (no pickle)")
+    imp.add_argument(
+        "--sample-data",
+        metavar="FILE",
+        help="CSV or Parquet rows (with the feature columns) to verify the ONNX twin on; default: rows generated "
+        "from the model",
+    )
+    imp.add_argument(
+        "--no-onnx", action="store_true", help="skip the ONNX conversion (serve with scikit-learn)"
+    )
     imp.add_argument("--name", required=True)
     imp.add_argument("--feature-names", required=True, help="comma-separated input feature names, in order")
     imp.add_argument(
@@ -254,24 +267,34 @@ def _import(args: argparse.Namespace) -> int:
     import sys
 
     from gyre.training.artifact import UntrustedModelError
-    from gyre.training.importer import ImportError_, import_joblib
+    from gyre.training.importer import ImportError_, import_joblib, import_skops
 
+    common: dict[str, Any] = {
+        "name": args.name,
+        "feature_names": [n.strip() for n in args.feature_names.split(",")],
+        "categorical": [n.strip() for n in args.categorical.split(",") if n.strip()],
+        "target_name": args.target_name,
+        "out_dir": args.out,
+        "allow_types": args.allow_types,
+        "sample_data": args.sample_data,
+        "onnx": not args.no_onnx,
+    }
     try:
-        manifest = import_joblib(
-            args.from_joblib,
-            name=args.name,
-            feature_names=[n.strip() for n in args.feature_names.split(",")],
-            categorical=[n.strip() for n in args.categorical.split(",") if n.strip()],
-            target_name=args.target_name,
-            out_dir=args.out,
-            trust_pickle=args.trust_pickle,
-            allow_types=args.allow_types,
-        )
-    except (ImportError_, UntrustedModelError, FileNotFoundError) as exc:
-        sys.stderr.write(f"gyre model import: {exc}\n")
+        if args.from_skops:
+            manifest = import_skops(args.from_skops, **common)
+        else:
+            manifest = import_joblib(args.from_joblib, trust_pickle=args.trust_pickle, **common)
+    except (ImportError_, UntrustedModelError) as exc:
+        sys.stderr.write(f"gyre model import: {' '.join(str(exc).split())}\n")
         return 2
+    onnx = manifest.onnx
+    if onnx.status == "verified":
+        served = f"ONNX twin verified on {onnx.verified_rows} rows ({onnx.verified_on}): {onnx.reason}"
+    else:
+        served = f"no ONNX twin ({onnx.reason}); it will be served with scikit-learn"
     sys.stdout.write(
-        f"imported {manifest.estimator} ({manifest.task}) into {args.out}; digest (pin) {manifest.sha256()}\n"
+        f"imported {manifest.estimator} ({manifest.task}) into {args.out}; {served}; "
+        f"digest (pin) {manifest.sha256()}\n"
     )
     return 0
 

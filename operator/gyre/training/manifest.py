@@ -85,7 +85,10 @@ class OnnxInfo(_Model):
     outputs: list[str] | None = None
     """ONNX output names: [label, probabilities] for classifiers, [variable] for regressors."""
     verified_rows: int | None = None
-    """How many held-out rows the equivalence check ran on."""
+    """How many rows the equivalence check ran on."""
+    verified_on: str | None = None
+    """Which rows: `held-out` (training), `sample:<file>` (rows an import was given) or `generated` (rows an
+    import derived from the model's tree splits and learnt feature ranges). None: held-out (older manifests)."""
 
 
 class Lineage(_Model):
