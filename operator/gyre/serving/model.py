@@ -413,12 +413,16 @@ def load_served_model(
         schema = FeatureSchema.from_specs(manifest.features)
     except ValueError as exc:
         raise ModelLoadError(f"{directory / MANIFEST_FILE}: {exc}") from None
-    predictor: Predictor = SklearnPredictor(loaded.model, schema)
     onnx = manifest.onnx
+    if inference == "sklearn" and loaded.model is None:
+        raise ModelLoadError(
+            f"--inference sklearn, but {directory} holds an ONNX graph with no scikit-learn form"
+        )
     if inference == "onnx" and loaded.onnx is None:
         raise ModelLoadError(
             f"--inference onnx, but the manifest's ONNX export is {onnx.status}: {onnx.reason}"
         )
+    predictor: Predictor | None = None
     if inference != "sklearn" and loaded.onnx is not None:
         try:
             predictor = OnnxPredictor(
@@ -429,9 +433,11 @@ def load_served_model(
                 intra_op_threads=onnx_threads,
             )
         except Exception as exc:
-            if inference == "onnx":
+            if inference == "onnx" or loaded.model is None:  # an imported ONNX graph has no other way to run
                 raise ModelLoadError(f"onnxruntime cannot run {loaded.onnx_path}: {exc}") from exc
             log.warning("onnxruntime cannot run %s (%s); serving with scikit-learn", loaded.onnx_path, exc)
+    if predictor is None:
+        predictor = SklearnPredictor(loaded.model, schema)
     name = name or manifest.name
     return ServedModel(
         manifest, schema, predictor, directory, name, version or loaded.sha256[:12], loaded.sha256

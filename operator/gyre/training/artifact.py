@@ -153,7 +153,7 @@ class LoadedModel:
     sha256: str
     """The model's digest: hex sha256 of manifest.json's bytes."""
     model: Any
-    """The fitted scikit-learn Pipeline."""
+    """The fitted scikit-learn Pipeline; None for a model imported as an ONNX graph."""
     onnx: bytes | None
     """The bytes of model.onnx when verified and their sha256 matched; None otherwise."""
     onnx_path: Path | None
@@ -440,11 +440,12 @@ def _read_manifest(root: Path, expect_sha256: str | None) -> tuple[ModelManifest
     expected = expect_sha256.removeprefix("sha256:") if expect_sha256 else None
     if expected is not None and expected != digest:
         # A pin from a Gyre before the manifest was pinned is model.skops' digest: say so.
-        legacy = manifest is not None and manifest.artifact.sha256.removeprefix("sha256:") == expected
+        artifact = manifest.artifact if manifest is not None else None
+        legacy = artifact is not None and artifact.sha256.removeprefix("sha256:") == expected
         hint = (
-            f" (the pin is {manifest.artifact.path}'s digest, as Gyre recorded before the manifest was pinned: "
+            f" (the pin is {artifact.path}'s digest, as Gyre recorded before the manifest was pinned: "
             "retrain or re-import the model)"
-            if legacy and manifest is not None
+            if legacy and artifact is not None
             else ""
         )
         raise ModelIntegrityError(
@@ -470,20 +471,28 @@ def load_model_dir(directory: str | os.PathLike[str], *, expect_sha256: str | No
     root = Path(directory)
     manifest, digest = _read_manifest(root, expect_sha256)
     artifact = manifest.artifact
-    data = _verified_bytes(root, artifact.path, artifact.sha256)
+    data = _verified_bytes(root, artifact.path, artifact.sha256) if artifact is not None else b""
     onnx_bytes = None
-    if manifest.onnx.status == "verified" and manifest.onnx.path and manifest.onnx.sha256:
+    if manifest.onnx.status in ("verified", "imported") and manifest.onnx.path and manifest.onnx.sha256:
         onnx_bytes = _verified_bytes(root, manifest.onnx.path, manifest.onnx.sha256)
-    if artifact.allowed_types and expect_sha256 is None:
-        raise UntrustedModelError(
-            f"{MANIFEST_FILE} in {root} allows types beyond Gyre's allowlist ({', '.join(artifact.allowed_types)}), "
-            f"which Gyre honours only for a pinned model: serve it with --expect-sha256 {digest}"
-        )
-    try:
-        trusted = check_trusted(data, allowed=artifact.allowed_types, what=artifact.path)
-    except ModelIntegrityError as exc:
-        raise ModelIntegrityError(f"{artifact.path} in {root}: {exc}") from None
-    model = sio.loads(data, trusted=trusted)
+    if artifact is None:
+        # A model imported as an ONNX graph: nothing to deserialise besides the graph, hashed above.
+        if onnx_bytes is None or manifest.onnx.status != "imported":
+            raise ModelIntegrityError(
+                f"{root / MANIFEST_FILE} records neither a skops file nor an imported ONNX graph"
+            )
+        model = None
+    else:
+        if artifact.allowed_types and expect_sha256 is None:
+            raise UntrustedModelError(
+                f"{MANIFEST_FILE} in {root} allows types beyond Gyre's allowlist ({', '.join(artifact.allowed_types)}), "
+                f"which Gyre honours only for a pinned model: serve it with --expect-sha256 {digest}"
+            )
+        try:
+            trusted = check_trusted(data, allowed=artifact.allowed_types, what=artifact.path)
+        except ModelIntegrityError as exc:
+            raise ModelIntegrityError(f"{artifact.path} in {root}: {exc}") from None
+        model = sio.loads(data, trusted=trusted)
     return LoadedModel(
         directory=root,
         manifest=manifest,

@@ -24,7 +24,7 @@ from sklearn.tree import DecisionTreeClassifier
 from gyre.api.dataset import ColumnKind
 from gyre.serving.model import load_served_model
 from gyre.training.artifact import UntrustedModelError
-from gyre.training.importer import ImportError_, import_joblib, import_skops
+from gyre.training.importer import ImportError_, import_joblib, import_onnx, import_skops
 from gyre.training.manifest import FeatureSpec
 from gyre.training.verification import boundary_rows
 
@@ -229,3 +229,85 @@ def test_a_skops_file_holding_a_function_is_refused_unless_allowed(tmp_path: Pat
         allow_types=["numpy.log1p"],
     )
     assert manifest.artifact.allowed_types == ["numpy.log1p"]
+
+
+def test_a_bare_tree_that_routes_missing_values_differently_is_explained(tmp_path: Path) -> None:
+    x, y = load_iris(return_X_y=True)
+    joblib.dump(DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y), tmp_path / "model.joblib")
+    manifest = import_joblib(
+        tmp_path / "model.joblib",
+        name="iris",
+        feature_names=IRIS,
+        out_dir=tmp_path / "out",
+        trust_pickle=True,
+    )
+    assert manifest.onnx.status == "unavailable"
+    assert "all of them hold a missing number" in manifest.onnx.reason
+    assert "--sample-data" in manifest.onnx.reason
+
+
+def _iris_onnx(tmp_path: Path, *, per_feature: bool, zipmap: bool) -> tuple[Path, Any, np.ndarray]:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    x, y = load_iris(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
+    if per_feature:
+        pipeline = Pipeline([("impute", SimpleImputer()), ("model", forest)]).fit(x, y)
+        initial = [(n, FloatTensorType([None, 1])) for n in IRIS]
+    else:
+        pipeline, initial = forest, [("X", FloatTensorType([None, 4]))]
+    options = None if zipmap else {id(forest): {"zipmap": False}}
+    graph = convert_sklearn(
+        pipeline, initial_types=initial, options=options, target_opset={"": 17, "ai.onnx.ml": 3}
+    )
+    path = tmp_path / "iris.onnx"
+    path.write_bytes(graph.SerializeToString())
+    return path, pipeline, x
+
+
+@pytest.mark.parametrize(
+    ("per_feature", "zipmap"),
+    [(True, True), (False, False)],
+    ids=["input-per-feature-zipmap", "one-matrix-input"],
+)
+def test_an_onnx_graph_with_a_declared_signature_is_served_as_it_is(
+    tmp_path: Path, per_feature: bool, zipmap: bool
+) -> None:
+    from gyre.serving.model import ModelLoadError
+
+    path, sklearn_model, x = _iris_onnx(tmp_path, per_feature=per_feature, zipmap=zipmap)
+    manifest = import_onnx(
+        path,
+        name="iris",
+        feature_names=IRIS,
+        out_dir=tmp_path / "out",
+        task="classification",
+        classes=[0, 1, 2],
+    )
+    assert manifest.artifact is None and manifest.onnx.status == "imported"
+    assert manifest.onnx.inputs == ({n: n for n in IRIS} if per_feature else None)
+    assert manifest.target.classes == [0, 1, 2]
+    assert not (tmp_path / "out" / "model.skops").exists()
+    served = load_served_model(str(tmp_path / "out"))
+    assert served.inference_path == "onnx"
+    out = served.predictor.predict(x, True)
+    assert out.predict.tolist() == sklearn_model.predict(x).tolist()
+    assert out.proba is not None and np.allclose(out.proba, sklearn_model.predict_proba(x), atol=1e-5)
+    with pytest.raises(ModelLoadError, match="no scikit-learn form"):
+        load_served_model(str(tmp_path / "out"), inference="sklearn")
+
+
+def test_an_onnx_graph_whose_signature_differs_from_the_declared_one_is_refused(tmp_path: Path) -> None:
+    path, _, _ = _iris_onnx(tmp_path, per_feature=False, zipmap=False)
+    common: dict[str, Any] = {"name": "iris", "out_dir": tmp_path / "out"}
+    with pytest.raises(ImportError_, match=r"float or double \[N, 3\] input"):
+        import_onnx(path, feature_names=IRIS[:3], task="classification", classes=[0, 1, 2], **common)
+    with pytest.raises(ImportError_, match=r"probabilities of shape \(8, 3\) for 8 rows, but 2 classes"):
+        import_onnx(path, feature_names=IRIS, task="classification", classes=[0, 1], **common)
+    with pytest.raises(ImportError_, match="needs --classes"):
+        import_onnx(path, feature_names=IRIS, task="classification", **common)
+    with pytest.raises(ImportError_, match="not an ONNX model"):
+        (tmp_path / "bad.onnx").write_bytes(b"nope")
+        import_onnx(tmp_path / "bad.onnx", feature_names=IRIS, task="regression", **common)
+    assert not (tmp_path / "out").exists()
