@@ -4,6 +4,8 @@
 What runs (all on loopback, one worker each):
 - gyre: `gyre serve` on the model directory written by Gyre's trainer (skops + verified ONNX); v2 and v1 requests,
   ONNX path (default) and the forced scikit-learn path.
+- gyre-imported: `gyre serve` on the peers' joblib pipeline brought in with `gyre model import --from-joblib` (its
+  ONNX twin verified on rows generated from the forest's splits); default path and the forced scikit-learn path.
 - MLServer (mlserver + mlserver-sklearn) with the same fitted forest saved with joblib: in-process inference
   (parallel_workers=0), without and with adaptive batching.
 - KServe: kserve.ModelServer with a kserve.Model that predicts with the joblib model, v1 protocol.
@@ -62,6 +64,8 @@ FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 class BenchModel:
     gyre_dir: Path
     joblib_path: Path
+    imported_dir: Path
+    """The joblib pipeline the peers serve, brought in with `gyre model import` (no data: generated rows)."""
     rows: np.ndarray  # query rows (float64, feature order)
     expected: np.ndarray  # sklearn's labels for `rows`
     pipeline: Any
@@ -108,7 +112,19 @@ def build_model(work: Path) -> BenchModel:
     rows = frame[FEATURES].to_numpy(dtype=np.float64)
     expected = result.pipeline.predict(pd.DataFrame(rows, columns=FEATURES))
     assert (numpy_pipeline.predict(rows) == expected).all(), "array pipeline disagrees with the trained one"
-    return BenchModel(gyre_dir, joblib_path, rows, expected, result.pipeline, numpy_pipeline)
+    imported_dir = work / "imported-model"
+    imported = subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "python"), "-m", "gyre.cli", "model", "import", "--from-joblib",
+            str(joblib_path), "--trust-pickle", "--name", "iris", "--feature-names", ",".join(FEATURES),
+            "--out", str(imported_dir),
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    print(imported.stdout.strip(), flush=True)
+    if json.loads((imported_dir / "manifest.json").read_text())["onnx"]["status"] != "verified":
+        raise RuntimeError(f"the imported benchmark model has no verified ONNX twin: {imported.stdout}")
+    return BenchModel(gyre_dir, joblib_path, imported_dir, rows, expected, result.pipeline, numpy_pipeline)
 
 
 # -- peers' venvs --------------------------------------------------------------------------------------------------
@@ -219,12 +235,18 @@ class Server:
 
 
 def gyre_server(
-    model: BenchModel, *, inference: str = "auto", batching: bool = True, extra: list[str] | None = None
+    model: BenchModel,
+    *,
+    inference: str = "auto",
+    batching: bool = True,
+    extra: list[str] | None = None,
+    imported: bool = False,
 ) -> Server:
     port = free_port()
     python = ROOT / ".venv" / "bin" / "python"
+    directory = model.imported_dir if imported else model.gyre_dir
     cmd = [
-        str(python), "-m", "gyre.cli", "serve", "--model-dir", str(model.gyre_dir), "--host", "127.0.0.1",
+        str(python), "-m", "gyre.cli", "serve", "--model-dir", str(directory), "--host", "127.0.0.1",
         "--port", str(port), "--inference", inference, "--batching" if batching else "--no-batching",
         *(extra or []),
     ]  # fmt: skip
@@ -525,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
         "gyre": lambda: gyre,
         "gyre-nobatch": lambda: gyre_server(model, batching=False),
         "gyre-sklearn": lambda: gyre_server(model, inference="sklearn"),
+        "gyre-imported": lambda: gyre_server(model, imported=True),
+        "gyre-imported-sklearn": lambda: gyre_server(model, inference="sklearn", imported=True),
         "mlserver": lambda: mlserver_server(model, work, adaptive=False),
         "mlserver-adaptive": lambda: mlserver_server(model, work, adaptive=True),
         "kserve": lambda: kserve_server(model, work),
@@ -536,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         ("gyre-v1", "gyre", "/v1/models/iris:predict", "v1"),
         ("gyre-v2-nobatch", "gyre-nobatch", "/v2/models/iris/infer", "v2"),
         ("gyre-v2-sklearn", "gyre-sklearn", "/v2/models/iris/infer", "v2"),
+        ("gyre-imported-v2", "gyre-imported", "/v2/models/iris/infer", "v2"),
+        ("gyre-imported-v2-sklearn", "gyre-imported-sklearn", "/v2/models/iris/infer", "v2"),
         ("mlserver", "mlserver", "/v2/models/iris/infer", "v2"),
         ("mlserver-adaptive", "mlserver-adaptive", "/v2/models/iris/infer", "v2"),
         ("kserve", "kserve", "/v1/models/iris:predict", "v1"),
@@ -646,6 +672,9 @@ def render(
         ("gyre-v2", "mlserver-adaptive"),
         ("gyre-v1", "kserve"),
         ("gyre-v2-sklearn", "mlserver-adaptive"),
+        ("gyre-imported-v2", "mlserver-adaptive"),
+        ("gyre-imported-v2", "mlserver"),
+        ("gyre-imported-v2-sklearn", "mlserver-adaptive"),
         ("gyre-v2", "echo"),
         ("gyre-v1", "echo"),
         ("gyre-v2", "echo-lowlevel"),

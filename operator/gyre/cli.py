@@ -2,14 +2,19 @@
 
 Each area registers its own subcommands, imported lazily so that `gyre serve` never pays for kopf and
 `gyre operator` never pays for onnxruntime.
+
+Errors are one line on stderr and a non-zero exit code, from every subcommand: the expected ones are worded by the
+subcommand, anything else is caught here. `--verbose` (before or after the subcommand) adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
 
 # Modules exposing `register(subparsers) -> None`; each subcommand sets `func` on its parser.
 _COMMAND_MODULES = (
@@ -33,12 +38,53 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    parser.add_argument("--verbose", action="store_true", help="on an error, print the traceback too")
+    for sub in _subcommand_parsers(parser):
+        # SUPPRESS: a subcommand without the flag keeps the value given before it. A subcommand with its own
+        # --verbose (same dest) keeps it.
+        with contextlib.suppress(argparse.ArgumentError):
+            sub.add_argument(
+                "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
     return parser
+
+
+def _subcommand_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield sub
+                yield from _subcommand_parsers(sub)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type when the message alone would not say what went wrong."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def report_error(args: argparse.Namespace, message: str) -> None:
+    """Write `message` as one line on stderr; with --verbose, the traceback of the exception being handled first."""
+    if getattr(args, "verbose", False) and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    sys.stderr.write(" ".join(message.split()) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result = args.func(args)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        else:
+            sys.stderr.write(f"gyre {args.command}: {one_line(exc)} (--verbose for the traceback)\n")
+        return 1
     return int(result or 0)
 
 

@@ -274,7 +274,16 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
     runner = web.ServerRunner(server.server(access_log=None), shutdown_timeout=args.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=2048, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except (OSError, OverflowError) as exc:  # port in use, an address this host does not have, a bad port
+        await runner.cleanup()
+        await server.close()
+        from gyre.cli import report_error
+
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        report_error(args, f"gyre serve: cannot listen on {args.host}:{args.port}: {why}")
+        return 1
     await server.start()
     log.info(
         "serving %s (version %s, %s) on http://%s:%d; prediction log %s",

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from gyre.training.trainer import TrainingResult
 
 __all__ = [
+    "MATRIX_INPUT",
     "MODEL_FILE",
     "ONNX_FILE",
     "ONNX_TOLERANCE",
@@ -59,6 +60,8 @@ __all__ = [
 
 MODEL_FILE = "model.skops"
 ONNX_FILE = "model.onnx"
+MATRIX_INPUT = "input"
+"""The one [N, F] input of a matrix-mode ONNX graph (OnnxInfo.inputs is None)."""
 ONNX_TOLERANCE = 1e-5
 """Max |onnx - sklearn| for probabilities (absolute) and regression predictions (absolute or relative)."""
 
@@ -150,7 +153,7 @@ class LoadedModel:
     sha256: str
     """The model's digest: hex sha256 of manifest.json's bytes."""
     model: Any
-    """The fitted scikit-learn Pipeline."""
+    """The fitted scikit-learn Pipeline; None for a model imported as an ONNX graph."""
     onnx: bytes | None
     """The bytes of model.onnx when verified and their sha256 matched; None otherwise."""
     onnx_path: Path | None
@@ -245,17 +248,23 @@ def _rename_inputs(model: Any, mapping: dict[str, str]) -> None:
 
 
 def convert_to_onnx(
-    pipeline: Any, features: Sequence[FeatureSpec], task: str, x_check: pd.DataFrame
+    pipeline: Any,
+    features: Sequence[FeatureSpec],
+    task: str,
+    x_check: pd.DataFrame,
+    *,
+    rows: str = "held-out rows",
+    matrix: bool = False,
 ) -> OnnxOutcome:
-    """Convert with skl2onnx (one [N, 1] input per feature) and keep it only if proven equivalent on `x_check`.
+    """Convert with skl2onnx (one [N, 1] input per feature; with `matrix`, one [N, F] float input for an all-numeric
+    model that takes an array) and keep it only if proven equivalent on `x_check`.
 
     Classification: identical labels and probabilities within ONNX_TOLERANCE. Regression: predictions within
-    ONNX_TOLERANCE (absolute or relative). Otherwise status is unavailable with the reason.
+    ONNX_TOLERANCE (absolute or relative). Otherwise status is unavailable with the reason. `rows` names the rows
+    in the reason ("held-out rows", "rows of sample.csv", ...).
     """
     if len(x_check) == 0:
-        return OnnxOutcome(
-            None, OnnxInfo(status="unavailable", reason="no held-out rows to verify a conversion")
-        )
+        return OnnxOutcome(None, OnnxInfo(status="unavailable", reason=f"no {rows} to verify a conversion"))
     try:
         import onnxruntime as ort
         from skl2onnx import convert_sklearn
@@ -265,18 +274,29 @@ def convert_to_onnx(
             (f.name, FloatTensorType([None, 1]) if f.dtype == "number" else StringTensorType([None, 1]))
             for f in features
         ]
-        options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if task == "classification" else None
+        if matrix:
+            initial = [(MATRIX_INPUT, FloatTensorType([None, len(features)]))]
+        final = (
+            pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+        )  # a bare estimator, imported
+        options = {id(final): {"zipmap": False}} if task == "classification" else None
         onx = convert_sklearn(
             pipeline, initial_types=initial, target_opset={"": 17, "ai.onnx.ml": 3}, options=options
         )
-        mapping = {value.name: f.name for value, f in zip(onx.graph.input, features, strict=True)}
-        _rename_inputs(onx, mapping)
+        if not matrix:
+            mapping = {value.name: f.name for value, f in zip(onx.graph.input, features, strict=True)}
+            _rename_inputs(onx, mapping)
         data = onx.SerializeToString()
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-        inputs = {f.name: f.name for f in features}
+        inputs = None if matrix else {f.name: f.name for f in features}
         outputs = [o.name for o in session.get_outputs()]
         coerced = coerce_features(x_check, features)
-        result = session.run(None, onnx_feeds(coerced, features, inputs))
+        feeds = (
+            {MATRIX_INPUT: coerced.to_numpy(dtype=np.float32)}
+            if inputs is None
+            else onnx_feeds(coerced, features, inputs)
+        )
+        result = session.run(None, feeds)
     except Exception as exc:  # converters raise anything from RuntimeError to NotImplementedError
         reason = f"conversion failed: {type(exc).__name__}: {str(exc)[:300]}"
         return OnnxOutcome(None, OnnxInfo(status="unavailable", reason=reason))
@@ -287,15 +307,17 @@ def convert_to_onnx(
             return OnnxOutcome(
                 None, OnnxInfo(status="unavailable", reason="the ONNX graph has no probabilities")
             )
-        diff = float(
-            np.max(np.abs(np.asarray(result[1], dtype=np.float64) - pipeline.predict_proba(coerced)))
-        )
-        same = labels.shape == expected.shape and bool(
-            np.all(labels.astype(object) == expected.astype(object))
-        )
-        if not same:
-            mismatched = int(np.sum(labels.astype(object) != expected.astype(object)))
-            reason = f"labels differ from scikit-learn on {mismatched}/{len(expected)} held-out rows"
+        proba = np.asarray(pipeline.predict_proba(coerced), dtype=np.float64)
+        diff = float(np.max(np.abs(np.asarray(result[1], dtype=np.float64) - proba)))
+        if labels.shape != expected.shape:
+            reason = f"the ONNX graph gives {labels.shape[0]} labels for {len(expected)} {rows}"
+            return OnnxOutcome(None, OnnxInfo(status="unavailable", reason=reason, max_abs_proba_diff=diff))
+        # Where the two likeliest classes tie within the tolerance, either label is argmax's: not a difference.
+        top = np.sort(proba, axis=1)
+        tied = top[:, -1] - top[:, -2] <= ONNX_TOLERANCE if proba.shape[1] > 1 else np.zeros(len(proba), bool)
+        mismatched = int(np.sum((labels.astype(object) != expected.astype(object)) & ~tied))
+        if mismatched:
+            reason = f"labels differ from scikit-learn on {mismatched}/{len(expected)} {rows}"
             return OnnxOutcome(None, OnnxInfo(status="unavailable", reason=reason, max_abs_proba_diff=diff))
         ok = diff <= ONNX_TOLERANCE
     else:
@@ -304,13 +326,15 @@ def convert_to_onnx(
         diff = float(np.max(np.abs(predicted - expected_r)))
         ok = bool(np.allclose(predicted, expected_r, rtol=ONNX_TOLERANCE, atol=ONNX_TOLERANCE))
     if not ok:
-        reason = f"outputs differ from scikit-learn by up to {diff:.3g} (tolerance {ONNX_TOLERANCE:g})"
+        reason = (
+            f"outputs differ from scikit-learn on {rows} by up to {diff:.3g} (tolerance {ONNX_TOLERANCE:g})"
+        )
         return OnnxOutcome(None, OnnxInfo(status="unavailable", reason=reason, max_abs_proba_diff=diff))
     info = OnnxInfo(
         status="verified",
         path=ONNX_FILE,
         sha256=hashlib.sha256(data).hexdigest(),
-        reason=f"equivalent to scikit-learn on {len(coerced)} held-out rows (max diff {diff:.3g})",
+        reason=f"equivalent to scikit-learn on {len(coerced)} {rows} (max diff {diff:.3g})",
         max_abs_proba_diff=diff,
         inputs=inputs,
         outputs=outputs,
@@ -416,11 +440,12 @@ def _read_manifest(root: Path, expect_sha256: str | None) -> tuple[ModelManifest
     expected = expect_sha256.removeprefix("sha256:") if expect_sha256 else None
     if expected is not None and expected != digest:
         # A pin from a Gyre before the manifest was pinned is model.skops' digest: say so.
-        legacy = manifest is not None and manifest.artifact.sha256.removeprefix("sha256:") == expected
+        artifact = manifest.artifact if manifest is not None else None
+        legacy = artifact is not None and artifact.sha256.removeprefix("sha256:") == expected
         hint = (
-            f" (the pin is {manifest.artifact.path}'s digest, as Gyre recorded before the manifest was pinned: "
+            f" (the pin is {artifact.path}'s digest, as Gyre recorded before the manifest was pinned: "
             "retrain or re-import the model)"
-            if legacy and manifest is not None
+            if legacy and artifact is not None
             else ""
         )
         raise ModelIntegrityError(
@@ -446,20 +471,28 @@ def load_model_dir(directory: str | os.PathLike[str], *, expect_sha256: str | No
     root = Path(directory)
     manifest, digest = _read_manifest(root, expect_sha256)
     artifact = manifest.artifact
-    data = _verified_bytes(root, artifact.path, artifact.sha256)
+    data = _verified_bytes(root, artifact.path, artifact.sha256) if artifact is not None else b""
     onnx_bytes = None
-    if manifest.onnx.status == "verified" and manifest.onnx.path and manifest.onnx.sha256:
+    if manifest.onnx.status in ("verified", "imported") and manifest.onnx.path and manifest.onnx.sha256:
         onnx_bytes = _verified_bytes(root, manifest.onnx.path, manifest.onnx.sha256)
-    if artifact.allowed_types and expect_sha256 is None:
-        raise UntrustedModelError(
-            f"{MANIFEST_FILE} in {root} allows types beyond Gyre's allowlist ({', '.join(artifact.allowed_types)}), "
-            f"which Gyre honours only for a pinned model: serve it with --expect-sha256 {digest}"
-        )
-    try:
-        trusted = check_trusted(data, allowed=artifact.allowed_types, what=artifact.path)
-    except ModelIntegrityError as exc:
-        raise ModelIntegrityError(f"{artifact.path} in {root}: {exc}") from None
-    model = sio.loads(data, trusted=trusted)
+    if artifact is None:
+        # A model imported as an ONNX graph: nothing to deserialise besides the graph, hashed above.
+        if onnx_bytes is None or manifest.onnx.status != "imported":
+            raise ModelIntegrityError(
+                f"{root / MANIFEST_FILE} records neither a skops file nor an imported ONNX graph"
+            )
+        model = None
+    else:
+        if artifact.allowed_types and expect_sha256 is None:
+            raise UntrustedModelError(
+                f"{MANIFEST_FILE} in {root} allows types beyond Gyre's allowlist ({', '.join(artifact.allowed_types)}), "
+                f"which Gyre honours only for a pinned model: serve it with --expect-sha256 {digest}"
+            )
+        try:
+            trusted = check_trusted(data, allowed=artifact.allowed_types, what=artifact.path)
+        except ModelIntegrityError as exc:
+            raise ModelIntegrityError(f"{artifact.path} in {root}: {exc}") from None
+        model = sio.loads(data, trusted=trusted)
     return LoadedModel(
         directory=root,
         manifest=manifest,

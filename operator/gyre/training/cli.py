@@ -66,11 +66,40 @@ def register(subparsers: Any) -> None:
     model_sub = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
     imp: argparse.ArgumentParser = model_sub.add_parser(
         "import",
-        help="turn a trusted joblib model into a Gyre model directory",
-        description="Loads a joblib file (only with --trust-pickle: unpickling runs code from the file), saves it "
-        "as skops and writes manifest.json.",
+        help="turn a joblib (trusted) or skops model into a Gyre model directory",
+        description="Loads a joblib file (only with --trust-pickle: unpickling runs code from the file) or a skops "
+        "file (its types are checked against Gyre's allowlist first), saves it as skops, converts it to ONNX and "
+        "keeps the ONNX twin only when it gives scikit-learn's answers on --sample-data rows or, without them, on "
+        "rows generated from the model's tree splits and learnt feature ranges; then writes manifest.json.",
     )
-    imp.add_argument("--from-joblib", required=True, dest="from_joblib", metavar="FILE")
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-joblib", dest="from_joblib", metavar="FILE", help="a joblib/pickle file")
+    source.add_argument("--from-skops", dest="from_skops", metavar="FILE", help="a skops file (no pickle)")
+    source.add_argument(
+        "--from-onnx",
+        dest="from_onnx",
+        metavar="FILE",
+        help="an ONNX graph served as it is; declare its signature with --feature-names (its inputs, one per "
+        "feature or one [N, F] tensor), --categorical (string inputs), --task and, for a classifier, --classes",
+    )
+    imp.add_argument(
+        "--task", choices=("classification", "regression"), help="the ONNX graph's task (--from-onnx)"
+    )
+    imp.add_argument(
+        "--classes",
+        default="",
+        help="comma-separated class labels in the order of the ONNX graph's probabilities (--from-onnx); numbers "
+        "are read as numbers",
+    )
+    imp.add_argument(
+        "--sample-data",
+        metavar="FILE",
+        help="CSV or Parquet rows (with the feature columns) to verify the ONNX twin on; default: rows generated "
+        "from the model",
+    )
+    imp.add_argument(
+        "--no-onnx", action="store_true", help="skip the ONNX conversion (serve with scikit-learn)"
+    )
     imp.add_argument("--name", required=True)
     imp.add_argument("--feature-names", required=True, help="comma-separated input feature names, in order")
     imp.add_argument(
@@ -108,17 +137,24 @@ def _read_json_arg(value: str) -> str:
         return fh.read()
 
 
-def _emit(report: Any) -> int:
+def _emit(report: Any, *, local: bool = False) -> int:
+    """In a pod: the report on stdout and in the termination log. Locally: the report on success, and a failure as
+    one line on stderr."""
+    import sys
+
     from gyre.store import write_termination_message
 
-    write_termination_message(report.to_termination_message())
+    if local and report.phase != "Succeeded":
+        sys.stderr.write(f"gyre train: {report.reason}: {' '.join(str(report.error).split())}\n")
+        return 1
+    write_termination_message(report.to_termination_message(), echo=True)
     return 0 if report.phase == "Succeeded" else 1
 
 
-def _fail(reason: str, message: str) -> int:
+def _fail(reason: str, message: str, *, local: bool = False) -> int:
     from gyre.training.report import TrainReport
 
-    return _emit(TrainReport(phase="Failed", reason=reason, error=message))
+    return _emit(TrainReport(phase="Failed", reason=reason, error=message), local=local)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -142,7 +178,16 @@ def _train_local(args: argparse.Namespace) -> int:
         if not value
     ]
     if missing:
-        return _fail("InvalidArguments", f"--local needs {', '.join(missing)}")
+        return _fail("InvalidArguments", f"--local needs {', '.join(missing)}", local=True)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        return _fail(
+            "InvalidArguments", f"--out {args.out} is a file; give a directory for the model", local=True
+        )
+    if not getattr(args, "verbose", False):
+        # The failure is reported in one line below; the trainer's log would add its traceback.
+        import logging
+
+        logging.getLogger("gyre.training.run").setLevel(logging.CRITICAL)
     name = args.name or os.path.basename(os.path.abspath(args.out)).lower() or "model"
     try:
         spec = TrainingRunSpec.model_validate(
@@ -155,7 +200,7 @@ def _train_local(args: argparse.Namespace) -> int:
             }
         )
     except ValidationError as exc:
-        return _fail("InvalidArguments", str(exc))
+        return _fail("InvalidArguments", " ".join(str(exc).split()), local=True)
     job = TrainJob(
         spec=spec,
         dataset_uri=args.dataset,
@@ -167,7 +212,7 @@ def _train_local(args: argparse.Namespace) -> int:
         trigger="local",
         onnx=not args.no_onnx,
     )
-    return _emit(run_training(job))
+    return _emit(run_training(job), local=True)
 
 
 def _train_pod(args: argparse.Namespace) -> int:
@@ -254,26 +299,62 @@ def _import(args: argparse.Namespace) -> int:
     import sys
 
     from gyre.training.artifact import UntrustedModelError
-    from gyre.training.importer import ImportError_, import_joblib
+    from gyre.training.importer import ImportError_, import_joblib, import_onnx, import_skops
 
+    common: dict[str, Any] = {
+        "name": args.name,
+        "feature_names": [n.strip() for n in args.feature_names.split(",")],
+        "categorical": [n.strip() for n in args.categorical.split(",") if n.strip()],
+        "target_name": args.target_name,
+        "out_dir": args.out,
+        "allow_types": args.allow_types,
+        "sample_data": args.sample_data,
+        "onnx": not args.no_onnx,
+    }
     try:
-        manifest = import_joblib(
-            args.from_joblib,
-            name=args.name,
-            feature_names=[n.strip() for n in args.feature_names.split(",")],
-            categorical=[n.strip() for n in args.categorical.split(",") if n.strip()],
-            target_name=args.target_name,
-            out_dir=args.out,
-            trust_pickle=args.trust_pickle,
-            allow_types=args.allow_types,
-        )
-    except (ImportError_, UntrustedModelError, FileNotFoundError) as exc:
-        sys.stderr.write(f"gyre model import: {exc}\n")
+        if args.from_onnx:
+            if not args.task:
+                raise ImportError_("--from-onnx needs --task classification or --task regression")
+            manifest = import_onnx(
+                args.from_onnx,
+                name=args.name,
+                feature_names=common["feature_names"],
+                categorical=common["categorical"],
+                target_name=args.target_name,
+                out_dir=args.out,
+                task=args.task,
+                classes=[_label(c.strip()) for c in args.classes.split(",") if c.strip()] or None,
+            )
+        elif args.from_skops:
+            manifest = import_skops(args.from_skops, **common)
+        else:
+            manifest = import_joblib(args.from_joblib, trust_pickle=args.trust_pickle, **common)
+    except (ImportError_, UntrustedModelError) as exc:
+        from gyre.cli import report_error
+
+        report_error(args, f"gyre model import: {exc}")
         return 2
+    onnx = manifest.onnx
+    if onnx.status == "imported":
+        served = f"served with onnxruntime: {onnx.reason}"
+    elif onnx.status == "verified":
+        served = f"ONNX twin verified on {onnx.verified_rows} rows ({onnx.verified_on}): {onnx.reason}"
+    else:
+        served = f"no ONNX twin ({onnx.reason}); it will be served with scikit-learn"
     sys.stdout.write(
-        f"imported {manifest.estimator} ({manifest.task}) into {args.out}; digest (pin) {manifest.sha256()}\n"
+        f"imported {manifest.estimator} ({manifest.task}) into {args.out}; {served}; "
+        f"digest (pin) {manifest.sha256()}\n"
     )
     return 0
+
+
+def _label(text: str) -> Any:
+    """A class label from the command line: a JSON number or boolean as such, anything else as text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, (int, float, bool)) else text
 
 
 def _gates(args: argparse.Namespace) -> int:

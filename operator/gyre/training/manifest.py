@@ -71,9 +71,12 @@ class ArtifactRef(_Model):
 
 
 class OnnxInfo(_Model):
-    """The optional ONNX twin of the model, kept only when proven equivalent on held-out rows."""
+    """The optional ONNX twin of the model, kept only when proven equivalent on held-out rows; or the model itself
+    when it was imported as an ONNX graph."""
 
-    status: Literal["verified", "unavailable"]
+    status: Literal["verified", "unavailable", "imported"]
+    """verified: an ONNX twin equivalent to the scikit-learn model; unavailable: none (served with scikit-learn);
+    imported: the model is this ONNX graph (`gyre model import --from-onnx`), with no scikit-learn form."""
     path: str | None = None
     sha256: str | None = None
     reason: str = ""
@@ -85,7 +88,10 @@ class OnnxInfo(_Model):
     outputs: list[str] | None = None
     """ONNX output names: [label, probabilities] for classifiers, [variable] for regressors."""
     verified_rows: int | None = None
-    """How many held-out rows the equivalence check ran on."""
+    """How many rows the equivalence check ran on."""
+    verified_on: str | None = None
+    """Which rows: `held-out` (training), `sample:<file>` (rows an import was given) or `generated` (rows an
+    import derived from the model's tree splits and learnt feature ranges). None: held-out (older manifests)."""
 
 
 class Lineage(_Model):
@@ -116,7 +122,8 @@ class ModelManifest(_Model):
     metrics: dict[str, float] = Field(default_factory=dict)
     dataset: DatasetRef | None = None
     """The data the model was trained on; None for imported models."""
-    artifact: ArtifactRef
+    artifact: ArtifactRef | None
+    """The skops file; None for a model imported as an ONNX graph (onnx.status `imported`)."""
     onnx: OnnxInfo
     seed: int
     image: str | None = None
