@@ -24,8 +24,27 @@ import xgboost
 __all__ = ["LGBMClassifier", "LGBMRegressor", "XGBClassifier", "XGBRegressor"]
 
 
-class _XGBNative:
-    """Save through XGBoost's own format (UBJSON); the booster's attributes (best_iteration) travel inside it."""
+class _Native:
+    """Rebuild from the library's own model file: `_load` reads the booster, `_set_classes` the labels."""
+
+    @classmethod
+    def from_native(cls, data: bytes, classes: Sequence[Any] | None, params: Mapping[str, Any]) -> Any:
+        """A fitted estimator from `native()`'s bytes, its parameters and (classifiers) the class labels in
+        predict_proba order, as the manifest records them."""
+        model = cls(**params)
+        model._load(data)
+        model._set_classes(classes)
+        return model
+
+    def _load(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _set_classes(self, classes: Sequence[Any] | None) -> None:
+        del classes  # regressors have none
+
+
+class _XGBNative(_Native):
+    """XGBoost's own format (UBJSON); the booster's attributes (best_iteration) travel inside it."""
 
     def native(self) -> bytes:
         import json
@@ -37,6 +56,9 @@ class _XGBNative:
             return bytes(booster.save_raw(raw_format="ubj"))
         finally:
             booster.set_attr(scikit_learn=None)
+
+    def _load(self, data: bytes) -> None:
+        self.load_model(bytearray(data))  # type: ignore[attr-defined]
 
 
 class XGBClassifier(_XGBNative, xgboost.XGBClassifier):
@@ -66,42 +88,25 @@ class XGBClassifier(_XGBNative, xgboost.XGBClassifier):
             return codes
         return self.classes_[np.asarray(codes).astype(np.intp)]
 
-    @classmethod
-    def from_native(
-        cls, data: bytes, classes: Sequence[Any] | None, params: Mapping[str, Any]
-    ) -> XGBClassifier:
-        """A fitted classifier from `native()`'s bytes and the class labels in predict_proba order."""
-        model = cls(**params)
-        model.load_model(bytearray(data))
-        if classes is None or len(classes) != model.n_classes_:
-            raise ValueError(f"the model has {model.n_classes_} classes, the manifest lists {classes}")
-        model.labels_ = np.asarray(list(classes))
-        return model
+    def _set_classes(self, classes: Sequence[Any] | None) -> None:
+        if classes is None or len(classes) != self.n_classes_:
+            raise ValueError(f"the model has {self.n_classes_} classes, the manifest lists {classes}")
+        self.labels_ = np.asarray(list(classes))
 
 
 class XGBRegressor(_XGBNative, xgboost.XGBRegressor):
     """xgboost.XGBRegressor, saved and loaded in XGBoost's own format."""
 
-    @classmethod
-    def from_native(
-        cls, data: bytes, classes: Sequence[Any] | None, params: Mapping[str, Any]
-    ) -> XGBRegressor:
-        """A fitted regressor from `native()`'s bytes."""
-        del classes
-        model = cls(**params)
-        model.load_model(bytearray(data))
-        return model
 
-
-class _LGBMNative:
-    """Save and load through LightGBM's text model format."""
+class _LGBMNative(_Native):
+    """LightGBM's text model format."""
 
     def native(self) -> bytes:
         # num_iteration=None saves up to the best iteration when early stopping found one, as predict uses.
         text: str = self.booster_.model_to_string(num_iteration=None)  # type: ignore[attr-defined]
         return text.encode()
 
-    def _restore(self, data: bytes) -> lightgbm.Booster:
+    def _load(self, data: bytes) -> None:
         # The state LGBMModel.fit leaves behind, read back from the booster (LightGBM has no scikit-learn loader).
         booster = lightgbm.Booster(model_str=data.decode())
         self._Booster = booster
@@ -112,43 +117,25 @@ class _LGBMNative:
         self._best_score: dict[str, Any] = {}
         self._evals_result: dict[str, Any] = {}
         self.fitted_ = True
-        return booster
+        self._objective = getattr(self, "objective", None) or "regression"
 
 
 class LGBMClassifier(_LGBMNative, lightgbm.LGBMClassifier):  # type: ignore[misc]
     """lightgbm.LGBMClassifier, saved and loaded in LightGBM's text format."""
 
-    @classmethod
-    def from_native(
-        cls, data: bytes, classes: Sequence[Any] | None, params: Mapping[str, Any]
-    ) -> LGBMClassifier:
-        """A fitted classifier from `native()`'s bytes and the class labels in predict_proba order."""
+    def _set_classes(self, classes: Sequence[Any] | None) -> None:
         from lightgbm.compat import _LGBMLabelEncoder
 
-        model = cls(**params)
-        model._restore(data)
         labels = np.asarray(list(classes or []))
-        outputs = model._Booster.num_model_per_iteration()
+        outputs = self._Booster.num_model_per_iteration()
         if len(labels) < 2 or outputs != (len(labels) if len(labels) > 2 else 1):
             raise ValueError(f"the model predicts {outputs} class score(s), the manifest lists {classes}")
-        model._le = _LGBMLabelEncoder().fit(labels)
-        model._classes = model._le.classes_
-        model._n_classes = len(labels)
-        model._class_map = dict(zip(model._classes, range(len(labels)), strict=True))
-        model._objective = params.get("objective") or ("multiclass" if len(labels) > 2 else "binary")
-        return model
+        self._le = _LGBMLabelEncoder().fit(labels)
+        self._classes = self._le.classes_
+        self._n_classes = len(labels)
+        self._class_map = dict(zip(self._classes, range(len(labels)), strict=True))
+        self._objective = self.objective or ("multiclass" if len(labels) > 2 else "binary")
 
 
 class LGBMRegressor(_LGBMNative, lightgbm.LGBMRegressor):  # type: ignore[misc]
     """lightgbm.LGBMRegressor, saved and loaded in LightGBM's text format."""
-
-    @classmethod
-    def from_native(
-        cls, data: bytes, classes: Sequence[Any] | None, params: Mapping[str, Any]
-    ) -> LGBMRegressor:
-        """A fitted regressor from `native()`'s bytes."""
-        del classes
-        model = cls(**params)
-        model._restore(data)
-        model._objective = params.get("objective") or "regression"
-        return model
