@@ -13,6 +13,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # A venv works the same on both bases (Debian's own python3 refuses system-wide pip installs).
 RUN python3 -m venv /opt/gyre
+# LightGBM's wheel links the system's OpenMP runtime (XGBoost and scikit-learn bundle their own).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 # Dependencies first, from the pinned constraints only, so a code change reuses this layer. With them the

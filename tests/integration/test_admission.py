@@ -127,6 +127,24 @@ def test_valid_objects_of_every_kind_are_admitted_and_defaulted(custom: Custom) 
             "gate min must not be greater than max",
         ),
         ("trainingruns", "TrainingRun", run_spec(estimator={"kind": "os.system"}), "Unsupported value"),
+        (
+            "trainingruns",
+            "TrainingRun",
+            run_spec(estimator={"kind": "xgboost.XGBClassifier"}),
+            "Unsupported value",
+        ),
+        (
+            "trainingruns",
+            "TrainingRun",
+            run_spec(estimator={"kind": "RandomForestClassifier", "earlyStopping": {"rounds": 5}}),
+            "earlyStopping needs a gradient-boosting library kind",
+        ),
+        (
+            "trainingruns",
+            "TrainingRun",
+            run_spec(estimator={"kind": "XGBClassifier", "earlyStopping": {"rounds": 0}}),
+            "earlyStopping.rounds",
+        ),
         ("trainingruns", "TrainingRun", run_spec(split={"testSize": 1.5}), "testSize"),
         (
             "trainingruns",

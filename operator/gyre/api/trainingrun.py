@@ -16,12 +16,14 @@ from gyre.api.common import (
 )
 
 __all__ = [
+    "BOOSTED_KINDS",
     "CLASSIFIERS",
     "DEFAULT_METRICS",
     "ESTIMATOR_ALLOWLIST",
     "LOWER_IS_BETTER",
     "REGRESSORS",
     "DatasetReference",
+    "EarlyStopping",
     "EstimatorKind",
     "EstimatorSpec",
     "Gate",
@@ -61,6 +63,10 @@ EstimatorKind = Literal[
     "DecisionTreeRegressor",
     "KNeighborsRegressor",
     "SVR",
+    "XGBClassifier",
+    "XGBRegressor",
+    "LGBMClassifier",
+    "LGBMRegressor",
 ]
 Task = Literal["classification", "regression"]
 TrainingPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
@@ -88,7 +94,21 @@ ESTIMATOR_ALLOWLIST: dict[EstimatorKind, tuple[str, Task]] = {
     "DecisionTreeRegressor": ("sklearn.tree", "regression"),
     "KNeighborsRegressor": ("sklearn.neighbors", "regression"),
     "SVR": ("sklearn.svm", "regression"),
+    # Gradient-boosting libraries, through Gyre's thin subclasses of their scikit-learn classes (any class labels,
+    # rebuilt from the library's own model file): gyre.training.boosted.
+    "XGBClassifier": ("gyre.training.boosted", "classification"),
+    "XGBRegressor": ("gyre.training.boosted", "regression"),
+    "LGBMClassifier": ("gyre.training.boosted", "classification"),
+    "LGBMRegressor": ("gyre.training.boosted", "regression"),
 }
+# Kinds saved in their library's own format (XGBoost UBJSON, LightGBM text), never in the skops file, and the only
+# kinds that support early stopping.
+BOOSTED_KINDS: tuple[EstimatorKind, ...] = (
+    "XGBClassifier",
+    "XGBRegressor",
+    "LGBMClassifier",
+    "LGBMRegressor",
+)
 if set(ESTIMATOR_ALLOWLIST) != set(get_args(EstimatorKind)):  # pragma: no cover - an incomplete edit
     raise AssertionError("ESTIMATOR_ALLOWLIST and EstimatorKind must name the same estimators")
 
@@ -127,14 +147,47 @@ class DatasetReference(ApiModel):
     Dataset's current version differs. Unset means the Dataset's current version when the run starts."""
 
 
+class EarlyStopping(ApiModel):
+    """Stop adding boosting rounds once a validation split stops improving (boosted kinds only)."""
+
+    rounds: int = Field(ge=1, le=10000)
+    """Stop after this many rounds without improvement of the library's default validation metric."""
+    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    """Fraction of the training rows held out to watch (carved from the train split, never the test split)."""
+
+
 class EstimatorSpec(ApiModel):
-    """The scikit-learn estimator to fit."""
+    """The estimator to fit: a scikit-learn class, or XGBoost or LightGBM through their scikit-learn API."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.earlyStopping) || self.kind in "
+                    + "["
+                    + ", ".join(f"'{kind}'" for kind in BOOSTED_KINDS)
+                    + "]",
+                    "message": "earlyStopping needs a gradient-boosting library kind: "
+                    + ", ".join(BOOSTED_KINDS),
+                },
+            ]
+        }
+    )
 
     kind: EstimatorKind
     """Estimator class from Gyre's allowlist; the task (classification or regression) follows from it."""
     params: dict[str, Any] | None = Field(default=None, max_length=64)
     """Constructor arguments, e.g. `{n_estimators: 200, max_depth: 8}`; validated by the trainer against the
     estimator's signature."""
+    early_stopping: EarlyStopping | None = None
+    """Early stopping on a validation split (XGBoost and LightGBM kinds); the best iteration is recorded in the
+    metrics as `best_iteration`."""
+
+    @model_validator(mode="after")
+    def _early_stopping_needs_boosting(self) -> EstimatorSpec:
+        if self.early_stopping is not None and self.kind not in BOOSTED_KINDS:
+            raise ValueError(f"earlyStopping needs one of {', '.join(BOOSTED_KINDS)}, not {self.kind}")
+        return self
 
 
 class Preprocessing(ApiModel):

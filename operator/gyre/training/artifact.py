@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gyre.api import env
+from gyre.api.trainingrun import BOOSTED_KINDS
 from gyre.training.estimators import ESTIMATORS, PREPROCESSING_TYPES, estimator_class
 from gyre.training.features import coerce_features, onnx_feeds
 from gyre.training.manifest import (
@@ -32,6 +33,7 @@ from gyre.training.manifest import (
     FeatureSpec,
     Lineage,
     ModelManifest,
+    NativeModelRef,
     OnnxInfo,
 )
 
@@ -117,7 +119,8 @@ def gyre_allowlist() -> frozenset[str]:
     import importlib
     import inspect
 
-    names = {_qualified(estimator_class(name)) for name in ESTIMATORS}
+    # XGBoost and LightGBM models are never in a skops file (their own format beside it), so never trusted in one.
+    names = {_qualified(estimator_class(name)) for name in ESTIMATORS if name not in BOOSTED_KINDS}
     names |= set(PREPROCESSING_TYPES) | set(_INTERNAL_TYPES)
     for module in _PARAMETER_MODULES:
         for name, cls in inspect.getmembers(importlib.import_module(module), inspect.isclass):
@@ -168,6 +171,9 @@ def library_versions() -> dict[str, str]:
     for dist in (
         "scikit-learn",
         "skops",
+        "xgboost-cpu",
+        "lightgbm",
+        "onnxmltools",
         "numpy",
         "scipy",
         "pandas",
@@ -270,6 +276,10 @@ def convert_to_onnx(
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
+        if type(pipeline.steps[-1][1]).__name__ in BOOSTED_KINDS:
+            from gyre.training.boosting import register_onnx_converters
+
+            register_onnx_converters()
         initial = [
             (f.name, FloatTensorType([None, 1]) if f.dtype == "number" else StringTensorType([None, 1]))
             for f in features
@@ -368,13 +378,26 @@ def write_model_dir(
 ) -> ModelManifest:
     """Write model.skops, model.onnx (only when verified) and manifest.json (last) into `out_dir`.
 
+    An XGBoost or LightGBM model is written in its library's own format (manifest `native`) and model.skops holds
+    only the preprocessing before it.
+
     The model's digest is the returned manifest's `sha256()`.
     """
     import skops.io as sio
 
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    model_bytes = sio.dumps(result.pipeline)
+    skops_part, native = result.pipeline, None
+    if result.estimator in BOOSTED_KINDS:
+        from gyre.training.boosting import native_file, split_pipeline
+
+        skops_part, booster = split_pipeline(result.pipeline)
+        native_name, native_format, native_bytes = native_file(result.estimator, booster)
+        _write_atomic(directory / native_name, native_bytes)
+        native = NativeModelRef(
+            path=native_name, sha256=hashlib.sha256(native_bytes).hexdigest(), format=native_format
+        )
+    model_bytes = sio.dumps(skops_part)
     check_trusted(model_bytes)
     _write_atomic(directory / MODEL_FILE, model_bytes)
     if onnx:
@@ -395,6 +418,7 @@ def write_model_dir(
         metrics=result.metrics,
         dataset=dataset,
         artifact=ArtifactRef(path=MODEL_FILE, sha256=hashlib.sha256(model_bytes).hexdigest()),
+        native=native,
         onnx=outcome.info,
         seed=result.seed,
         image=image if image is not None else os.environ.get(env.IMAGE),
@@ -457,13 +481,34 @@ def _read_manifest(root: Path, expect_sha256: str | None) -> tuple[ModelManifest
     return manifest, digest
 
 
+def _rebuild(
+    root: Path, manifest: ModelManifest, native: NativeModelRef, preprocess: Any, data: bytes
+) -> Any:
+    from gyre.training.boosting import NATIVE_FORMATS, rebuild_pipeline
+
+    expected = NATIVE_FORMATS.get(manifest.estimator)
+    if expected is None or expected[1] != native.format:
+        raise ModelIntegrityError(
+            f"{MANIFEST_FILE} in {root} records a {native.format} model for estimator {manifest.estimator}"
+        )
+    try:
+        return rebuild_pipeline(
+            manifest.estimator, preprocess, data, classes=manifest.target.classes, params=manifest.params
+        )
+    except Exception as exc:  # the libraries' parsers raise their own errors for a malformed file
+        raise ModelIntegrityError(
+            f"{native.path} in {root} is not a valid {native.format} model: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def load_model_dir(directory: str | os.PathLike[str], *, expect_sha256: str | None = None) -> LoadedModel:
     """Load a local model directory safely.
 
     Order matters: read manifest.json once and, when `expect_sha256` pins the model, compare its bytes' sha256 to
     the pin; check every file the manifest records (model.skops, and model.onnx when verified) against its sha256,
     reading each file once; check every type in the skops file against gyre_allowlist() (plus the manifest's
-    allowedTypes, only when pinned); only then deserialise with skops (never pickle). Raises ModelIntegrityError
+    allowedTypes, only when pinned); only then deserialise with skops (never pickle), and rebuild an XGBoost or
+    LightGBM model from its library's own file (manifest `native`). Raises ModelIntegrityError
     or UntrustedModelError, each with a one-line message naming the file.
     """
     import skops.io as sio
@@ -472,6 +517,11 @@ def load_model_dir(directory: str | os.PathLike[str], *, expect_sha256: str | No
     manifest, digest = _read_manifest(root, expect_sha256)
     artifact = manifest.artifact
     data = _verified_bytes(root, artifact.path, artifact.sha256) if artifact is not None else b""
+    native_bytes = (
+        _verified_bytes(root, manifest.native.path, manifest.native.sha256)
+        if manifest.native is not None
+        else None
+    )
     onnx_bytes = None
     if manifest.onnx.status in ("verified", "imported") and manifest.onnx.path and manifest.onnx.sha256:
         onnx_bytes = _verified_bytes(root, manifest.onnx.path, manifest.onnx.sha256)
@@ -493,6 +543,8 @@ def load_model_dir(directory: str | os.PathLike[str], *, expect_sha256: str | No
         except ModelIntegrityError as exc:
             raise ModelIntegrityError(f"{artifact.path} in {root}: {exc}") from None
         model = sio.loads(data, trusted=trusted)
+        if manifest.native is not None and native_bytes is not None:
+            model = _rebuild(root, manifest, manifest.native, model, native_bytes)
     return LoadedModel(
         directory=root,
         manifest=manifest,

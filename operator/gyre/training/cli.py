@@ -54,6 +54,16 @@ def register(subparsers: Any) -> None:
     train.add_argument("--format", choices=("auto", "csv", "parquet"), default="auto", help="dataset format")
     train.add_argument("--estimator", help="estimator name for --local (e.g. RandomForestClassifier)")
     train.add_argument("--param", action="append", type=parse_param, default=[], metavar="KEY=VALUE")
+    train.add_argument(
+        "--early-stopping",
+        type=int,
+        default=None,
+        metavar="ROUNDS",
+        help="XGBoost/LightGBM kinds for --local: stop after ROUNDS rounds without improvement on a validation part",
+    )
+    train.add_argument(
+        "--validation-fraction", type=float, default=0.1, help="the training rows --early-stopping watches"
+    )
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--test-size", type=float, default=0.2)
     train.add_argument("--metric", action="append", default=None, help="metric to compute first (repeatable)")
@@ -194,7 +204,13 @@ def _train_local(args: argparse.Namespace) -> int:
             {
                 "datasetRef": {"name": "local"},
                 "target": args.target,
-                "estimator": {"kind": args.estimator, "params": dict(args.param) or None},
+                "estimator": {
+                    "kind": args.estimator,
+                    "params": dict(args.param) or None,
+                    "earlyStopping": None
+                    if args.early_stopping is None
+                    else {"rounds": args.early_stopping, "validationFraction": args.validation_fraction},
+                },
                 "split": {"testSize": args.test_size, "seed": args.seed},
                 "metrics": args.metric,
             }

@@ -7,7 +7,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from gyre.api.trainingrun import ESTIMATOR_ALLOWLIST, Task
+from gyre.api.trainingrun import BOOSTED_KINDS, ESTIMATOR_ALLOWLIST, Task
 
 __all__ = [
     "ESTIMATORS",
@@ -28,7 +28,7 @@ ESTIMATORS: dict[str, tuple[str, str, Task]] = {
 # skipping it keeps the ONNX graph exact (a float32 scaler before float32 thresholds would move points across them).
 TREE_ESTIMATORS: frozenset[str] = frozenset(
     name for name in ESTIMATORS if "Forest" in name or "Trees" in name or "Tree" in name or "Boosting" in name
-)
+) | frozenset(BOOSTED_KINDS)
 
 # The preprocessing steps the trainer builds around an estimator (gyre.training.preprocess). FunctionTransformer is
 # how a fitted ColumnTransformer holds "passthrough" (no function); a function inside one is refused on its own.
@@ -74,11 +74,16 @@ def build_estimator(name: str, params: Mapping[str, Any] | None = None, *, seed:
     """Instantiate an allowlisted estimator with validated parameters.
 
     Parameter names are checked against the estimator's get_params() keys and values by scikit-learn's own
-    constraint validation, both raising EstimatorError with a clear message. `seed` sets random_state when the
+    constraint validation, both raising EstimatorError with a clear message (XGBoost and LightGBM kinds: by
+    gyre.training.boosting's parameter table). `seed` sets random_state when the
     estimator has one and the parameters do not. SVC gets probability=True unless set, so probabilities, roc_auc
     and log_loss exist.
     """
     cls = estimator_class(name)
+    if name in BOOSTED_KINDS:
+        from gyre.training.boosting import build_boosted
+
+        return build_boosted(name, params or {}, seed=seed)
     params = dict(params or {})
     valid = set(cls().get_params(deep=False))
     unknown = sorted(set(params) - valid)

@@ -19,6 +19,7 @@ __all__ = [
     "FeatureSpec",
     "Lineage",
     "ModelManifest",
+    "NativeModelRef",
     "OnnxInfo",
     "TargetSpec",
 ]
@@ -70,6 +71,16 @@ class ArtifactRef(_Model):
     loader honours them only for a pinned model (the pin covers this manifest), never for an unpinned load."""
 
 
+class NativeModelRef(_Model):
+    """A gradient-boosted model's booster, in its library's own format (never pickle). The skops file then holds
+    only the preprocessing before it; the loader rebuilds the Pipeline from both (gyre.training.boosting)."""
+
+    path: str
+    sha256: str
+    format: Literal["xgboost-ubj", "lightgbm-text"]
+    """xgboost-ubj: XGBoost's UBJSON model; lightgbm-text: LightGBM's text model."""
+
+
 class OnnxInfo(_Model):
     """The optional ONNX twin of the model, kept only when proven equivalent on held-out rows; or the model itself
     when it was imported as an ONNX graph."""
@@ -108,8 +119,8 @@ class ModelManifest(_Model):
     """`manifest.json`: everything known about a model directory.
 
     The sha256 of manifest.json's exact bytes is the model's digest (TrainingRun status.modelSha256, the server's
-    --expect-sha256). The manifest records the sha256 of every file the server reads (artifact, onnx), so that one
-    digest pins them all.
+    --expect-sha256). The manifest records the sha256 of every file the server reads (artifact, native, onnx), so
+    that one digest pins them all.
     """
 
     format_version: Literal[1] = 1
@@ -124,6 +135,8 @@ class ModelManifest(_Model):
     """The data the model was trained on; None for imported models."""
     artifact: ArtifactRef | None
     """The skops file; None for a model imported as an ONNX graph (onnx.status `imported`)."""
+    native: NativeModelRef | None = None
+    """XGBoost and LightGBM kinds: the booster's own model file, pinned like the others."""
     onnx: OnnxInfo
     seed: int
     image: str | None = None
@@ -132,8 +145,11 @@ class ModelManifest(_Model):
     lineage: Lineage = Field(default_factory=Lineage)
 
     def to_json(self) -> str:
-        """The manifest as written to manifest.json (camelCase keys)."""
-        return self.model_dump_json(by_alias=True, indent=2)
+        """The manifest as written to manifest.json (camelCase keys); `native` only when there is one, so the
+        manifests of other models keep their exact bytes."""
+        return self.model_dump_json(
+            by_alias=True, indent=2, exclude={"native"} if self.native is None else None
+        )
 
     def to_bytes(self) -> bytes:
         """The exact bytes of manifest.json: the input of the model's digest."""

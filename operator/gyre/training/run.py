@@ -120,6 +120,7 @@ def _run(job: TrainJob) -> TrainReport:
         stratify=split.stratify,
         seed=split.seed,
         metrics=spec.metrics,
+        early_stopping=spec.estimator.early_stopping,
     )
     result = train_model(frame, options)
     verdict = evaluate_gates(spec.gates, result.metrics)

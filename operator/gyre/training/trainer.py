@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from gyre.api.dataset import ColumnKind
-from gyre.api.trainingrun import Task
+from gyre.api.trainingrun import BOOSTED_KINDS, EarlyStopping, Task
 from gyre.data.schema import infer_schema
 from gyre.training.estimators import TREE_ESTIMATORS, EstimatorError, build_estimator, task_of
 from gyre.training.features import coerce_features, feature_dtype
@@ -46,6 +46,8 @@ class TrainOptions:
     stratify: bool | None = None
     seed: int = 42
     metrics: Sequence[str] | None = None
+    early_stopping: EarlyStopping | None = None
+    """Boosted kinds only: watch a validation part of the training rows (gyre.training.boosting.fit_boosted)."""
 
 
 @dataclass
@@ -165,11 +167,26 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
     pipeline = build_pipeline(
         features, estimator, numeric=numeric, categorical=options.categorical, impute=options.impute
     )
+    best_iteration = None
     try:
-        pipeline.fit(x_train, y_train)
+        if options.estimator in BOOSTED_KINDS:
+            from gyre.training.boosting import fit_boosted
+
+            best_iteration = fit_boosted(
+                pipeline,
+                x_train,
+                y_train,
+                task=task,
+                early_stopping=options.early_stopping,
+                seed=options.seed,
+            )
+        else:
+            pipeline.fit(x_train, y_train)
     except (ValueError, TypeError) as exc:
         raise TrainingError(f"{options.estimator} could not be fitted: {exc}", reason="FitFailed") from exc
     metrics = compute_metrics(task, pipeline, x_test, y_test, options.metrics)
+    if best_iteration is not None:
+        metrics["best_iteration"] = float(best_iteration)
     classes = [_python(c) for c in pipeline.classes_] if task == "classification" else None
     return TrainingResult(
         pipeline=pipeline,
