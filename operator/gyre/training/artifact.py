@@ -34,6 +34,7 @@ from gyre.training.manifest import (
     ModelManifest,
     OnnxInfo,
 )
+from gyre.training.preprocess import FEATURE_TYPES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,7 +116,7 @@ def gyre_allowlist() -> frozenset[str]:
     import inspect
 
     names = {_qualified(estimator_class(name)) for name in ESTIMATORS}
-    names |= set(PREPROCESSING_TYPES) | set(_INTERNAL_TYPES)
+    names |= set(PREPROCESSING_TYPES) | set(FEATURE_TYPES) | set(_INTERNAL_TYPES)
     for module in _PARAMETER_MODULES:
         for name, cls in inspect.getmembers(importlib.import_module(module), inspect.isclass):
             if cls.__module__ == module and not name.startswith(_NEVER):
@@ -261,13 +262,18 @@ def convert_to_onnx(
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
+        from gyre.training.transformers import onnx_options, register_onnx_converters
+
+        register_onnx_converters()
         initial = [
             (f.name, FloatTensorType([None, 1]) if f.dtype == "number" else StringTensorType([None, 1]))
             for f in features
         ]
-        options = {id(pipeline.steps[-1][1]): {"zipmap": False}} if task == "classification" else None
+        options: dict[int, dict[str, Any]] = onnx_options(pipeline)
+        if task == "classification":
+            options[id(pipeline.steps[-1][1])] = {"zipmap": False}
         onx = convert_sklearn(
-            pipeline, initial_types=initial, target_opset={"": 17, "ai.onnx.ml": 3}, options=options
+            pipeline, initial_types=initial, target_opset={"": 17, "ai.onnx.ml": 3}, options=options or None
         )
         mapping = {value.name: f.name for value, f in zip(onx.graph.input, features, strict=True)}
         _rename_inputs(onx, mapping)
@@ -353,7 +359,10 @@ def write_model_dir(
     model_bytes = sio.dumps(result.pipeline)
     check_trusted(model_bytes)
     _write_atomic(directory / MODEL_FILE, model_bytes)
-    if onnx:
+    if onnx and result.onnx_blockers:
+        reason = "served through scikit-learn: " + "; ".join(result.onnx_blockers)
+        outcome = OnnxOutcome(None, OnnxInfo(status="unavailable", reason=reason))
+    elif onnx:
         outcome = convert_to_onnx(result.pipeline, result.features, result.task, result.x_test)
     else:
         outcome = OnnxOutcome(None, OnnxInfo(status="unavailable", reason="ONNX conversion disabled"))
@@ -367,6 +376,7 @@ def write_model_dir(
         estimator=result.estimator,
         params=result.params,
         features=result.features,
+        transforms=result.transforms or None,
         target=result.target,
         metrics=result.metrics,
         dataset=dataset,

@@ -7,18 +7,59 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from gyre.api.dataset import ColumnKind
+from gyre.api.features import FeatureTransform
 from gyre.api.trainingrun import Task
 from gyre.data.schema import infer_schema
 from gyre.training.estimators import TREE_ESTIMATORS, EstimatorError, build_estimator, task_of
 from gyre.training.features import coerce_features, feature_dtype
 from gyre.training.manifest import FeatureSpec, TargetSpec
 from gyre.training.metrics import MetricError, compute_metrics
-from gyre.training.preprocess import build_pipeline
+from gyre.training.preprocess import (
+    DEFAULT_MAX_CATEGORIES,
+    FeatureCompileError,
+    PreprocessOptions,
+    build_pipeline,
+    onnx_blockers,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TRAINER_ERRORS", "TrainOptions", "TrainingError", "TrainingResult", "train_model"]
+__all__ = [
+    "MAX_RECORDED_CATEGORIES",
+    "SPARSE_ESTIMATORS",
+    "TRAINER_ERRORS",
+    "TrainOptions",
+    "TrainingError",
+    "TrainingResult",
+    "train_model",
+]
+
+# Estimators that fit on scipy sparse matrices: one-hot, hashing and TF-IDF outputs stay sparse for them. The others
+# (HistGradientBoosting, GaussianNB, and any estimator not listed) get dense arrays.
+SPARSE_ESTIMATORS: frozenset[str] = frozenset(
+    {
+        "LogisticRegression",
+        "RandomForestClassifier",
+        "GradientBoostingClassifier",
+        "ExtraTreesClassifier",
+        "DecisionTreeClassifier",
+        "KNeighborsClassifier",
+        "SVC",
+        "LinearRegression",
+        "Ridge",
+        "Lasso",
+        "ElasticNet",
+        "RandomForestRegressor",
+        "GradientBoostingRegressor",
+        "ExtraTreesRegressor",
+        "DecisionTreeRegressor",
+        "KNeighborsRegressor",
+        "SVR",
+    }
+)
+MAX_RECORDED_CATEGORIES = 1000
+"""A column with more distinct values has no category list in the manifest (it would grow with the data)."""
 
 
 class TrainingError(Exception):
@@ -42,6 +83,10 @@ class TrainOptions:
     numeric: Literal["standard", "robust", "none"] = "standard"
     categorical: Literal["onehot", "ordinal"] = "onehot"
     impute: bool = True
+    max_categories: int = DEFAULT_MAX_CATEGORIES
+    min_frequency: int = 1
+    transforms: Sequence[FeatureTransform] = ()
+    """spec.features.transforms, compiled into the pipeline (gyre.training.preprocess)."""
     test_size: float = 0.2
     stratify: bool | None = None
     seed: int = 42
@@ -64,6 +109,10 @@ class TrainingResult:
     y_test: Any
     rows_train: int
     rows_test: int
+    transforms: list[dict[str, Any]] = field(default_factory=list)
+    """spec.features.transforms as given (camelCase), for the manifest."""
+    onnx_blockers: list[str] = field(default_factory=list)
+    """Why the pipeline cannot have an ONNX twin (steps without a converter); empty: try the conversion."""
 
 
 def _python(value: Any) -> Any:
@@ -84,9 +133,12 @@ def _feature_specs(
                 values = coerce_features(frame[[name]], [FeatureSpec(name=name, kind=kind, dtype="string")])[
                     name
                 ]
-                categories = sorted(set(values.tolist()))
+                distinct = set(values.tolist())
+                categories = sorted(distinct) if len(distinct) <= MAX_RECORDED_CATEGORIES else None
             else:
-                categories = sorted(_python(v) for v in frame[name].dropna().unique().tolist())
+                unique = frame[name].dropna().unique()
+                if len(unique) <= MAX_RECORDED_CATEGORIES:
+                    categories = sorted(_python(v) for v in unique.tolist())
         specs.append(FeatureSpec(name=name, kind=kind, dtype=dtype, categories=categories))
     return specs
 
@@ -131,6 +183,14 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         raise TrainingError(
             f"feature column(s) not in the data: {', '.join(missing)}", reason="FeatureMissing"
         )
+    transformed = [c for t in options.transforms for c in t.columns]
+    absent = [c for c in transformed if c not in frame.columns]
+    if absent:
+        raise TrainingError(
+            f"spec.features.transforms name column(s) not in the data: {', '.join(absent)}",
+            reason="FeatureMissing",
+        )
+    names.extend(c for c in transformed if c not in names)
     if options.target in names:
         raise TrainingError(
             f"the target {options.target!r} cannot also be a feature", reason="InvalidFeatures"
@@ -162,11 +222,28 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
     )
     estimator = build_estimator(options.estimator, options.params, seed=options.seed)
     numeric = "none" if options.estimator in TREE_ESTIMATORS else options.numeric
-    pipeline = build_pipeline(
-        features, estimator, numeric=numeric, categorical=options.categorical, impute=options.impute
+    preprocess = PreprocessOptions(
+        numeric=numeric,
+        categorical=options.categorical,
+        impute=options.impute,
+        max_categories=options.max_categories,
+        min_frequency=options.min_frequency,
+        sparse=options.estimator in SPARSE_ESTIMATORS,
+        seed=options.seed,
+        transforms=tuple(options.transforms),
     )
     try:
+        pipeline = build_pipeline(features, estimator, preprocess)
+    except FeatureCompileError as exc:
+        raise TrainingError(str(exc), reason=exc.reason) from exc
+    try:
         pipeline.fit(x_train, y_train)
+    except MemoryError:
+        raise TrainingError(
+            f"{options.estimator} ran out of memory on {len(x_train)} rows x {len(features)} features: lower "
+            "preprocessing.maxCategories, or use a hash or targetEncode transform for high-cardinality columns",
+            reason="OutOfMemory",
+        ) from None
     except (ValueError, TypeError) as exc:
         raise TrainingError(f"{options.estimator} could not be fitted: {exc}", reason="FitFailed") from exc
     metrics = compute_metrics(task, pipeline, x_test, y_test, options.metrics)
@@ -184,6 +261,8 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         y_test=y_test,
         rows_train=len(x_train),
         rows_test=len(x_test),
+        transforms=[t.model_dump(by_alias=True, exclude_none=True) for t in options.transforms],
+        onnx_blockers=onnx_blockers(options.transforms),
     )
 
 
