@@ -25,6 +25,7 @@ __all__ = [
     "PreprocessOptions",
     "build_pipeline",
     "build_preprocessor",
+    "encoded_width",
     "onnx_blockers",
 ]
 
@@ -286,6 +287,49 @@ def build_pipeline(
     from sklearn.pipeline import Pipeline
 
     return Pipeline([("preprocess", build_preprocessor(features, options)), ("model", estimator)])
+
+
+def _step_width(step: TransformStep, distinct: int) -> int:
+    kind, params = step.kind(), step.params()
+    if kind == "bucketize":
+        return int(params.bins) if params.encode == "oneHot" else 1
+    if kind == "cyclic":
+        return 2
+    if kind == "dateParts":
+        periodic = sum(p != "year" for p in params.parts) if params.cyclic else 0
+        return len(params.parts) + periodic
+    if kind == "oneHot":
+        return min(int(params.max_categories), distinct + 1)
+    if kind == "tfidf":
+        return int(params.max_features)
+    return 1
+
+
+def encoded_width(
+    features: Sequence[FeatureSpec], distinct: Mapping[str, int], options: PreprocessOptions, classes: int = 2
+) -> int:
+    """An upper bound on the number of columns the preprocessor outputs, from the spec and each column's number
+    of distinct values (`distinct`), without fitting anything: what a dense matrix of the training rows costs."""
+    width = 0
+    transformed: set[str] = set()
+    for transform in options.transforms:
+        transformed.update(transform.columns)
+        last = transform.steps[-1]
+        if last.kind() == "hash":
+            width += int(last.params().n_features)
+            continue
+        for column in transform.columns:
+            # The encoding step decides the width; a multiclass target encoding gives one column per class.
+            step_width = max(_step_width(s, distinct.get(column, 1)) for s in transform.steps)
+            width += step_width * (classes if last.kind() == "targetEncode" and classes > 2 else 1)
+    for feature in features:
+        if feature.name in transformed:
+            continue
+        if feature.dtype == "string" and options.categorical == "onehot":
+            width += min(options.max_categories, distinct.get(feature.name, 1) + 1)
+        else:
+            width += 1
+    return width
 
 
 def onnx_blockers(transforms: Sequence[FeatureTransform]) -> list[str]:

@@ -19,6 +19,7 @@ from gyre.training.preprocess import (
     FeatureCompileError,
     PreprocessOptions,
     build_pipeline,
+    encoded_width,
     onnx_blockers,
 )
 
@@ -32,6 +33,8 @@ __all__ = [
     "TrainOptions",
     "TrainingError",
     "TrainingResult",
+    "check_dense_size",
+    "memory_budget",
     "train_model",
 ]
 
@@ -143,6 +146,40 @@ def _feature_specs(
     return specs
 
 
+def memory_budget() -> int:
+    """Bytes this process may use: the cgroup's memory limit (v2, then v1) when set, else the machine's RAM."""
+    import os
+
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="ascii") as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            return min(int(text), physical)
+    return int(physical)
+
+
+def check_dense_size(rows: int, width: int, estimator: str, budget: int) -> None:
+    """TrainingError when a dense float64 matrix of rows x width would take more than half of `budget` bytes.
+
+    Refusing before the fit turns what would be a MemoryError (or an OOM kill) into a message that says what to
+    change.
+    """
+    need = rows * width * 8
+    if need > budget // 2:
+        gib = 1 << 30
+        raise TrainingError(
+            f"the encoded training data would take up to {need / gib:.1f} GiB ({rows} rows x {width} columns, "
+            f"dense because {estimator} needs dense input), more than half of the {budget / gib:.1f} GiB this "
+            "training may use: lower preprocessing.maxCategories or the oneHot maxCategories, hash nFeatures or "
+            "tfidf maxFeatures of spec.features, or choose an estimator that accepts sparse input",
+            reason="FeaturesTooLarge",
+        )
+
+
 def _target(frame: pd.DataFrame, target: str, task: str) -> Any:
     from pandas.api import types
 
@@ -236,6 +273,11 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         pipeline = build_pipeline(features, estimator, preprocess)
     except FeatureCompileError as exc:
         raise TrainingError(str(exc), reason=exc.reason) from exc
+    if not preprocess.sparse:
+        distinct = {f.name: int(x_train[f.name].nunique()) for f in features if f.dtype == "string"}
+        n_classes = len(set(y_train.tolist())) if task == "classification" else 1
+        width = encoded_width(features, distinct, preprocess, n_classes)
+        check_dense_size(len(x_train), width, options.estimator, memory_budget())
     try:
         pipeline.fit(x_train, y_train)
     except MemoryError:
