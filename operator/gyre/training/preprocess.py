@@ -332,12 +332,15 @@ def encoded_width(
     return width
 
 
-def onnx_blockers(transforms: Sequence[FeatureTransform]) -> list[str]:
+def onnx_blockers(transforms: Sequence[FeatureTransform], features: Sequence[FeatureSpec] = ()) -> list[str]:
     """Why a pipeline compiled from these transforms cannot have an ONNX twin (empty: it may)."""
+    numbers = {f.name for f in features if f.dtype == "number"}
     found: list[str] = []
     for index, transform in enumerate(transforms):
         for step in transform.steps:
             reason = ONNX_UNSUPPORTED_STEPS.get(step.kind())
+            if step.kind() == "oneHot" and numbers.intersection(transform.columns):
+                reason = "oneHot of number columns has no ONNX converter (skl2onnx takes string or integer categories)"
             if reason:
                 found.append(f"spec.features.transforms[{index}] ({', '.join(transform.columns)}): {reason}")
     return found

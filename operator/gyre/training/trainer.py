@@ -304,7 +304,7 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         rows_train=len(x_train),
         rows_test=len(x_test),
         transforms=[t.model_dump(by_alias=True, exclude_none=True) for t in options.transforms],
-        onnx_blockers=onnx_blockers(options.transforms),
+        onnx_blockers=onnx_blockers(options.transforms, features),
     )
 
 

@@ -13,7 +13,9 @@ from pydantic import ValidationError
 
 from gyre.api.features import FeaturesSpec, FeatureTransform
 from gyre.api.trainingrun import TrainingRunSpec
+from gyre.cli import main
 from gyre.training.artifact import load_model_dir, write_model_dir
+from gyre.training.manifest import ModelManifest
 from gyre.training.trainer import TrainingError, TrainOptions, train_model
 from gyre.training.transformers import INFREQUENT, RareCategories
 
@@ -194,3 +196,26 @@ def test_the_former_list_of_columns_still_reads_as_features_columns() -> None:
     )
     assert spec.features is not None and spec.features.columns == ["a", "b"]
     assert spec.features.input_columns() == ["a", "b"]
+
+
+def test_train_local_reads_features_from_a_trainingrun_manifest(tmp_path: Path, capsys: Any) -> None:
+    sample = Path(__file__).resolve().parents[3] / "manifests/samples/trainingrun-diabetes-features.yaml"
+    out = tmp_path / "model"
+    args = [
+        "train",
+        "--local",
+        "--dataset",
+        "builtin://diabetes",
+        "--target",
+        "target",
+        "--estimator",
+        "Ridge",
+    ]
+    assert main([*args, "--out", str(out), "--features", str(sample)]) == 0
+    manifest = ModelManifest.model_validate_json((out / "manifest.json").read_text())
+    assert manifest.transforms is not None and manifest.transforms[0]["columns"] == ["bmi", "bp"]
+    assert manifest.onnx.status == "verified", manifest.onnx.reason
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("transforms: [{columns: [bmi], steps: [{log: {}, clip: {min: 0}}]}]\n")
+    assert main([*args, "--out", str(tmp_path / "bad"), "--features", str(bad)]) == 1
+    assert "a step sets exactly one of" in capsys.readouterr().out
