@@ -14,6 +14,7 @@ from gyre.api.common import (
     ResourceRequirements,
     StatusModel,
 )
+from gyre.api.features import FeaturesSpec
 
 __all__ = [
     "BOOSTED_KINDS",
@@ -200,6 +201,11 @@ class Preprocessing(ApiModel):
     -1 (ordinal)."""
     impute: bool = True
     """Fill missing values (median for numeric, most frequent for categorical) instead of failing."""
+    max_categories: int = Field(default=50, ge=2, le=10000)
+    """onehot: at most this many columns per categorical column; the rarest categories (and unseen ones at
+    serving) share one "infrequent" column, so a column with a million distinct values stays small."""
+    min_frequency: int = Field(default=1, ge=1)
+    """onehot: categories seen in fewer training rows than this are grouped as infrequent."""
 
 
 class SplitSpec(ApiModel):
@@ -343,8 +349,10 @@ class TrainingRunSpec(ApiModel):
     """The Dataset to train on."""
     target: str | None = Field(default=None, max_length=256)
     """Column to predict; defaults to the Dataset's target."""
-    features: list[str] | None = Field(default=None, max_length=1024)
-    """Columns to train on; defaults to every column except the target."""
+    features: FeaturesSpec | None = None
+    """Columns to train on (default: every column except the target) and declarative transforms on them (impute,
+    clip, log, power, standardize, bucketize, cyclic, dateParts, oneHot, targetEncode, hash, tfidf), saved inside
+    the model so serving applies them exactly as training did."""
     estimator: EstimatorSpec
     """The estimator and its parameters."""
     preprocessing: Preprocessing | None = None

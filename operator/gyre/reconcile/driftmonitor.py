@@ -223,7 +223,7 @@ def _resolve(obs: ObservedDriftMonitor, spec: DriftMonitorSpec) -> _Reference | 
         return _Waiting(Reason.REFERENCE_NOT_READY, f"Dataset {dataset_name} has no profiled version yet")
     run_spec = run.spec if run is not None else None
     target = (run_spec.target if run_spec else None) or dstatus.target
-    features = list((run_spec.features if run_spec else None) or [])
+    features = list((run_spec.features.input_columns() if run_spec and run_spec.features else None) or [])
     if not features:
         features = [c.name for c in dstatus.columns or [] if c.name != target]
     return _Reference(md_name, dataset_name, fingerprint, features)

@@ -149,7 +149,7 @@ def resolve_dataset(spec: TrainingRunSpec, dataset: DatasetView | None) -> Datas
     columns = [c.name for c in ds_status.columns or []]
     complete = bool(columns) and ds_status.column_count in (None, len(columns))
     if complete:
-        wanted = [target, *(spec.features or [])]
+        wanted = [target, *(spec.features.named_columns() if spec.features else [])]
         missing = [c for c in wanted if c not in columns]
         if missing:
             return DatasetProblem(

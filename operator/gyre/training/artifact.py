@@ -36,6 +36,7 @@ from gyre.training.manifest import (
     NativeModelRef,
     OnnxInfo,
 )
+from gyre.training.preprocess import FEATURE_TYPES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,7 +122,7 @@ def gyre_allowlist() -> frozenset[str]:
 
     # XGBoost and LightGBM models are never in a skops file (their own format beside it), so never trusted in one.
     names = {_qualified(estimator_class(name)) for name in ESTIMATORS if name not in BOOSTED_KINDS}
-    names |= set(PREPROCESSING_TYPES) | set(_INTERNAL_TYPES)
+    names |= set(PREPROCESSING_TYPES) | set(FEATURE_TYPES) | set(_INTERNAL_TYPES)
     for module in _PARAMETER_MODULES:
         for name, cls in inspect.getmembers(importlib.import_module(module), inspect.isclass):
             if cls.__module__ == module and not name.startswith(_NEVER):
@@ -276,22 +277,25 @@ def convert_to_onnx(
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-        if type(pipeline.steps[-1][1]).__name__ in BOOSTED_KINDS:
-            from gyre.training.boosting import register_onnx_converters
+        from gyre.training.transformers import onnx_options, register_onnx_converters
 
-            register_onnx_converters()
+        register_onnx_converters()
+        final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline  # a bare estimator, imported
+        if type(final).__name__ in BOOSTED_KINDS:
+            from gyre.training.boosting import register_onnx_converters as register_boosted_converters
+
+            register_boosted_converters()
         initial = [
             (f.name, FloatTensorType([None, 1]) if f.dtype == "number" else StringTensorType([None, 1]))
             for f in features
         ]
         if matrix:
             initial = [(MATRIX_INPUT, FloatTensorType([None, len(features)]))]
-        final = (
-            pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
-        )  # a bare estimator, imported
-        options = {id(final): {"zipmap": False}} if task == "classification" else None
+        options: dict[int, dict[str, Any]] = onnx_options(pipeline)
+        if task == "classification":
+            options[id(final)] = {"zipmap": False}
         onx = convert_sklearn(
-            pipeline, initial_types=initial, target_opset={"": 17, "ai.onnx.ml": 3}, options=options
+            pipeline, initial_types=initial, target_opset={"": 17, "ai.onnx.ml": 3}, options=options or None
         )
         if not matrix:
             mapping = {value.name: f.name for value, f in zip(onx.graph.input, features, strict=True)}
@@ -400,7 +404,10 @@ def write_model_dir(
     model_bytes = sio.dumps(skops_part)
     check_trusted(model_bytes)
     _write_atomic(directory / MODEL_FILE, model_bytes)
-    if onnx:
+    if onnx and result.onnx_blockers:
+        reason = "served through scikit-learn: " + "; ".join(result.onnx_blockers)
+        outcome = OnnxOutcome(None, OnnxInfo(status="unavailable", reason=reason))
+    elif onnx:
         outcome = convert_to_onnx(result.pipeline, result.features, result.task, result.x_test)
     else:
         outcome = OnnxOutcome(None, OnnxInfo(status="unavailable", reason="ONNX conversion disabled"))
@@ -414,6 +421,7 @@ def write_model_dir(
         estimator=result.estimator,
         params=result.params,
         features=result.features,
+        transforms=result.transforms or None,
         target=result.target,
         metrics=result.metrics,
         dataset=dataset,

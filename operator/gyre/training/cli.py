@@ -69,6 +69,12 @@ def register(subparsers: Any) -> None:
     train.add_argument("--metric", action="append", default=None, help="metric to compute first (repeatable)")
     train.add_argument("--name", default=None, help="model name for --local (default: the output dir's name)")
     train.add_argument("--out", help="output model directory for --local")
+    train.add_argument(
+        "--features",
+        metavar="FILE",
+        help="for --local: a YAML file holding spec.features (columns, transforms), or a TrainingRun manifest "
+        "whose spec.features is used",
+    )
     train.add_argument("--no-onnx", action="store_true", help="skip the ONNX conversion")
     train.set_defaults(func=_train)
 
@@ -172,6 +178,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_local(args: argparse.Namespace) -> int:
+    import yaml
     from pydantic import ValidationError
 
     from gyre.api.trainingrun import TrainingRunSpec
@@ -200,10 +207,12 @@ def _train_local(args: argparse.Namespace) -> int:
         logging.getLogger("gyre.training.run").setLevel(logging.CRITICAL)
     name = args.name or os.path.basename(os.path.abspath(args.out)).lower() or "model"
     try:
+        features = _read_features(args.features) if args.features else None
         spec = TrainingRunSpec.model_validate(
             {
                 "datasetRef": {"name": "local"},
                 "target": args.target,
+                "features": features,
                 "estimator": {
                     "kind": args.estimator,
                     "params": dict(args.param) or None,
@@ -215,7 +224,7 @@ def _train_local(args: argparse.Namespace) -> int:
                 "metrics": args.metric,
             }
         )
-    except ValidationError as exc:
+    except (OSError, ValidationError, yaml.YAMLError) as exc:
         return _fail("InvalidArguments", " ".join(str(exc).split()), local=True)
     job = TrainJob(
         spec=spec,
@@ -229,6 +238,16 @@ def _train_local(args: argparse.Namespace) -> int:
         onnx=not args.no_onnx,
     )
     return _emit(run_training(job), local=True)
+
+
+def _read_features(path: str) -> Any:
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh)
+    if isinstance(doc, dict) and doc.get("kind") == "TrainingRun":
+        return (doc.get("spec") or {}).get("features")
+    return doc
 
 
 def _train_pod(args: argparse.Namespace) -> int:

@@ -129,6 +129,9 @@ class ModelManifest(_Model):
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
     features: list[FeatureSpec]
+    transforms: list[dict[str, Any]] | None = None
+    """spec.features.transforms the model was trained with (camelCase, as in the TrainingRun); the fitted steps are
+    inside the model file, so serving applies them exactly as training did."""
     target: TargetSpec
     metrics: dict[str, float] = Field(default_factory=dict)
     dataset: DatasetRef | None = None

@@ -7,18 +7,62 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from gyre.api.dataset import ColumnKind
+from gyre.api.features import FeatureTransform
 from gyre.api.trainingrun import BOOSTED_KINDS, EarlyStopping, Task
 from gyre.data.schema import infer_schema
 from gyre.training.estimators import TREE_ESTIMATORS, EstimatorError, build_estimator, task_of
 from gyre.training.features import coerce_features, feature_dtype
 from gyre.training.manifest import FeatureSpec, TargetSpec
 from gyre.training.metrics import MetricError, compute_metrics
-from gyre.training.preprocess import build_pipeline
+from gyre.training.preprocess import (
+    DEFAULT_MAX_CATEGORIES,
+    FeatureCompileError,
+    PreprocessOptions,
+    build_pipeline,
+    encoded_width,
+    onnx_blockers,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TRAINER_ERRORS", "TrainOptions", "TrainingError", "TrainingResult", "train_model"]
+__all__ = [
+    "MAX_RECORDED_CATEGORIES",
+    "SPARSE_ESTIMATORS",
+    "TRAINER_ERRORS",
+    "TrainOptions",
+    "TrainingError",
+    "TrainingResult",
+    "check_dense_size",
+    "memory_budget",
+    "train_model",
+]
+
+# Estimators that fit on scipy sparse matrices: one-hot, hashing and TF-IDF outputs stay sparse for them. The others
+# (HistGradientBoosting, GaussianNB, and any estimator not listed) get dense arrays.
+SPARSE_ESTIMATORS: frozenset[str] = frozenset(
+    {
+        "LogisticRegression",
+        "RandomForestClassifier",
+        "GradientBoostingClassifier",
+        "ExtraTreesClassifier",
+        "DecisionTreeClassifier",
+        "KNeighborsClassifier",
+        "SVC",
+        "LinearRegression",
+        "Ridge",
+        "Lasso",
+        "ElasticNet",
+        "RandomForestRegressor",
+        "GradientBoostingRegressor",
+        "ExtraTreesRegressor",
+        "DecisionTreeRegressor",
+        "KNeighborsRegressor",
+        "SVR",
+    }
+)
+MAX_RECORDED_CATEGORIES = 1000
+"""A column with more distinct values has no category list in the manifest (it would grow with the data)."""
 
 
 class TrainingError(Exception):
@@ -42,6 +86,10 @@ class TrainOptions:
     numeric: Literal["standard", "robust", "none"] = "standard"
     categorical: Literal["onehot", "ordinal"] = "onehot"
     impute: bool = True
+    max_categories: int = DEFAULT_MAX_CATEGORIES
+    min_frequency: int = 1
+    transforms: Sequence[FeatureTransform] = ()
+    """spec.features.transforms, compiled into the pipeline (gyre.training.preprocess)."""
     test_size: float = 0.2
     stratify: bool | None = None
     seed: int = 42
@@ -66,6 +114,10 @@ class TrainingResult:
     y_test: Any
     rows_train: int
     rows_test: int
+    transforms: list[dict[str, Any]] = field(default_factory=list)
+    """spec.features.transforms as given (camelCase), for the manifest."""
+    onnx_blockers: list[str] = field(default_factory=list)
+    """Why the pipeline cannot have an ONNX twin (steps without a converter); empty: try the conversion."""
 
 
 def _python(value: Any) -> Any:
@@ -86,11 +138,48 @@ def _feature_specs(
                 values = coerce_features(frame[[name]], [FeatureSpec(name=name, kind=kind, dtype="string")])[
                     name
                 ]
-                categories = sorted(set(values.tolist()))
+                distinct = set(values.tolist())
+                categories = sorted(distinct) if len(distinct) <= MAX_RECORDED_CATEGORIES else None
             else:
-                categories = sorted(_python(v) for v in frame[name].dropna().unique().tolist())
+                unique = frame[name].dropna().unique()
+                if len(unique) <= MAX_RECORDED_CATEGORIES:
+                    categories = sorted(_python(v) for v in unique.tolist())
         specs.append(FeatureSpec(name=name, kind=kind, dtype=dtype, categories=categories))
     return specs
+
+
+def memory_budget() -> int:
+    """Bytes this process may use: the cgroup's memory limit (v2, then v1) when set, else the machine's RAM."""
+    import os
+
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="ascii") as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            return min(int(text), physical)
+    return int(physical)
+
+
+def check_dense_size(rows: int, width: int, estimator: str, budget: int) -> None:
+    """TrainingError when a dense float64 matrix of rows x width would take more than half of `budget` bytes.
+
+    Refusing before the fit turns what would be a MemoryError (or an OOM kill) into a message that says what to
+    change.
+    """
+    need = rows * width * 8
+    if need > budget // 2:
+        gib = 1 << 30
+        raise TrainingError(
+            f"the encoded training data would take up to {need / gib:.1f} GiB ({rows} rows x {width} columns, "
+            f"dense because {estimator} needs dense input), more than half of the {budget / gib:.1f} GiB this "
+            "training may use: lower preprocessing.maxCategories or the oneHot maxCategories, hash nFeatures or "
+            "tfidf maxFeatures of spec.features, or choose an estimator that accepts sparse input",
+            reason="FeaturesTooLarge",
+        )
 
 
 def _target(frame: pd.DataFrame, target: str, task: str) -> Any:
@@ -133,6 +222,14 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         raise TrainingError(
             f"feature column(s) not in the data: {', '.join(missing)}", reason="FeatureMissing"
         )
+    transformed = [c for t in options.transforms for c in t.columns]
+    absent = [c for c in transformed if c not in frame.columns]
+    if absent:
+        raise TrainingError(
+            f"spec.features.transforms name column(s) not in the data: {', '.join(absent)}",
+            reason="FeatureMissing",
+        )
+    names.extend(c for c in transformed if c not in names)
     if options.target in names:
         raise TrainingError(
             f"the target {options.target!r} cannot also be a feature", reason="InvalidFeatures"
@@ -164,9 +261,25 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
     )
     estimator = build_estimator(options.estimator, options.params, seed=options.seed)
     numeric = "none" if options.estimator in TREE_ESTIMATORS else options.numeric
-    pipeline = build_pipeline(
-        features, estimator, numeric=numeric, categorical=options.categorical, impute=options.impute
+    preprocess = PreprocessOptions(
+        numeric=numeric,
+        categorical=options.categorical,
+        impute=options.impute,
+        max_categories=options.max_categories,
+        min_frequency=options.min_frequency,
+        sparse=options.estimator in SPARSE_ESTIMATORS,
+        seed=options.seed,
+        transforms=tuple(options.transforms),
     )
+    try:
+        pipeline = build_pipeline(features, estimator, preprocess)
+    except FeatureCompileError as exc:
+        raise TrainingError(str(exc), reason=exc.reason) from exc
+    if not preprocess.sparse:
+        distinct = {f.name: int(x_train[f.name].nunique()) for f in features if f.dtype == "string"}
+        n_classes = len(set(y_train.tolist())) if task == "classification" else 1
+        width = encoded_width(features, distinct, preprocess, n_classes)
+        check_dense_size(len(x_train), width, options.estimator, memory_budget())
     best_iteration = None
     try:
         if options.estimator in BOOSTED_KINDS:
@@ -182,6 +295,12 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
             )
         else:
             pipeline.fit(x_train, y_train)
+    except MemoryError:
+        raise TrainingError(
+            f"{options.estimator} ran out of memory on {len(x_train)} rows x {len(features)} features: lower "
+            "preprocessing.maxCategories, or use a hash or targetEncode transform for high-cardinality columns",
+            reason="OutOfMemory",
+        ) from None
     except (ValueError, TypeError) as exc:
         raise TrainingError(f"{options.estimator} could not be fitted: {exc}", reason="FitFailed") from exc
     metrics = compute_metrics(task, pipeline, x_test, y_test, options.metrics)
@@ -201,6 +320,8 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         y_test=y_test,
         rows_train=len(x_train),
         rows_test=len(x_test),
+        transforms=[t.model_dump(by_alias=True, exclude_none=True) for t in options.transforms],
+        onnx_blockers=onnx_blockers(options.transforms, features),
     )
 
 

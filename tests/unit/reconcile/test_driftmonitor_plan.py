@@ -12,6 +12,7 @@ import pytest
 from gyre.api.common import REFRESH_ANNOTATION, find_condition
 from gyre.api.dataset import ColumnStatus, DatasetStatus
 from gyre.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus
+from gyre.api.features import FeaturesSpec
 from gyre.api.modeldeployment import ModelDeploymentStatus, ModelVersion
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.meta import Owner
@@ -206,7 +207,7 @@ def test_a_due_check_creates_its_job_comparing_the_model_features() -> None:
 
 
 def test_the_served_runs_feature_list_wins_over_the_dataset_columns() -> None:
-    run = replace(SERVED, spec=SERVED.spec.model_copy(update={"features": ["petal"]}))  # type: ignore[union-attr]
+    run = replace(SERVED, spec=SERVED.spec.model_copy(update={"features": FeaturesSpec(columns=["petal"])}))  # type: ignore[union-attr]
     body = plan_driftmonitor(observed(served_run=run)).actions[1].body  # type: ignore[union-attr]
     env = body["spec"]["template"]["spec"]["containers"][0]["env"]
     assert json.loads(next(e["value"] for e in env if e.get("value", "").startswith("{")))["columns"] == [

@@ -107,6 +107,16 @@ def test_a_permanent_dataset_problem_fails_the_run_with_a_warning() -> None:
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", "UnknownColumns")]
 
 
+def test_a_transform_on_a_column_the_dataset_lacks_fails_the_run_with_a_warning_naming_it() -> None:
+    features = {"columns": ["petal"], "transforms": [{"columns": ["ghost"], "steps": [{"log": {}}]}]}
+    plan = plan_trainingrun(observed(spec={"features": features}))
+    assert plan.status.phase == "Failed" and plan.actions == []
+    failed = find_condition(plan.status.conditions or [], "Failed")
+    assert failed is not None and failed.reason == "UnknownColumns"
+    assert "no column(s) ghost" in failed.message
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "UnknownColumns")]
+
+
 def test_an_invalid_stored_spec_fails_the_run_instead_of_crash_looping() -> None:
     plan = plan_trainingrun(observed(spec=None, spec_error="spec.estimator.kind: Input should be ..."))
     assert plan.status.phase == "Failed" and plan.actions == []
