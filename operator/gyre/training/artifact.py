@@ -280,7 +280,8 @@ def convert_to_onnx(
         from gyre.training.transformers import onnx_options, register_onnx_converters
 
         register_onnx_converters()
-        final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline  # a bare estimator, imported
+        # An imported model may be a bare estimator rather than a Pipeline.
+        final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
         if type(final).__name__ in BOOSTED_KINDS:
             from gyre.training.boosting import register_onnx_converters as register_boosted_converters
 
