@@ -80,10 +80,14 @@ def namespace_gone(api: ApiClient, name: str) -> bool:
 
 @pytest.fixture()
 def gyre_system_free(kube_api: ApiClient, gyre_image: str) -> Iterator[None]:
-    """gyre-system without the kustomize install (and without the namespace itself); restored afterwards."""
+    """gyre-system absent (no kustomize install, no Namespace); afterwards the kustomize install is put back if it
+    was there, and the Namespace `--create-namespace` made is removed if it was not."""
+    core = kubernetes.client.CoreV1Api(kube_api)
     present = kustomize_install_present(kube_api)
     if present:
         run(tool("kubectl"), "delete", "-f", str(ROOT / "manifests/operator/operator.yaml"), "--wait=true")
+    elif not namespace_gone(kube_api, "gyre-system"):
+        core.delete_namespace("gyre-system")  # left by an earlier `helm install --create-namespace`
     wait_for(lambda: namespace_gone(kube_api, "gyre-system"), timeout=300, what="gyre-system to be deleted")
     try:
         yield
@@ -91,6 +95,8 @@ def gyre_system_free(kube_api: ApiClient, gyre_image: str) -> Iterator[None]:
         helm("uninstall", "gyre", "-n", "gyre-system", "--wait", "--ignore-not-found", ok=False)
         if present:
             run(str(ROOT / "hack/deploy.sh"))
+        elif not namespace_gone(kube_api, "gyre-system"):
+            core.delete_namespace("gyre-system", propagation_policy="Background")
 
 
 def manifest_objects(release: str, namespace: str) -> list[dict[str, Any]]:
