@@ -114,6 +114,12 @@ def exists(api: ApiClient, doc: dict[str, Any]) -> bool:
     return True
 
 
+def held_lease(api: ApiClient, namespace: str) -> Any:
+    """The gyre-operator Lease once a replica holds it, else None."""
+    lease = kubernetes.client.CoordinationV1Api(api).read_namespaced_lease("gyre-operator", namespace)
+    return lease if lease.spec.holder_identity else None
+
+
 def operator_args(api: ApiClient, namespace: str) -> list[str]:
     deployment = kubernetes.client.AppsV1Api(api).read_namespaced_deployment("gyre-operator", namespace)
     args: list[str] = deployment.spec.template.spec.containers[0].args
@@ -148,6 +154,12 @@ def install_test_upgrade_uninstall(api: ApiClient, release: str, namespace: str,
         d["metadata"].get("namespace") for d in installed if d["kind"] in ("Deployment", "Lease", "Service")
     } == {namespace}
     assert "--verbose" not in operator_args(api, namespace)
+    # The operator took the Lease the chart created, keeping Helm's labels (so Helm still owns and removes it).
+    lease = wait_for(
+        lambda: held_lease(api, namespace), timeout=300, what="the operator to take the chart's Lease"
+    )
+    assert lease.metadata.labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert lease.metadata.annotations["meta.helm.sh/release-name"] == release
 
     helm(
         "upgrade", release, str(CHART), "-n", namespace, "--reuse-values", "--set", "operator.verbose=true",
