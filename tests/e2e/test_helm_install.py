@@ -80,10 +80,14 @@ def namespace_gone(api: ApiClient, name: str) -> bool:
 
 @pytest.fixture()
 def gyre_system_free(kube_api: ApiClient, gyre_image: str) -> Iterator[None]:
-    """gyre-system without the kustomize install (and without the namespace itself); restored afterwards."""
+    """gyre-system absent (no kustomize install, no Namespace); afterwards the kustomize install is put back if it
+    was there, and the Namespace `--create-namespace` made is removed if it was not."""
+    core = kubernetes.client.CoreV1Api(kube_api)
     present = kustomize_install_present(kube_api)
     if present:
         run(tool("kubectl"), "delete", "-f", str(ROOT / "manifests/operator/operator.yaml"), "--wait=true")
+    elif not namespace_gone(kube_api, "gyre-system"):
+        core.delete_namespace("gyre-system")  # left by an earlier `helm install --create-namespace`
     wait_for(lambda: namespace_gone(kube_api, "gyre-system"), timeout=300, what="gyre-system to be deleted")
     try:
         yield
@@ -91,6 +95,8 @@ def gyre_system_free(kube_api: ApiClient, gyre_image: str) -> Iterator[None]:
         helm("uninstall", "gyre", "-n", "gyre-system", "--wait", "--ignore-not-found", ok=False)
         if present:
             run(str(ROOT / "hack/deploy.sh"))
+        elif not namespace_gone(kube_api, "gyre-system"):
+            core.delete_namespace("gyre-system", propagation_policy="Background")
 
 
 def manifest_objects(release: str, namespace: str) -> list[dict[str, Any]]:
@@ -106,6 +112,12 @@ def exists(api: ApiClient, doc: dict[str, Any]) -> bool:
     except kubernetes.dynamic.exceptions.NotFoundError:
         return False
     return True
+
+
+def held_lease(api: ApiClient, namespace: str) -> Any:
+    """The gyre-operator Lease once a replica holds it, else None."""
+    lease = kubernetes.client.CoordinationV1Api(api).read_namespaced_lease("gyre-operator", namespace)
+    return lease if lease.spec.holder_identity else None
 
 
 def operator_args(api: ApiClient, namespace: str) -> list[str]:
@@ -142,6 +154,12 @@ def install_test_upgrade_uninstall(api: ApiClient, release: str, namespace: str,
         d["metadata"].get("namespace") for d in installed if d["kind"] in ("Deployment", "Lease", "Service")
     } == {namespace}
     assert "--verbose" not in operator_args(api, namespace)
+    # The operator took the Lease the chart created, keeping Helm's labels (so Helm still owns and removes it).
+    lease = wait_for(
+        lambda: held_lease(api, namespace), timeout=300, what="the operator to take the chart's Lease"
+    )
+    assert lease.metadata.labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert lease.metadata.annotations["meta.helm.sh/release-name"] == release
 
     helm(
         "upgrade", release, str(CHART), "-n", namespace, "--reuse-values", "--set", "operator.verbose=true",
