@@ -183,7 +183,7 @@ def import_onnx(
     manifest = ModelManifest(
         name=name,
         task=task,  # type: ignore[arg-type]
-        estimator=f"onnx:{meta.graph_name or source_path.stem}",
+        estimator=f"onnx:{source_path.stem}",
         features=features,
         target=TargetSpec(
             name=target_name, classes=list(classes) if task == "classification" and classes else None
