@@ -154,17 +154,17 @@ def _read_json_arg(value: str) -> str:
 
 
 def _emit(report: Any, *, local: bool = False) -> int:
-    """In a pod: the report on stdout and in the termination log. Locally: the report on success, and a failure as
-    one line on stderr."""
+    """The report in the termination log, and on stdout, except a local failure: one line on stderr instead."""
     import sys
 
     from gyre.store import write_termination_message
 
-    if local and report.phase != "Succeeded":
+    failed = report.phase != "Succeeded"
+    # The termination log gets the report either way (a pod running --local reads it); stdout only on success.
+    write_termination_message(report.to_termination_message(), echo=not (local and failed))
+    if local and failed:
         sys.stderr.write(f"gyre train: {report.reason}: {' '.join(str(report.error).split())}\n")
-        return 1
-    write_termination_message(report.to_termination_message(), echo=True)
-    return 0 if report.phase == "Succeeded" else 1
+    return 1 if failed else 0
 
 
 def _fail(reason: str, message: str, *, local: bool = False) -> int:

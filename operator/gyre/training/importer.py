@@ -100,13 +100,7 @@ def import_joblib(
     except (AttributeError, ModuleNotFoundError) as exc:
         raise ImportError_(f"{source_path} needs code this Gyre does not have: {exc}") from None
     return _write(
-        model,
-        None,
-        source_path,
-        name=name,
-        feature_names=feature_names,
-        out_dir=out_dir,
-        **options,
+        model, None, source_path, name=name, feature_names=feature_names, out_dir=out_dir, **options
     )
 
 
@@ -123,23 +117,14 @@ def import_skops(
     import skops.io as sio
 
     source_path = Path(source)
-    try:
-        data = source_path.read_bytes()
-    except FileNotFoundError:
-        raise ImportError_(f"{source_path} does not exist") from None
+    data = _read(source_path)
     try:
         trusted = check_trusted(data, allowed=options.get("allow_types", ()), what=source_path.name)
     except ModelIntegrityError as exc:
         raise ImportError_(f"{source_path}: {exc}") from None
     model = sio.loads(data, trusted=trusted)
     return _write(
-        model,
-        data,
-        source_path,
-        name=name,
-        feature_names=feature_names,
-        out_dir=out_dir,
-        **options,
+        model, data, source_path, name=name, feature_names=feature_names, out_dir=out_dir, **options
     )
 
 
@@ -173,10 +158,7 @@ def import_onnx(
             "an ONNX classifier needs --classes: its labels, in the order of its probabilities"
         )
     source_path = Path(source)
-    try:
-        data = source_path.read_bytes()
-    except FileNotFoundError:
-        raise ImportError_(f"{source_path} does not exist") from None
+    data = _read(source_path)
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own exception types: not ONNX, unsupported operator, bad graph
@@ -201,7 +183,7 @@ def import_onnx(
     manifest = ModelManifest(
         name=name,
         task=task,  # type: ignore[arg-type]
-        estimator=f"onnx:{meta.graph_name or source_path.stem}",
+        estimator=f"onnx:{source_path.stem}",
         features=features,
         target=TargetSpec(
             name=target_name, classes=list(classes) if task == "classification" and classes else None
@@ -318,6 +300,13 @@ def _check_onnx_outputs(
     return n, f"labels among the {len(classes)} declared classes and probabilities of each checked"
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImportError_(f"{path} does not exist") from None
+
+
 def _provenance(source_path: Path, image: str | None) -> dict[str, Any]:
     """The manifest fields every import fills alike."""
     return {
@@ -372,7 +361,11 @@ def _verify(
         label = f"rows of {Path(sample_data).name}"
         source = f"sample:{Path(sample_data).name}"
     else:
-        generated = boundary_rows(model, features)
+        try:
+            generated = boundary_rows(model, features)
+        except Exception as exc:  # a model shape the generator does not know: no rows, so no twin
+            reason = f"cannot generate rows to verify a conversion ({type(exc).__name__}: {exc}); give --sample-data"
+            return None, OnnxInfo(status="unavailable", reason=" ".join(reason.split()))
         rows, label, source = generated.frame, generated.describe(), "generated"
         dense = generated.dense
     matrix = all(f.dtype == "number" for f in features) and getattr(model, "feature_names_in_", None) is None

@@ -422,40 +422,23 @@ def boundary_rows(
     )
     covered = 0
     index = 0
-    dense: set[str] = set()
+    dense: set[int] = set()
     for tree in trees:
         for node, box in _walk(tree):
             take = index in wanted
             index += 1
             if not take:
                 continue
-            pair = _rows_at(tree, node, box, base, numeric_maps, categorical_maps, raw_thresholds)
+            pair = _rows_at(tree, node, box, base, numeric_maps, categorical_maps, raw_thresholds, dense)
             if pair is not None:
                 rows.extend(pair)
                 covered += 1
-            else:
-                col = int(tree.feature[node])
-                if (
-                    col in raw_thresholds
-                    and _sides(
-                        float(
-                            _invert(
-                                numeric_maps[col],
-                                np.array([float(tree.threshold[node])]),
-                                float(base[numeric_maps[col].feature]),
-                            )[0]
-                        ),
-                        raw_thresholds[col],
-                    )
-                    is None
-                ):
-                    dense.add(features[numeric_maps[col].feature].name)
     frame = probe.frame(rows).drop_duplicates(ignore_index=True)
     if len(frame) > max_rows:
         frame = frame.iloc[np.sort(rng.choice(len(frame), size=max_rows, replace=False))].reset_index(
             drop=True
         )
-    return BoundaryRows(pd.DataFrame(frame), splits, covered, tuple(sorted(dense)))
+    return BoundaryRows(pd.DataFrame(frame), splits, covered, tuple(features[j].name for j in sorted(dense)))
 
 
 def _accepted(model: Any, probe: _Probe, rows: list[list[Any]]) -> list[list[Any]]:
@@ -521,12 +504,25 @@ def _rows_at(
     numeric_maps: dict[int, _NumericMap],
     categorical_maps: dict[int, _CategoricalMap],
     raw_thresholds: dict[int, np.ndarray],
+    dense: set[int],
 ) -> list[list[Any]] | None:
-    """Two raw rows reaching `node`, one each side of its threshold; None when its column is not a raw feature."""
+    """Two raw rows reaching `node`, one each side of its threshold; None when its column is not a raw feature or
+    no row can reach it clear of the thresholds. A numeric feature whose thresholds around this one are denser than
+    float32 resolution is added to `dense`."""
     col = int(tree.feature[node])
     thr = float(tree.threshold[node])
     if col not in numeric_maps and col not in categorical_maps:
         return None
+    sides: tuple[float, float] | None = None
+    if col in numeric_maps:
+        nmap = numeric_maps[col]
+        raw_thr = float(_invert(nmap, np.array([thr]), float(base[nmap.feature]))[0])
+        if not np.isfinite(raw_thr):
+            return None
+        sides = _sides(raw_thr, raw_thresholds.get(col))
+        if sides is None:
+            dense.add(nmap.feature)
+            return None
     row = list(base)
     # Other constrained features: a value inside the box (the base value when it already is).
     for other, (lo, hi) in box.items():
@@ -544,18 +540,10 @@ def _rows_at(
                 return None
             row[categorical_maps[other].feature] = pick
     lo, hi = box.get(col, (-np.inf, np.inf))
+    if sides is not None:
+        j = numeric_maps[col].feature
+        return [[*row[:j], value, *row[j + 1 :]] for value in sides]
     out: list[list[Any]] = []
-    if col in numeric_maps:
-        nmap = numeric_maps[col]
-        raw_thr = float(_invert(nmap, np.array([thr]), float(base[nmap.feature]))[0])
-        if not np.isfinite(raw_thr):
-            return None
-        sides = _sides(raw_thr, raw_thresholds.get(col))
-        if sides is None:
-            return None
-        for value in sides:
-            out.append([*row[: nmap.feature], value, *row[nmap.feature + 1 :]])
-        return out
     cmap = categorical_maps[col]
     for side_box in ({**box, col: (lo, min(hi, thr))}, {**box, col: (max(lo, thr), hi)}):
         pick = _category(cmap, side_box)

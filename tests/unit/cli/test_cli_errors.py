@@ -111,12 +111,23 @@ def test_import_prints_how_many_rows_verified_the_twin(tmp_path: Path) -> None:
     assert "ONNX twin verified on " in result.stdout and " rows (generated)" in result.stdout
 
 
+def train_local(dataset: str, out: Path) -> subprocess.CompletedProcess[str]:
+    args = [
+        "--dataset",
+        dataset,
+        "--target",
+        "target",
+        "--estimator",
+        "LogisticRegression",
+        "--out",
+        str(out),
+    ]
+    return gyre("train", "--local", *args)
+
+
 def test_train_local_with_out_naming_a_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "model").write_text("")
-    result = gyre(
-        "train", "--local", "--dataset", "builtin://iris", "--target", "target", "--estimator",
-        "LogisticRegression", "--out", str(tmp_path / "model"),
-    )  # fmt: skip
+    result = train_local("builtin://iris", tmp_path / "model")
     assert result.returncode != 0
     assert result.stdout == ""
     assert one_line(result) == (
@@ -125,10 +136,7 @@ def test_train_local_with_out_naming_a_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_train_local_failures_go_to_stderr_not_json_on_stdout(tmp_path: Path) -> None:
-    result = gyre(
-        "train", "--local", "--dataset", "builtin://nope", "--target", "target", "--estimator",
-        "LogisticRegression", "--out", str(tmp_path / "model"),
-    )  # fmt: skip
+    result = train_local("builtin://nope", tmp_path / "model")
     assert result.returncode != 0
     assert result.stdout == ""
     assert one_line(result).startswith("gyre train: UnknownBuiltin: unknown builtin dataset 'nope'")

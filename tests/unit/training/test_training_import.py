@@ -25,7 +25,7 @@ from gyre.api.dataset import ColumnKind
 from gyre.serving.model import load_served_model
 from gyre.training.artifact import UntrustedModelError
 from gyre.training.importer import ImportError_, import_joblib, import_onnx, import_skops
-from gyre.training.manifest import FeatureSpec
+from gyre.training.manifest import FeatureSpec, ModelManifest
 from gyre.training.verification import boundary_rows
 
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -48,6 +48,15 @@ def _timestamp_tree() -> tuple[Any, np.ndarray]:
     return Pipeline([("scale", StandardScaler()), ("tree", DecisionTreeClassifier(random_state=0))]).fit(
         x.reshape(-1, 1), y
     ), x
+
+
+def _import(tmp_path: Path, model: Any, features: list[str], **options: Any) -> ModelManifest:
+    """Save `model` with joblib and import it into tmp_path/out (or options' out_dir)."""
+    joblib.dump(model, tmp_path / "model.joblib")
+    options.setdefault("out_dir", tmp_path / "out")
+    return import_joblib(
+        tmp_path / "model.joblib", name="m", feature_names=features, trust_pickle=True, **options
+    )
 
 
 def _sides_reached(tree: Any, xt: np.ndarray) -> tuple[set[int], set[int]]:
@@ -113,14 +122,7 @@ def test_generated_rows_cover_categorical_splits_of_a_named_pipeline() -> None:
 
 def test_an_imported_forest_is_verified_on_generated_rows_and_served_through_onnx(tmp_path: Path) -> None:
     model, x, _ = _iris_forest(scale=False)
-    joblib.dump(model, tmp_path / "model.joblib")
-    manifest = import_joblib(
-        tmp_path / "model.joblib",
-        name="iris",
-        feature_names=IRIS,
-        out_dir=tmp_path / "out",
-        trust_pickle=True,
-    )
+    manifest = _import(tmp_path, model, IRIS)
     assert manifest.onnx.status == "verified", manifest.onnx.reason
     assert manifest.onnx.verified_on == "generated"
     assert manifest.onnx.verified_rows and manifest.onnx.verified_rows > 100
@@ -134,28 +136,14 @@ def test_a_twin_that_disagrees_between_the_users_rows_is_caught_at_the_decision_
     tmp_path: Path,
 ) -> None:
     model, _ = _timestamp_tree()
-    joblib.dump(model, tmp_path / "model.joblib")
     # The user's rows (the middle of every eighth block, exact in float32) all agree, so a check on them alone keeps
     # the twin...
     pd.DataFrame({"ts": 1e8 + np.arange(16.0, 240.0, 24.0)}).to_csv(tmp_path / "rows.csv", index=False)
-    kept = import_joblib(
-        tmp_path / "model.joblib",
-        name="ts",
-        feature_names=["ts"],
-        out_dir=tmp_path / "sampled",
-        trust_pickle=True,
-        sample_data=tmp_path / "rows.csv",
-    )
+    kept = _import(tmp_path, model, ["ts"], out_dir=tmp_path / "sampled", sample_data=tmp_path / "rows.csv")
     assert kept.onnx.status == "verified" and kept.onnx.verified_on == "sample:rows.csv"
     assert kept.onnx.verified_rows == 10
     # ...while rows on both sides of its splits show it cannot be reproduced: served by scikit-learn, reason kept.
-    manifest = import_joblib(
-        tmp_path / "model.joblib",
-        name="ts",
-        feature_names=["ts"],
-        out_dir=tmp_path / "out",
-        trust_pickle=True,
-    )
+    manifest = _import(tmp_path, model, ["ts"])
     assert manifest.onnx.status == "unavailable"
     assert "tree splits on ts lie closer together than float32" in manifest.onnx.reason
     assert not (tmp_path / "out" / "model.onnx").exists()
@@ -171,16 +159,8 @@ def test_a_regressor_is_verified_on_sample_rows_from_parquet(tmp_path: Path) -> 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 2))
     model = GradientBoostingRegressor(n_estimators=20, random_state=0).fit(x, x[:, 0] * 2 + x[:, 1])
-    joblib.dump(model, tmp_path / "model.joblib")
     pd.DataFrame(x[:50], columns=["a", "b"]).to_parquet(tmp_path / "rows.parquet")
-    manifest = import_joblib(
-        tmp_path / "model.joblib",
-        name="gb",
-        feature_names=["a", "b"],
-        out_dir=tmp_path / "out",
-        trust_pickle=True,
-        sample_data=tmp_path / "rows.parquet",
-    )
+    manifest = _import(tmp_path, model, ["a", "b"], sample_data=tmp_path / "rows.parquet")
     assert manifest.task == "regression"
     assert manifest.onnx.status == "verified" and manifest.onnx.verified_rows == 50
     assert "on 50 rows of rows.parquet" in manifest.onnx.reason
@@ -188,17 +168,9 @@ def test_a_regressor_is_verified_on_sample_rows_from_parquet(tmp_path: Path) -> 
 
 def test_sample_data_without_the_features_is_refused(tmp_path: Path) -> None:
     model, _, _ = _iris_forest(scale=False)
-    joblib.dump(model, tmp_path / "model.joblib")
     pd.DataFrame({"sepal_length": [1.0]}).to_csv(tmp_path / "rows.csv", index=False)
     with pytest.raises(ImportError_, match="missing feature"):
-        import_joblib(
-            tmp_path / "model.joblib",
-            name="iris",
-            feature_names=IRIS,
-            out_dir=tmp_path / "out",
-            trust_pickle=True,
-            sample_data=tmp_path / "rows.csv",
-        )
+        _import(tmp_path, model, IRIS, sample_data=tmp_path / "rows.csv")
 
 
 def test_a_skops_file_is_imported_without_unpickling(tmp_path: Path) -> None:
@@ -233,14 +205,7 @@ def test_a_skops_file_holding_a_function_is_refused_unless_allowed(tmp_path: Pat
 
 def test_a_bare_tree_that_routes_missing_values_differently_is_explained(tmp_path: Path) -> None:
     x, y = load_iris(return_X_y=True)
-    joblib.dump(DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y), tmp_path / "model.joblib")
-    manifest = import_joblib(
-        tmp_path / "model.joblib",
-        name="iris",
-        feature_names=IRIS,
-        out_dir=tmp_path / "out",
-        trust_pickle=True,
-    )
+    manifest = _import(tmp_path, DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y), IRIS)
     assert manifest.onnx.status == "unavailable"
     assert "all of them hold a missing number" in manifest.onnx.reason
     assert "--sample-data" in manifest.onnx.reason
