@@ -197,6 +197,33 @@ def test_a_wrong_password_fails_without_showing_it(orders: Postgres, tmp_path: P
     assert WRONG_PASSWORD not in report.to_termination_message()
 
 
+def test_a_server_asking_for_the_password_in_clear_text_never_gets_it(
+    orders: Postgres, tmp_path: Path
+) -> None:
+    orders.execute(
+        "DROP ROLE IF EXISTS gyre_cleartext",
+        f"CREATE ROLE gyre_cleartext LOGIN PASSWORD '{WRONG_PASSWORD}'",
+        "GRANT SELECT ON orders TO gyre_cleartext",
+    )
+    sql = sql_source(orders)
+    report = run_profile(
+        ProfileRequest(
+            store_url=f"file://{tmp_path}",
+            namespace="ml",
+            name="orders",
+            source=f"postgresql://{orders.host}:{orders.port}/{orders.database}",
+            source_policy=policy_for(orders),
+            drop=("created_at",),
+            sql=sql,
+            credentials=SqlCredentials("gyre_cleartext", WRONG_PASSWORD),
+        )
+    )
+    assert report.phase == "Failed" and report.reason == "SourceUnreadable"
+    assert 'authentication method requirement "scram-sha-256" failed' in (report.error or "")
+    assert "cleartext password" in (report.error or "")
+    assert WRONG_PASSWORD not in (report.error or "")
+
+
 def test_the_source_policy_refuses_a_database_host(orders: Postgres, tmp_path: Path) -> None:
     sql = sql_source(orders, host="169.254.169.254")
     report = run_profile(

@@ -209,6 +209,22 @@ def test_a_sql_host_the_policy_refuses_starts_no_job() -> None:
     assert "postgresql://db.example.com:5432/shop" in plan.events[0].message
 
 
+def test_a_sql_source_may_not_use_the_artifact_store_secret() -> None:
+    settings = SETTINGS.model_copy(update={"artifact_secret": "gyre-store"})
+    stolen = spec(
+        source={"sql": SQL | {"passwordSecretRef": {"name": "gyre-store", "key": "AWS_SECRET_ACCESS_KEY"}}}
+    )
+    plan = plan_dataset(observed(settings=settings, spec=stolen))
+    assert [a for a in plan.actions if isinstance(a, Create)] == []
+    assert condition(plan.status, "Ready") == ("False", "SourceRefused")
+    assert "artifact store's Secret gyre-store" in plan.events[0].message
+    assert creates_job(plan_dataset(observed(settings=settings)))
+
+
+def creates_job(plan: Any) -> bool:
+    return any(isinstance(a, Create) and a.body["kind"] == "Job" for a in plan.actions)
+
+
 def run_spec(**ref: Any) -> TrainingRunSpec:
     body = {"datasetRef": {"name": "orders", **ref}, "estimator": {"kind": "RandomForestClassifier"}}
     return TrainingRunSpec.model_validate(body)
