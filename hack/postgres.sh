@@ -64,7 +64,9 @@ case "$cmd" in
       echo "$bindir" >"$cache/bindir"
     fi
     cp -a "$cache/data" "$dir/data"
-    # Any address may connect with the password (the pods' addresses are the cluster's pod CIDR).
+    # Any address may connect with the password (the pods' addresses are the cluster's pod CIDR). The role
+    # gyre_cleartext (when a test creates it) is asked for its password in clear text: Gyre's reader must refuse.
+    sed -i '1i host all gyre_cleartext all password' "$dir/data/pg_hba.conf"
     echo "host all all 0.0.0.0/0 scram-sha-256" >>"$dir/data/pg_hba.conf"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
     echo "$port" >"$dir/port"

@@ -20,11 +20,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from gyre.api.dataset import DatasetExpectations, SqlSource
+from gyre.api.dataset import DatasetExpectations, DatasetSource, SqlSource
 from gyre.data.profiling import ProfileRequest, run_profile
 from gyre.data.report import ProfileReport
 from gyre.data.sql import SqlCredentials
-from gyre.policy.sources import SourcePolicy
+from gyre.policy.sources import DEFAULT_REFUSED_HOSTS, SourcePolicy
 from gyre.store import ArtifactStore, dataset_data_path
 from pgserver import Postgres, orders_table, start_postgres, stop_postgres
 
@@ -56,8 +56,10 @@ def orders(pg: Postgres) -> Iterator[Postgres]:
 
 
 def policy_for(pg: Postgres) -> SourcePolicy:
-    """The default policy when the server is on the cluster's host link; loopback allowed only when it is not."""
-    return SourcePolicy() if not pg.host.startswith("127.") else SourcePolicy(refused_hosts=())
+    """The default policy when the server is on the cluster's host link; only loopback unrefused when it is not."""
+    if not pg.host.startswith("127."):
+        return SourcePolicy()
+    return SourcePolicy(refused_hosts=tuple(h for h in DEFAULT_REFUSED_HOSTS if h != "127.0.0.0/8"))
 
 
 def sql_source(pg: Postgres, **overrides: Any) -> SqlSource:
@@ -78,6 +80,7 @@ def profile(
     store: Path,
     *,
     password: str | None = None,
+    user: str | None = None,
     expectations: DatasetExpectations | None = None,
     previous: ProfileReport | None = None,
     **overrides: Any,
@@ -88,12 +91,12 @@ def profile(
             store_url=f"file://{store}",
             namespace="ml",
             name="orders",
-            source=f"postgresql://{pg.host}:{pg.port}/{pg.database}",
+            source=DatasetSource(sql=sql).location,
             target="returned",
             drop=("created_at",),  # Gyre's schema has no datetime kind: the time is only the watermark here
             source_policy=policy_for(pg),
             sql=sql,
-            credentials=SqlCredentials(pg.user, password or pg.password),
+            credentials=SqlCredentials(user or pg.user, password or pg.password),
             previous_fingerprint=previous.fingerprint if previous else None,
             after=previous.watermark if previous else None,
             expectations=expectations,
@@ -197,18 +200,23 @@ def test_a_wrong_password_fails_without_showing_it(orders: Postgres, tmp_path: P
     assert WRONG_PASSWORD not in report.to_termination_message()
 
 
-def test_the_source_policy_refuses_a_database_host(orders: Postgres, tmp_path: Path) -> None:
-    sql = sql_source(orders, host="169.254.169.254")
-    report = run_profile(
-        ProfileRequest(
-            store_url=f"file://{tmp_path}",
-            namespace="ml",
-            name="orders",
-            source=f"postgresql://169.254.169.254:{orders.port}/{orders.database}",
-            sql=sql,
-            credentials=SqlCredentials(orders.user, orders.password),
-        )
+def test_a_server_asking_for_the_password_in_clear_text_never_gets_it(
+    orders: Postgres, tmp_path: Path
+) -> None:
+    orders.execute(
+        "DROP ROLE IF EXISTS gyre_cleartext",
+        f"CREATE ROLE gyre_cleartext LOGIN PASSWORD '{WRONG_PASSWORD}'",
+        "GRANT SELECT ON orders TO gyre_cleartext",
     )
+    report = profile(orders, tmp_path, user="gyre_cleartext", password=WRONG_PASSWORD)
+    assert report.phase == "Failed" and report.reason == "SourceUnreadable"
+    assert 'authentication method requirement "scram-sha-256" failed' in (report.error or "")
+    assert "cleartext password" in (report.error or "")
+    assert WRONG_PASSWORD not in (report.error or "")
+
+
+def test_the_source_policy_refuses_a_database_host(orders: Postgres, tmp_path: Path) -> None:
+    report = profile(orders, tmp_path, host="169.254.169.254")
     assert report.phase == "Failed" and report.reason == "SourceRefused"
     assert "refusedHosts" in (report.error or "")
 

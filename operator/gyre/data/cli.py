@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gyre.api import env
+
+if TYPE_CHECKING:
+    from gyre.data.sql import SqlCredentials
 
 __all__ = ["register"]
 
@@ -42,7 +45,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_profile)
 
 
-def _sql_credentials() -> Any:
+def _sql_credentials() -> SqlCredentials:
     """The sql source's user and password from the Secret-backed env; removed from the environment once read,
     so nothing the read starts inherits them."""
     from gyre.data.sql import SqlCredentials

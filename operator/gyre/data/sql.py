@@ -1,7 +1,8 @@
 """Dataset sql sources: a PostgreSQL query read into Arrow with the ADBC driver, in the profiling pod.
 
 Credentials arrive as env vars from Secret keys (GYRE_SQL_USER, GYRE_SQL_PASSWORD) and go only into the connection
-string; every message that leaves this module has them replaced by ***. The source policy decides on the host
+string; every message that leaves this module has them replaced by ***. A password is sent only as a SCRAM proof
+(libpq's require_auth): a server that asks for it in clear text or as md5 is refused before it gets anything. The source policy decides on the host
 before the connection (SourceGuard.check_name), on each address the name resolves to, and libpq is handed the
 checked address (`hostaddr`), so it connects to what was checked (no DNS rebinding between check and use).
 """
@@ -123,6 +124,10 @@ def connection_uri(source: SqlSource, credentials: SqlCredentials, hostaddr: str
     auth = user + (":" + quote(credentials.password, safe="") if credentials.password else "")
     host = f"[{source.host}]" if ":" in source.host else source.host
     params: dict[str, Any] = {"sslmode": source.sslmode, "connect_timeout": _CONNECT_TIMEOUT_SECONDS}
+    if credentials.password:
+        # The spec names the server, and the Secret key could be any in the namespace: send the password only as a
+        # SCRAM proof, never in clear text or as an md5 hash, whatever the server asks for.
+        params["require_auth"] = "scram-sha-256"
     if hostaddr is not None:
         params["hostaddr"] = hostaddr
     database = quote(source.database, safe="")

@@ -168,11 +168,29 @@ def source_refusal(obs: ObservedDataset, spec: DatasetSpec) -> Refusal | None:
     return check_source(spec.source.location, scope)
 
 
+def _store_secret_refusal(spec: DatasetSpec, store_secret: str | None) -> str | None:
+    """Why a sql source may not use its Secret keys: the namespace's artifact-store Secret is never a database
+    credential (the pod would send its keys to the host the spec names)."""
+    sql = spec.source.sql
+    if sql is None or not store_secret:
+        return None
+    refs = [sql.user_secret_ref, sql.password_secret_ref]
+    if any(ref is not None and ref.name == store_secret for ref in refs):
+        return (
+            f"source {spec.source.location} refused: its credentials name the artifact store's Secret "
+            f"{store_secret}, which only the store may use; put the database credentials in a Secret of their own"
+        )
+    return None
+
+
 def policy_refusal(obs: ObservedDataset, spec: DatasetSpec) -> tuple[Reason, str] | None:
     """Why a policy forbids profiling this Dataset (its source, then its image), or None."""
     refused = source_refusal(obs, spec)
     if refused is not None:
         return Reason.SOURCE_REFUSED, refused.message
+    store_secret = _store_secret_refusal(spec, obs.settings.artifact_secret)
+    if store_secret is not None:
+        return Reason.SOURCE_REFUSED, store_secret
     message = obs.settings.image_policy.spec_refusal(spec.image)
     return (Reason.IMAGE_NOT_ALLOWED, message) if message is not None else None
 

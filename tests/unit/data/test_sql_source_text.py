@@ -92,6 +92,8 @@ def test_credentials_are_quoted_into_the_connection_string_and_hidden_elsewhere(
     uri = connection_uri(SqlSource.model_validate(SQL), credentials, hostaddr="10.0.0.5")
     assert uri.startswith("postgresql://ana%40shop:p%40ss%3Aw%2Frd%3F@db.example.com:5432/shop?")
     assert "hostaddr=10.0.0.5" in uri and "sslmode=prefer" in uri
+    assert "require_auth=scram-sha-256" in uri  # the password never leaves as clear text or an md5 hash
+    assert "require_auth" not in connection_uri(SqlSource.model_validate(SQL), SqlCredentials("ana"))
     message = f'FATAL: password authentication failed for user "ana@shop" at {uri}'
     cleaned = scrub(message, credentials.secrets())
     assert "ana" not in cleaned and "p@ss" not in cleaned and "p%40ss" not in cleaned

@@ -193,6 +193,20 @@ def test_a_sql_refresh_with_a_watermark_appends_to_the_current_version() -> None
     assert args[args.index("--source") + 1] == "postgresql://db.example.com:5432/shop"
 
 
+def test_a_scheduled_refresh_of_a_sql_source_is_incremental_too() -> None:
+    from datetime import timedelta
+
+    status = good_version()
+    assert status.last_profile_time is not None
+    later = status.last_profile_time + timedelta(hours=1, seconds=1)
+    assert job_args(plan_dataset(observed(status, now=later, refresh_due_check=True)))[-2:] == [
+        "--after",
+        "1000",
+    ]
+    early = plan_dataset(observed(status, now=later - timedelta(minutes=2), refresh_due_check=True))
+    assert [a for a in early.actions if isinstance(a, Create)] == []
+
+
 def test_a_spec_change_and_a_refresh_after_a_bad_version_read_everything() -> None:
     status = good_version()
     changed = plan_dataset(observed(status, owner=replace(OWNER, generation=2), spec=spec(historyLimit=5)))
@@ -207,6 +221,22 @@ def test_a_sql_host_the_policy_refuses_starts_no_job() -> None:
     assert [a for a in plan.actions if isinstance(a, Create)] == []
     assert condition(plan.status, "Ready") == ("False", "SourceRefused")
     assert "postgresql://db.example.com:5432/shop" in plan.events[0].message
+
+
+def test_a_sql_source_may_not_use_the_artifact_store_secret() -> None:
+    settings = SETTINGS.model_copy(update={"artifact_secret": "gyre-store"})
+    stolen = spec(
+        source={"sql": SQL | {"passwordSecretRef": {"name": "gyre-store", "key": "AWS_SECRET_ACCESS_KEY"}}}
+    )
+    plan = plan_dataset(observed(settings=settings, spec=stolen))
+    assert [a for a in plan.actions if isinstance(a, Create)] == []
+    assert condition(plan.status, "Ready") == ("False", "SourceRefused")
+    assert "artifact store's Secret gyre-store" in plan.events[0].message
+    assert creates_job(plan_dataset(observed(settings=settings)))
+
+
+def creates_job(plan: Any) -> bool:
+    return any(isinstance(a, Create) and a.body["kind"] == "Job" for a in plan.actions)
 
 
 def run_spec(**ref: Any) -> TrainingRunSpec:
