@@ -30,3 +30,11 @@ if ! kubectl -n gyre-system rollout status deployment/gyre-operator --timeout=18
   kubectl -n gyre-system logs deployment/gyre-operator --tail=40 >&2 || true
   exit 1
 fi
+# rollout status returns once the new pods are ready; an old pod may still lead (and run old code) while it
+# terminates, so wait until it is gone before anything is created against this install.
+old_pods=$(kubectl -n gyre-system get pods -l app.kubernetes.io/name=gyre,app.kubernetes.io/component=operator \
+  -o jsonpath='{range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{" "}{end}')
+if [ -n "$old_pods" ]; then
+  # shellcheck disable=SC2086 # one word per pod name
+  kubectl -n gyre-system wait --for=delete pod $old_pods --timeout=120s
+fi
