@@ -14,10 +14,8 @@ from pydantic import ValidationError
 from gyre.api.features import FeaturesSpec, FeatureTransform
 from gyre.api.trainingrun import TrainingRunSpec
 from gyre.cli import main
-from gyre.data.report import ProfileReport
 from gyre.training.artifact import load_model_dir, write_model_dir
 from gyre.training.manifest import ModelManifest
-from gyre.training.report import TrainReport
 from gyre.training.trainer import TrainingError, TrainOptions, train_model
 from gyre.training.transformers import INFREQUENT, RareCategories
 
@@ -221,50 +219,6 @@ def test_train_local_reads_features_from_a_trainingrun_manifest(tmp_path: Path, 
     bad.write_text("transforms: [{columns: [bmi], steps: [{log: {}, clip: {min: 0}}]}]\n")
     assert main([*args, "--out", str(tmp_path / "bad"), "--features", str(bad)]) == 1
     assert "a step sets exactly one of" in capsys.readouterr().out
-
-
-def test_the_training_job_applies_the_features_it_receives_from_the_operator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The spec as the Job builder serialises it (GYRE_TRAINING_SPEC) carries the transforms into the pod."""
-    log = tmp_path / "termination-log"
-    monkeypatch.setenv("GYRE_TERMINATION_LOG", str(log))
-    store = f"file://{tmp_path}/store"
-    assert (
-        main(
-            ["profile", "--store", store, "--namespace", "ns", "--name", "iris", "--source", "builtin://iris"]
-        )
-        == 0
-    )
-    dataset = ProfileReport.from_termination_message(log.read_text())
-    spec = TrainingRunSpec.model_validate(
-        {
-            "datasetRef": {"name": "iris"},
-            "target": "target",
-            "estimator": {"kind": "LogisticRegression"},
-            "features": {
-                "columns": ["petal length (cm)", "petal width (cm)"],
-                "transforms": [
-                    {"columns": ["petal length (cm)"], "steps": [{"log": {}}, {"standardize": {}}]}
-                ],
-            },
-        }
-    )
-    monkeypatch.setenv("GYRE_TRAINING_SPEC", spec.model_dump_json(by_alias=True, exclude_none=True))
-    assert dataset.data_uri
-    assert main(["train", "--store", store, "--run", "ns/petals", "--dataset-uri", dataset.data_uri]) == 0
-    report = TrainReport.from_termination_message(log.read_text())
-    assert report.phase == "Succeeded" and report.model_uri
-    manifest = ModelManifest.model_validate_json(
-        (Path(report.model_uri.removeprefix("file://")) / "manifest.json").read_text()
-    )
-    assert [f.name for f in manifest.features] == ["petal length (cm)", "petal width (cm)"]
-    assert manifest.transforms == [
-        {
-            "columns": ["petal length (cm)"],
-            "steps": [{"log": {"offset": 1.0}}, {"standardize": {"method": "standard"}}],
-        }
-    ]
 
 
 def test_every_other_step_variant_loads_under_the_allowlist(table: pd.DataFrame, tmp_path: Path) -> None:
