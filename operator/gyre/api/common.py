@@ -29,6 +29,7 @@ __all__ = [
     "Quantity",
     "ResourceRequirements",
     "StatusModel",
+    "bounds_rules",
     "find_condition",
     "parse_duration",
     "set_condition",
@@ -98,6 +99,17 @@ Fingerprint = Annotated[str, Field(pattern=FINGERPRINT_PATTERN)]
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def bounds_rules(what: str) -> list[Any]:
+    """CEL rules of an object with optional `min` and `max`: at least one, and min <= max."""
+    return [
+        {"rule": "has(self.min) || has(self.max)", "message": f"a {what} needs min, max or both"},
+        {
+            "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+            "message": f"{what} min must not be greater than max",
+        },
+    ]
 
 
 def parse_duration(text: str) -> timedelta:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from gyre.api.common import ApiModel
+from gyre.api.common import ApiModel, bounds_rules
 
 __all__ = [
     "ENCODER_STEPS",
@@ -106,17 +106,7 @@ class ImputeStep(ApiModel):
 class ClipStep(ApiModel):
     """Bound numbers to [min, max]; values outside become the bound."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": "has(self.min) || has(self.max)", "message": "clip needs min, max or both"},
-                {
-                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
-                    "message": "clip min must not be greater than max",
-                },
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": bounds_rules("clip")})
 
     min: float | None = None
     """Lower bound."""
@@ -126,7 +116,7 @@ class ClipStep(ApiModel):
     @model_validator(mode="after")
     def _bounds(self) -> ClipStep:
         if self.min is None and self.max is None:
-            raise ValueError("clip needs min, max or both")
+            raise ValueError("a clip needs min, max or both")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("clip min must not be greater than max")
         return self
@@ -179,16 +169,12 @@ class CyclicStep(ApiModel):
 DatePart = Literal["year", "month", "day", "dayOfWeek", "dayOfYear", "hour", "minute"]
 
 
-def _default_parts() -> list[DatePart]:
-    return ["year", "month", "day", "dayOfWeek"]
-
-
 class DatePartsStep(ApiModel):
     """Parse a date or timestamp column (ISO 8601 text) into numeric parts. The first step of its transform;
     unparseable or missing dates take each part's training median."""
 
     parts: list[DatePart] = Field(
-        default_factory=_default_parts,
+        default=["year", "month", "day", "dayOfWeek"],  # a default (not a factory) so the CRD shows it
         min_length=1,
         max_length=7,
         json_schema_extra={"x-kubernetes-list-type": "set"},

@@ -13,6 +13,7 @@ from gyre.api.common import (
     Fingerprint,
     ResourceRequirements,
     StatusModel,
+    bounds_rules,
 )
 from gyre.api.features import FeaturesSpec
 
@@ -222,17 +223,7 @@ class SplitSpec(ApiModel):
 class Gate(ApiModel):
     """A bound a metric must meet for the model to count as validated (and be promotable)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": "has(self.min) || has(self.max)", "message": "a gate needs min, max or both"},
-                {
-                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
-                    "message": "gate min must not be greater than max",
-                },
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": bounds_rules("gate")})
 
     metric: str = Field(pattern=METRIC_PATTERN, max_length=64)
     """Metric name, as reported in status.metrics (e.g. accuracy, f1_macro, r2, rmse)."""

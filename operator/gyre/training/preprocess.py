@@ -171,6 +171,7 @@ def _step(step: TransformStep, dtype: str, options: PreprocessOptions) -> Any:
 
 
 def _tfidf(step: TransformStep) -> Any:
+    import numpy as np
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     params = step.params()
@@ -179,7 +180,7 @@ def _tfidf(step: TransformStep) -> Any:
         ngram_range=(1, params.ngram_max),
         min_df=params.min_df,
         lowercase=params.lowercase,
-        dtype=__import__("numpy").float64,
+        dtype=np.float64,
     )
 
 
@@ -208,15 +209,13 @@ def _transform_entries(
     else:
         dtype = kinds.pop()
     steps = []
-    for i, step in enumerate(transform.steps):
+    for step in transform.steps:
         try:
             steps.append((step.kind(), _step(step, dtype, options)))
         except FeatureCompileError as exc:
             raise FeatureCompileError(
                 f"spec.features.transforms[{index}] ({', '.join(columns)}): {exc}"
             ) from None
-        if i == 0 and first == "dateParts":
-            dtype = "number"
     return [(f"features{index}", Pipeline(steps) if len(steps) > 1 else steps[0][1], columns)]
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gyre.api.dataset import ColumnKind
 from gyre.api.features import FeatureTransform
-from gyre.api.trainingrun import BOOSTED_KINDS, EarlyStopping, Task
+from gyre.api.trainingrun import BOOSTED_KINDS, ESTIMATOR_ALLOWLIST, EarlyStopping, Task
 from gyre.data.schema import infer_schema
 from gyre.training.estimators import TREE_ESTIMATORS, EstimatorError, build_estimator, task_of
 from gyre.training.features import coerce_features, feature_dtype
@@ -39,28 +39,11 @@ __all__ = [
 ]
 
 # Estimators that fit on scipy sparse matrices: one-hot, hashing and TF-IDF outputs stay sparse for them. The others
-# (HistGradientBoosting, GaussianNB, and any estimator not listed) get dense arrays.
+# (HistGradientBoosting, GaussianNB, and estimators from outside scikit-learn, some of which read an absent sparse
+# entry as missing rather than 0) get dense arrays.
 SPARSE_ESTIMATORS: frozenset[str] = frozenset(
-    {
-        "LogisticRegression",
-        "RandomForestClassifier",
-        "GradientBoostingClassifier",
-        "ExtraTreesClassifier",
-        "DecisionTreeClassifier",
-        "KNeighborsClassifier",
-        "SVC",
-        "LinearRegression",
-        "Ridge",
-        "Lasso",
-        "ElasticNet",
-        "RandomForestRegressor",
-        "GradientBoostingRegressor",
-        "ExtraTreesRegressor",
-        "DecisionTreeRegressor",
-        "KNeighborsRegressor",
-        "SVR",
-    }
-)
+    kind for kind, (module, _task) in ESTIMATOR_ALLOWLIST.items() if module.startswith("sklearn.")
+) - {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor", "GaussianNB"}
 MAX_RECORDED_CATEGORIES = 1000
 """A column with more distinct values has no category list in the manifest (it would grow with the data)."""
 

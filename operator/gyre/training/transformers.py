@@ -48,17 +48,21 @@ def _names(est: Any, input_features: Sequence[str] | None) -> list[str]:
     return [f"x{i}" for i in range(est.n_features_in_)]
 
 
-class Clip(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class _Stateless(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """A numeric transform that learns nothing but the input's width (and names)."""
+
+    def fit(self, x: Any, y: Any = None) -> _Stateless:
+        validate_data(self, x, skip_check_array=True, reset=True)
+        self.n_features_in_ = _numbers(x).shape[1]
+        return self
+
+
+class Clip(OneToOneFeatureMixin, _Stateless):  # type: ignore[misc]
     """Bound every column to [min, max] (either may be None); NaN stays NaN."""
 
     def __init__(self, min: float | None = None, max: float | None = None) -> None:
         self.min = min
         self.max = max
-
-    def fit(self, x: Any, y: Any = None) -> Clip:
-        validate_data(self, x, skip_check_array=True, reset=True)
-        self.n_features_in_ = _numbers(x).shape[1]
-        return self
 
     def transform(self, x: Any) -> np.ndarray[Any, Any]:
         check_is_fitted(self, "n_features_in_")
@@ -94,16 +98,11 @@ class Log(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):  # type: ignor
         return result
 
 
-class Cyclic(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class Cyclic(_Stateless):
     """sin(2*pi*x/period) for every column, then cos(2*pi*x/period) for every column."""
 
     def __init__(self, period: float = 1.0) -> None:
         self.period = period
-
-    def fit(self, x: Any, y: Any = None) -> Cyclic:
-        validate_data(self, x, skip_check_array=True, reset=True)
-        self.n_features_in_ = _numbers(x).shape[1]
-        return self
 
     def transform(self, x: Any) -> np.ndarray[Any, Any]:
         check_is_fitted(self, "n_features_in_")

@@ -219,3 +219,35 @@ def test_train_local_reads_features_from_a_trainingrun_manifest(tmp_path: Path, 
     bad.write_text("transforms: [{columns: [bmi], steps: [{log: {}, clip: {min: 0}}]}]\n")
     assert main([*args, "--out", str(tmp_path / "bad"), "--features", str(bad)]) == 1
     assert "a step sets exactly one of" in capsys.readouterr().out
+
+
+def test_every_other_step_variant_loads_under_the_allowlist(table: pd.DataFrame, tmp_path: Path) -> None:
+    frame = table.assign(hour_code=table["hour"] % 5, city=table["city"].where(table.index % 11 != 0, ""))
+    steps = transforms(
+        {"columns": ["income"], "steps": [{"impute": {"strategy": "mean"}}, {"power": {"method": "boxCox"}}]},
+        {"columns": ["age"], "steps": [{"standardize": {"method": "minMax"}}]},
+        {"columns": ["hour"], "steps": [{"standardize": {"method": "robust"}}]},
+        {"columns": ["hour_code"], "steps": [{"oneHot": {"maxCategories": 3, "minFrequency": 2}}]},
+        {
+            "columns": ["city"],
+            "steps": [
+                {"impute": {"strategy": "constant", "category": "unknown"}},
+                {"targetEncode": {"smoothing": 2}},
+            ],
+        },
+        {
+            "columns": ["shop"],
+            "steps": [{"impute": {"strategy": "mostFrequent"}}, {"hash": {"nFeatures": 16}}],
+        },
+        {"columns": ["zip"], "steps": [{"oneHot": {}}]},
+    )
+    bins = transforms(
+        {"columns": ["age"], "steps": [{"bucketize": {"strategy": "kmeans", "encode": "ordinal"}}]}
+    )
+    for index, chosen in enumerate((steps, bins)):
+        result = train(frame, chosen)
+        write_model_dir(tmp_path / str(index), result, name="m", dataset=None)
+        loaded = load_model_dir(tmp_path / str(index))
+        np.testing.assert_array_equal(
+            loaded.model.predict(result.x_test), result.pipeline.predict(result.x_test)
+        )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gyre.api.trainingrun import TrainingRunSpec
 from gyre.cli import main
 from gyre.data.report import ProfileReport
 from gyre.training.manifest import ModelManifest
@@ -108,3 +109,38 @@ def test_train_report_fits_the_termination_limit() -> None:
     assert parsed.model_sha256 == "f" * 64 and parsed.dataset_fingerprint == report.dataset_fingerprint
     small = TrainReport(phase="Succeeded", metrics={"accuracy": 0.9})
     assert TrainReport.from_termination_message(small.to_termination_message()) == small
+
+
+def test_the_training_job_applies_the_features_it_receives_from_the_operator(
+    profiled: tuple[str, ProfileReport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spec as the Job builder serialises it (GYRE_TRAINING_SPEC) carries spec.features into the pod."""
+    store, dataset, log = profiled
+    spec = TrainingRunSpec.model_validate(
+        {
+            "datasetRef": {"name": "iris"},
+            "target": "target",
+            "estimator": {"kind": "LogisticRegression"},
+            "features": {
+                "columns": ["petal length (cm)", "petal width (cm)"],
+                "transforms": [
+                    {"columns": ["petal length (cm)"], "steps": [{"log": {}}, {"standardize": {}}]}
+                ],
+            },
+        }
+    )
+    monkeypatch.setenv("GYRE_TRAINING_SPEC", spec.model_dump_json(by_alias=True, exclude_none=True))
+    assert dataset.data_uri
+    assert main(["train", "--store", store, "--run", "ns/petals", "--dataset-uri", dataset.data_uri]) == 0
+    report = TrainReport.from_termination_message(log.read_text())
+    assert report.phase == "Succeeded" and report.model_uri
+    manifest = ModelManifest.model_validate_json(
+        (Path(report.model_uri.removeprefix("file://")) / "manifest.json").read_text()
+    )
+    assert [f.name for f in manifest.features] == ["petal length (cm)", "petal width (cm)"]
+    assert manifest.transforms == [
+        {
+            "columns": ["petal length (cm)"],
+            "steps": [{"log": {"offset": 1.0}}, {"standardize": {"method": "standard"}}],
+        }
+    ]
