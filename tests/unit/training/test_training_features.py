@@ -218,7 +218,7 @@ def test_train_local_reads_features_from_a_trainingrun_manifest(tmp_path: Path, 
     bad = tmp_path / "bad.yaml"
     bad.write_text("transforms: [{columns: [bmi], steps: [{log: {}, clip: {min: 0}}]}]\n")
     assert main([*args, "--out", str(tmp_path / "bad"), "--features", str(bad)]) == 1
-    assert "a step sets exactly one of" in capsys.readouterr().out
+    assert "a step sets exactly one of" in capsys.readouterr().err
 
 
 def test_every_other_step_variant_loads_under_the_allowlist(table: pd.DataFrame, tmp_path: Path) -> None:
