@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
@@ -52,7 +53,14 @@ INFERENCE_HEADER = "X-Gyre-Inference"
 
 _JSON = "application/json"
 _OCTETS = "application/octet-stream"
-_DECODED_ENCODINGS = frozenset({"gzip", "deflate", "x-gzip"})
+# Request Content-Encodings Gyre decodes itself (aiohttp's decoder is off: it counts the limit on the compressed
+# bytes and answers unknown encodings with a plain-text 400 before any handler runs), with zlib's wbits for each.
+# deflate is zlib-wrapped by the standard, raw in some clients: both are accepted.
+_WBITS = {
+    "gzip": (16 + zlib.MAX_WBITS,),
+    "x-gzip": (16 + zlib.MAX_WBITS,),
+    "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS),
+}
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _OUTPUTS = ("predict", "predict_proba")
 _PREDICT_ONLY = ("predict",)
@@ -216,34 +224,36 @@ class ModelServer:
             encoding = encoding.strip().lower()
             if encoding == "identity":
                 encoding = None
-            elif encoding not in _DECODED_ENCODINGS:
+            elif encoding not in _WBITS:
                 raise RequestError(
                     415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none", close=True
                 )
         try:
             if length == 0:
-                return b""
-            if length is not None and encoding is None:
+                raw = b""
+            elif length is not None:
                 try:
-                    return await request.content.readexactly(length)
+                    raw = await request.content.readexactly(length)
                 except asyncio.IncompleteReadError:
                     raise RequestError(400, "request body shorter than its Content-Length") from None
-            # Chunked or compressed (aiohttp decompresses, and Content-Length counts the compressed bytes): read
-            # the stream ourselves so the limit holds on what the body expands to.
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                if size > limit:
-                    raise RequestError(413, f"request body exceeds the limit of {limit} bytes", close=True)
-                chunks.append(chunk)
-            return b"".join(chunks)
+            else:
+                # Chunked: read the stream ourselves so the limit holds whatever aiohttp's default is.
+                chunks: list[bytes] = []
+                size = 0
+                while chunk := await request.content.readany():
+                    size += len(chunk)
+                    if size > limit:
+                        raise RequestError(
+                            413, f"request body exceeds the limit of {limit} bytes", close=True
+                        )
+                    chunks.append(chunk)
+                raw = b"".join(chunks)
         except (HttpProcessingError, web_protocol.RequestPayloadError) as exc:
-            # e.g. a gzip body that does not decompress. Nothing more can be read: mark the stream finished, or
-            # aiohttp would try to read the rest after the answer and log the same error again as a traceback.
+            # e.g. broken chunked framing. Nothing more can be read: mark the stream finished, or aiohttp would try
+            # to read the rest after the answer and log the same error again as a traceback.
             request.content.feed_eof()
-            reason = f"unreadable request body ({encoding or 'identity'}): {_one_line(exc.__cause__ or exc)}"
-            raise RequestError(400, reason, close=True) from None
+            raise RequestError(400, f"unreadable request body: {_one_line(exc)}", close=True) from None
+        return raw if encoding is None else _decompress(raw, encoding, limit)
 
     @staticmethod
     def _parse_json(raw: bytes | memoryview) -> dict[str, Any]:
@@ -621,6 +631,7 @@ class ModelServer:
         """An aiohttp low-level server for `handle` (run it with web.ServerRunner), with the connection cap, the
         head timeout and one-line logs for malformed requests."""
         kwargs.setdefault("keepalive_timeout", self.config.header_timeout_s)
+        kwargs.setdefault("auto_decompress", False)
         kwargs.setdefault("logger", _OneLineLog(log))
         return _CappedServer(self.handle, max_connections=self.config.max_connections, **kwargs)
 
@@ -669,6 +680,24 @@ class _CappedServer(web_server.Server):
             transport.write(_BUSY)
             handler.force_close()
             transport.close()
+
+
+def _decompress(raw: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip or deflate body, expanded to at most `limit` bytes (a small bomb must not become a large body)."""
+    error: zlib.error | None = None
+    for wbits in _WBITS[encoding]:
+        decoder = zlib.decompressobj(wbits)
+        try:
+            body = decoder.decompress(raw, limit + 1)
+        except zlib.error as exc:
+            error = exc
+            continue
+        if len(body) > limit:
+            raise RequestError(413, f"the request body expands beyond the limit of {limit} bytes", close=True)
+        if not decoder.eof:
+            raise RequestError(400, f"the request body is truncated {encoding} data", close=True)
+        return body
+    raise RequestError(400, f"the request body is not valid {encoding} data: {error}", close=True)
 
 
 def _one_line(error: object) -> str:

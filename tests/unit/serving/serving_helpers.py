@@ -155,6 +155,14 @@ class GyreProcess:
     url: str
     port: int
 
+    def predict_one(self) -> int:
+        """The status of one v1 prediction for one iris row."""
+        request = urllib.request.Request(
+            f"{self.url}/v1/models/iris:predict", data=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}', method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return int(r.status)
+
     def open_files(self) -> int:
         """How many file descriptors the server holds now."""
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))

@@ -272,12 +272,16 @@ async def test_malformed_bytes_tensors_get_422(
         assert word in (await response.json())["error"]
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw deflate"])
 async def test_compressed_bodies_are_read_whole(
     served: Callable[[str, str], ServedModel], encoding: str
 ) -> None:
     raw = orjson.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]] * 50})
-    body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
+    if encoding == "raw deflate":
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        body, encoding = packer.compress(raw) + packer.flush(), "deflate"
+    else:
+        body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
     async with serve(served("iris", "auto")) as (client, _server):
         response = await client.post(
             "/v1/models/iris:predict", data=body, headers={"Content-Encoding": encoding}
@@ -289,8 +293,11 @@ async def test_compressed_bodies_are_read_whole(
 @pytest.mark.parametrize(
     ("encoding", "body", "status", "word"),
     [
-        ("gzip", b"\x1f\x8b\x08\x00garbage-that-is-not-deflate", 400, "unreadable"),
-        ("gzip", b"plain text, not gzip at all", 400, "unreadable"),
+        ("gzip", b"\x1f\x8b\x08\x00garbage-that-is-not-deflate", 400, "not valid gzip"),
+        ("gzip", b"plain text, not gzip at all", 400, "not valid gzip"),
+        ("gzip", gzip.compress(b'{"instances": [[1, 2, 3, 4]]}')[:-12], 400, "truncated"),
+        ("gzip", gzip.compress(b" " * 5_000_000), 413, "expands beyond"),
+        ("br", b"{}", 415, "Content-Encoding"),
         ("br-unknown", b"{}", 415, "Content-Encoding"),
     ],
 )

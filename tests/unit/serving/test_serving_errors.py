@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,7 @@ from serving_helpers import serve
 
 from gyre.serving.app import ServerConfig
 from gyre.serving.model import ServedModel
+from gyre.serving.schema import V2_DATATYPES
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 V2_OK = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}
@@ -284,5 +287,62 @@ async def test_fuzzed_requests_never_5xx(
             raw = data.draw(st.one_of(_bodies.map(orjson.dumps), st.binary(max_size=64)))
             response = await client.request(method, path, data=raw)
             assert response.status < 500, (path, raw, await response.text())
+            if response.status >= 400:
+                assert "error" in orjson.loads(await response.read())
+
+
+_DATATYPES = st.sampled_from([*sorted(V2_DATATYPES), "BF16", "fp64", ""]) | _json
+_binary_tensor = st.fixed_dictionaries(
+    {
+        "name": _features,
+        "shape": st.lists(st.integers(min_value=0, max_value=5), max_size=3) | _json,
+        "datatype": _DATATYPES,
+    },
+    optional={
+        "parameters": st.fixed_dictionaries(
+            {"binary_data_size": st.integers(min_value=-2, max_value=80) | _scalars}
+        )
+        | _json,
+        "data": st.lists(_scalars, max_size=8),
+    },
+)
+_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "Inference-Header-Content-Length": st.integers(min_value=-3, max_value=300).map(str)
+        | st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=4),
+        "Content-Encoding": st.sampled_from(["gzip", "deflate", "identity", "br", "x-junk", ""]),
+        "Content-Type": st.sampled_from(["application/json", "application/octet-stream", "text/plain"]),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+async def test_fuzzed_binary_and_header_requests_never_5xx(
+    served: Callable[[str, str], ServedModel], data: st.DataObject
+) -> None:
+    """The binary extension, compressed bodies and tensors whose datatype or shape is any JSON value."""
+    name = data.draw(st.sampled_from(["iris", "mixed"]))
+    async with serve(served(name, "auto"), ServerConfig(max_body_bytes=8192)) as (client, _server):
+        for _ in range(6):
+            head = orjson.dumps(
+                data.draw(
+                    st.fixed_dictionaries(
+                        {"inputs": st.lists(_binary_tensor, max_size=4)},
+                        optional={"outputs": _json, "parameters": _json},
+                    )
+                )
+            )
+            tail = data.draw(st.binary(max_size=96))
+            headers = data.draw(_headers)
+            if data.draw(st.booleans()):  # the honest header length, so the tail is parsed as tensors
+                headers["Inference-Header-Content-Length"] = str(len(head))
+            body = head + tail
+            encoding = headers.get("Content-Encoding")
+            if encoding in ("gzip", "deflate") and data.draw(st.booleans()):
+                body = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+            response = await client.post(f"/v2/models/{name}/infer", data=body, headers=headers)
+            assert response.status < 500, (headers, body, await response.text())
             if response.status >= 400:
                 assert "error" in orjson.loads(await response.read())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,13 +206,7 @@ def test_serve_drains_and_flushes_on_sigterm(trained: dict[str, Trained], tmp_pa
         "GYRE_LOG_FLUSH_SECONDS": "3600",
     }
     with gyre_serve(trained["iris"].directory, env=env) as server:
-        request = urllib.request.Request(
-            f"{server.url}/v1/models/iris:predict",
-            data=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=5) as r:
-            assert r.status == 200
+        assert server.predict_one() == 200
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=30) == 0
     rows: list[Any] = [
