@@ -112,7 +112,9 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def compare(library: str, data: Path, work: Path, repeat: int, threads: int, onnx: bool) -> dict[str, Any]:
+def compare(
+    library: str, data: Path, work: Path, repeat: int, threads: int, onnx: bool, warm_up: bool
+) -> dict[str, Any]:
     kind = KINDS[library]
     gyre = [
         str(GYRE),
@@ -132,7 +134,8 @@ def compare(library: str, data: Path, work: Path, repeat: int, threads: int, onn
     bare_cmd = [sys.executable, __file__, "bare", "--library", library, "--data", str(data)]
     bare_cmd += ["--out", str(work / f"bare-{library}.model"), "--threads", str(threads)]
     a_runs, b_runs = [], []
-    _timed(gyre), _timed(bare_cmd)  # warm-up: page cache and bytecode
+    if warm_up:  # page cache and bytecode, once per library
+        _timed(gyre), _timed(bare_cmd)
     for _ in range(repeat):
         a_runs.append(_timed(gyre))
         b_runs.append(_timed(bare_cmd))
@@ -224,9 +227,9 @@ def main() -> None:
     results = []
     for library in args.only.split(","):
         for onnx in (False, True):
-            result = compare(library, data, work, args.repeat, threads, onnx)
+            result = compare(library, data, work, args.repeat, threads, onnx, warm_up=not onnx)
             results.append(result)
-            print(json.dumps(result))
+            print(json.dumps(result), flush=True)
     for library in args.only.split(","):
         for row in onnx_speed(work / f"gyre-{library}", data):
             print(json.dumps({"library": library, **row}))

@@ -200,11 +200,15 @@ REFUSED: dict[str, str] = {
 }
 
 
-def available_cpus() -> int:
-    """The CPUs this process may use: the cgroup v2 quota (a pod's CPU limit) and the affinity mask, at least 1."""
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: the cgroup v2 quota (a pod's CPU limit, rounded up) and the affinity mask,
+    at least 1."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota, period = cpu_max.read_text().split()[:2]
         if quota != "max":
             cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):

@@ -79,6 +79,20 @@ def test_valid_parameters_build_the_estimator_with_threads_capped_at_the_pods_cp
     assert available_cpus() >= 1
 
 
+def test_available_cpus_honours_the_pods_cpu_limit(tmp_path: Path) -> None:
+    import os
+
+    affinity = len(os.sched_getaffinity(0))
+    limit = tmp_path / "cpu.max"
+    limit.write_text("50000 100000\n")  # limits.cpu: 500m
+    assert available_cpus(limit) == 1
+    limit.write_text("max 100000\n")  # no limit: the CPUs the process may run on
+    assert available_cpus(limit) == affinity
+    limit.write_text(f"{(affinity + 4) * 100000} 100000\n")  # a limit above the node's CPUs changes nothing
+    assert available_cpus(limit) == affinity
+    assert available_cpus(tmp_path / "absent") == affinity
+
+
 def test_early_stopping_is_refused_for_kinds_that_cannot_stop_early() -> None:
     with pytest.raises(ValidationError, match="earlyStopping needs one of XGBClassifier"):
         EstimatorSpec.model_validate({"kind": "RandomForestClassifier", "earlyStopping": {"rounds": 5}})
