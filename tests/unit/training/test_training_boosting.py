@@ -130,7 +130,7 @@ def test_the_booster_is_saved_in_its_librarys_format_and_loads_with_pickle_disab
     assert manifest.native.sha256 == hashlib.sha256(data).hexdigest()
     # The skops file holds the preprocessing only: no boosting library type is in it.
     skops_types = model_types((tmp_path / "model.skops").read_bytes())
-    assert not [t for t in skops_types if t.startswith(("xgboost", "lightgbm", "gyre.training.boosting"))]
+    assert not [t for t in skops_types if t.startswith(("xgboost", "lightgbm", "gyre.training.boost"))]
 
     _refuse_pickle(monkeypatch)
     loaded = load_model_dir(tmp_path, expect_sha256=manifest.sha256())
