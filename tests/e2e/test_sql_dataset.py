@@ -170,7 +170,7 @@ def test_a_source_that_breaks_its_contract_keeps_the_last_good_version_for_train
 
     run = {
         "datasetRef": {"name": "orders"},
-        "features": ["amount", "region"],
+        "features": {"columns": ["amount", "region"]},
         "estimator": {"kind": "DecisionTreeClassifier", "params": {"max_depth": 3}},
         "split": {"testSize": 0.2, "seed": 1},
     }
