@@ -8,6 +8,8 @@ __all__ = [
     "dataset_data_path",
     "dataset_profile_path",
     "dataset_version_dir",
+    "feedback_batch_path",
+    "feedback_dir",
     "fingerprint_digest",
     "model_dir",
     "prediction_batch_path",
@@ -84,3 +86,20 @@ def prediction_batch_path(namespace: str, deployment: str, unix_ms: int, pod: st
 
     day = datetime.fromtimestamp(unix_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
     return f"{predictions_day_dir(namespace, deployment, day)}/{unix_ms}-{_name(pod, 'pod')}.jsonl.gz"
+
+
+def feedback_dir(namespace: str, deployment: str) -> str:
+    """`feedback/{ns}/{deployment}`: ground-truth labels of a deployment's predictions.
+
+    Users drop bulk files (`.csv`, `.csv.gz`, `.parquet`: columns `id`, `label`, optional `ts`) anywhere under it;
+    the model server's feedback endpoint writes `feedback_batch_path` files there.
+    """
+    return f"feedback/{_name(namespace, 'namespace')}/{_name(deployment, 'deployment')}"
+
+
+def feedback_batch_path(namespace: str, deployment: str, unix_ms: int, pod: str) -> str:
+    """`feedback/{ns}/{deployment}/{YYYY-MM-DD}/{unix_ms}-{pod}.jsonl.gz`: labels one server pod received."""
+    from datetime import UTC, datetime
+
+    day = datetime.fromtimestamp(unix_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+    return f"{feedback_dir(namespace, deployment)}/{day}/{unix_ms}-{_name(pod, 'pod')}.jsonl.gz"
