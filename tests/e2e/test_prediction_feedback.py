@@ -8,6 +8,7 @@ import json
 
 import pytest
 from e2ekube import Kube
+from test_ml_loop import iris_run_spec
 
 from gyre.store.layout import feedback_dir, predictions_dir
 from gyre.store.store import PVC_MOUNT_PATH
@@ -73,18 +74,7 @@ with open("/dev/termination-log", "w") as fh:
 def test_served_predictions_carry_ids_and_feedback_lands_in_the_store(kube: Kube) -> None:
     kube.create("Dataset", "iris", {"source": {"uri": "builtin://iris"}, "target": "target"})
     kube.wait_phase("Dataset", "iris", {"Ready"}, timeout=300)
-    kube.create(
-        "TrainingRun",
-        "iris-v1",
-        {
-            "datasetRef": {"name": "iris"},
-            "target": "target",
-            "estimator": {"kind": "RandomForestClassifier", "params": {"n_estimators": 10, "max_depth": 4}},
-            "split": {"testSize": 0.2, "seed": 42},
-            "gates": [{"metric": "accuracy", "min": 0.8}],
-        },
-        labels={"app": "iris"},
-    )
+    kube.create("TrainingRun", "iris-v1", iris_run_spec(10), labels={"app": "iris"})
     kube.create(
         "ModelDeployment",
         "iris",
