@@ -5,7 +5,6 @@ kubeconfig, as `kubectl --as USER --as-group GROUP`); and the operator serves an
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +15,11 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from kubetest import INSTANCE_LABEL, Custom, condition, events, read_or_none, rejection, wait_for
+from kubetest import Custom, condition, events, read_or_none, rejection, wait_for
+from test_modeldeployment_driftmonitor import ELSEWHERE
+from test_modeldeployment_driftmonitor import trained_run as validated_run
+
+from gyre.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "gyre.dev", "v1alpha1"
 APPROVERS = "gyre-approvers"  # the chart's default policy.approval.group
 RUN_SPEC = {"datasetRef": {"name": "iris"}, "estimator": {"kind": "RandomForestClassifier"}}
-# TrainingRuns no operator in these tests reconciles: only the status written below matters.
-ELSEWHERE = {INSTANCE_LABEL: "elsewhere"}
 
 
 @pytest.fixture()
@@ -97,30 +98,10 @@ def as_user(k8s: kubernetes.client.ApiClient, user: str, group: str, namespace: 
     return Custom(client, namespace)
 
 
-def trained_run(custom: Custom, name: str, finished: str = "2026-11-01T00:00:00Z") -> str:
-    """A TrainingRun with the status of a finished, validated training Job; returns its model digest."""
-    custom.create("trainingruns", "TrainingRun", name, RUN_SPEC, labels=ELSEWHERE)
-    sha = hashlib.sha256(name.encode()).hexdigest()
-    custom.patch_status(
-        "trainingruns",
-        name,
-        {
-            "phase": "Succeeded",
-            "completionTime": finished,
-            "modelUri": f"pvc://gyre-artifacts/models/{name}",
-            "modelSha256": sha,
-            "lineage": {"trigger": "manual"},
-            "conditions": [
-                {
-                    "type": "Validated",
-                    "status": "True",
-                    "reason": "GatesPassed",
-                    "message": "accuracy 0.97 >= 0.9",
-                    "lastTransitionTime": finished,
-                }
-            ],
-        },
-    )
+def trained_run(custom: Custom, name: str) -> str:
+    """A TrainingRun with the status of a finished, validated, manually started training Job; returns its digest."""
+    sha: str = validated_run(custom, name, finished="2026-11-01T00:00:00Z")["status"]["modelSha256"]
+    custom.patch_status("trainingruns", name, {"lineage": {"trigger": "manual"}})
     return sha
 
 
@@ -214,6 +195,7 @@ def test_the_operator_serves_a_run_only_once_it_is_approved_and_records_who_appr
     custom: Custom,
     k8s: kubernetes.client.ApiClient,
     namespace: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     sha = trained_run(custom, "iris-a")
     custom.create(
@@ -263,3 +245,11 @@ def test_the_operator_serves_a_run_only_once_it_is_approved_and_records_who_appr
         ),
         what="the Approved Event",
     )
+    # `gyre history` tells the same story from status, the run and the Events.
+    capsys.readouterr()
+    assert main(["history", f"{namespace}/iris"]) == 0
+    report = capsys.readouterr().out
+    (row,) = [line.split() for line in report.splitlines() if "serving" in line]
+    assert row[2:8] == ["stable", "iris-a", sha[:12], "LatestValidated", "manual", "GatesPassed:"]
+    assert row[-3:-1] == ["alice", "at"]
+    assert "AwaitingApproval" in report and "Approved" in report

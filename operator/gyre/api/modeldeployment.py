@@ -195,7 +195,7 @@ class ModelVersion(StatusModel):
     approved_by: str | None = None
     """With promotion.approval Required: who approved this run and digest (gyre.dev/approved-by)."""
     approved_at: datetime | None = None
-    """When the approval was written (its managedFields time), else when the operator first saw it."""
+    """When the approval annotation was written (the time of the managedFields entry that owns it)."""
 
 
 class HistoryEntry(StatusModel):
