@@ -18,7 +18,7 @@ from gyre.api.modeldeployment import HISTORY_LIMIT, ModelDeploymentSpec
 from gyre.api.trainingrun import Lineage
 from gyre.controllers.indexes import RunSummary
 from gyre.reconcile.approval import RunApproval, approval_command, run_approval
-from gyre.reconcile.plan import Apply
+from gyre.reconcile.plan import Apply, status_patch
 
 AT = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 LATEST = {"promotion": {"policy": "LatestValidated", "approval": "Required"}}
@@ -57,7 +57,10 @@ def test_an_unapproved_validated_run_waits_with_the_command_that_approves_it_and
     # One Event per run and digest, not one per reconcile.
     assert events(plan) == [("Normal", "AwaitingApproval")]
     assert "kubectl annotate trainingrun -n ml iris-a" in plan.events[0].message
-    assert events(world.reconcile()) == []
+    # Waiting is a steady state: nothing written, no Event, the same status.
+    before = world.status
+    again = world.reconcile()
+    assert again.actions == [] and again.events == [] and status_patch(before, again.status) == {}
 
 
 def test_approval_of_the_runs_digest_rolls_it_out_and_records_who_approved_it_and_when() -> None:
@@ -149,6 +152,19 @@ def test_an_unapproved_canary_is_never_served() -> None:
     assert plan.status.canary is not None and plan.status.canary.model is not None
     assert plan.status.canary.model.approved_by == "alice"
     assert [e.track for e in plan.status.history or []] == ["stable", "canary"]
+
+
+def test_a_withdrawn_approval_keeps_what_serves_and_waits_and_dropping_the_requirement_clears_the_condition() -> (
+    None
+):
+    world = World(dict(LATEST), runs=[approved(run("iris-a"))]).ready()
+    world.runs = [run("iris-a")]  # both annotations removed by a member of the group
+    plan = world.reconcile()
+    assert plan.actions == [] and served(plan.status) == "iris-a"
+    assert condition(plan.status, "Approved") == ("False", "AwaitingApproval")
+    world.edit(promotion={"policy": "LatestValidated"})
+    plan = world.reconcile()
+    assert condition(plan.status, "Approved") is None and served(plan.status) == "iris-a"
 
 
 def test_without_required_approval_runs_are_promoted_as_before_and_no_approved_condition_is_set() -> None:
