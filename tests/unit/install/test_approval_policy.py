@@ -1,5 +1,7 @@
-"""The approvers group is one setting, in Helm and in kustomize, and reaches the approval policy
-(docs/approval.md); the policy's own behaviour is tested on the real API server (tests/integration/test_approval.py)."""
+"""The approvers group is one setting, in Helm and in kustomize, and reaches the approval policy (docs/approval.md).
+
+The policy's own behaviour is tested on the real API server (tests/integration/test_approval_admission.py).
+"""
 
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ def test_the_operator_serves_a_run_only_once_it_is_approved_and_records_who_appr
     capsys.readouterr()
     assert main(["history", f"{namespace}/iris"]) == 0
     report = capsys.readouterr().out
-    (row,) = [line.split() for line in report.splitlines() if "serving" in line]
+    (row,) = [cols for cols in map(str.split, report.splitlines()) if cols[1:2] == ["serving"]]
     assert row[2:8] == ["stable", "iris-a", sha[:12], "LatestValidated", "manual", "GatesPassed:"]
     assert row[-3:-1] == ["alice", "at"]
     assert "AwaitingApproval" in report and "Approved" in report

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,16 @@ def test_an_unapproved_run_waits_an_outsider_is_refused_and_an_approver_rolls_it
         timeout=60,
         what="the Approved Event",
     )
+    # The audit, as an operator of the platform asks for it.
+    audit = subprocess.run(
+        [sys.executable, "-m", "gyre.cli", "history", f"{kube.namespace}/iris"],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stderr
+    (row,) = [cols for cols in map(str.split, audit.stdout.splitlines()) if cols[1:2] == ["serving"]]
+    assert row[2:7] == ["stable", "iris-a", sha[:12], "LatestValidated", "manual"]
+    assert "alice" in row
+    assert "AwaitingApproval" in audit.stdout and "approved by alice" in audit.stdout
