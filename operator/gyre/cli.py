@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "gyre.serving.feedback_cli",  # feedback send
     "gyre.drift.cli",  # drift check, drift run
     "gyre.controllers.drift_report",  # drift report (after gyre.drift.cli: it joins that group)
+    "gyre.controllers.audit",  # history
 )
 
 

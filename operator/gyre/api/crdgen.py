@@ -121,6 +121,13 @@ KINDS: tuple[CrdKind, ...] = (
             _col("Ready", "integer", ".status.readyReplicas", "Ready server pods"),
             _col("URL", "string", ".status.url", "In-cluster URL"),
             _col("Inference", "string", ".status.inferencePath", "onnx or sklearn", priority=1),
+            _col(
+                "Approved By",
+                "string",
+                ".status.modelVersion.approvedBy",
+                "Who approved the served model (promotion.approval Required)",
+                priority=1,
+            ),
             _AGE,
         ),
     ),

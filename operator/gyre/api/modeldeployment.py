@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import ConfigDict, Field
@@ -16,10 +17,15 @@ from gyre.api.common import (
 )
 
 __all__ = [
+    "APPROVED_BY_ANNOTATION",
+    "APPROVED_SHA256_ANNOTATION",
+    "HISTORY_LIMIT",
+    "ApprovalPolicy",
     "Autoscaling",
     "CanarySpec",
     "CanaryStatus",
     "DeploymentPhase",
+    "HistoryEntry",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",
     "ModelSource",
@@ -29,6 +35,16 @@ __all__ = [
 ]
 
 DeploymentPhase = Literal["Pending", "Progressing", "Ready", "Degraded"]
+ApprovalPolicy = Literal["None", "Required"]
+
+# A person approves a TrainingRun's model for promotion by annotating the run (docs/approval.md): their own username
+# (the chart's ValidatingAdmissionPolicy checks it is the requester's, and that they are in the approvers group) and
+# the model digest they approve (it must equal status.modelSha256), so a run retrained under the same name is not
+# approved by an earlier approval.
+APPROVED_BY_ANNOTATION = "gyre.dev/approved-by"
+APPROVED_SHA256_ANNOTATION = "gyre.dev/approved-sha256"
+# Entries kept in ModelDeployment status.history (oldest dropped first).
+HISTORY_LIMIT = 20
 
 _MODEL_URI_PATTERN = r"^(pvc://|file:///|s3://|gs://).+$"
 
@@ -68,6 +84,11 @@ class Promotion(ApiModel):
     among those matching the selector (e.g. retrains triggered by a DriftMonitor)."""
     selector: LabelSelector | None = None
     """TrainingRuns eligible for promotion; empty means every TrainingRun in the namespace."""
+    approval: ApprovalPolicy = "None"
+    """Required: a TrainingRun's model is served (stable or canary) only once a member of the approvers group has
+    approved that run and digest (`kubectl annotate trainingrun RUN gyre.dev/approved-by=USER
+    gyre.dev/approved-sha256=DIGEST`, docs/approval.md); until then it waits (condition Approved=False, reason
+    AwaitingApproval) and what is served keeps serving. None: validated runs are promoted without approval."""
 
 
 class CanarySpec(ApiModel):
@@ -128,6 +149,14 @@ class ModelDeploymentSpec(ApiModel):
                     "rule": "!has(self.autoscaling) || !has(self.replicas)",
                     "message": "set replicas or autoscaling, not both",
                 },
+                {
+                    "rule": "!has(self.promotion) || !has(self.promotion.approval)"
+                    " || self.promotion.approval != 'Required'"
+                    " || ((!has(self.model) || has(self.model.trainingRunRef))"
+                    " && (!has(self.canary) || has(self.canary.model.trainingRunRef)))",
+                    "message": "with promotion.approval Required, models are approved as TrainingRuns: set "
+                    "model.trainingRunRef (and canary.model.trainingRunRef), not a uri",
+                },
             ]
         }
     )
@@ -163,6 +192,37 @@ class ModelVersion(StatusModel):
     """Its model directory."""
     sha256: str | None = None
     """Its digest: sha256 of its manifest.json, which pins every file of the model."""
+    approved_by: str | None = None
+    """With promotion.approval Required: who approved this run and digest (gyre.dev/approved-by)."""
+    approved_at: datetime | None = None
+    """When the approval annotation was written (the time of the managedFields entry that owns it)."""
+
+
+class HistoryEntry(StatusModel):
+    """One model that was served: what, on which track, from when to when, and why."""
+
+    track: Literal["stable", "canary"]
+    """The track that served it."""
+    training_run: str | None = None
+    """The TrainingRun that produced it, if any."""
+    uri: str | None = None
+    """Its model directory."""
+    sha256: str | None = None
+    """Its digest."""
+    served_from: datetime
+    """When the operator began rolling it out."""
+    served_until: datetime | None = None
+    """When another model replaced it on this track; unset while it is served."""
+    source: Literal["LatestValidated", "Model", "Canary"]
+    """Why it was chosen: promoted as the newest validated run, named by spec.model, or spec.canary.model."""
+    trigger: str | None = None
+    """What started its TrainingRun (lineage: manual, or drift:<namespace>/<monitor>)."""
+    gates: str | None = None
+    """Its TrainingRun's Validated condition: reason and message (which gates passed)."""
+    approved_by: str | None = None
+    """Who approved it, when approval was required."""
+    approved_at: datetime | None = None
+    """When it was approved."""
 
 
 class CanaryStatus(StatusModel):
@@ -193,7 +253,9 @@ class ModelDeploymentStatus(StatusModel):
     """Canary state, when a canary is configured."""
     inference_path: Literal["onnx", "sklearn"] | None = None
     """Whether the server runs the model with onnxruntime or scikit-learn."""
+    history: list[HistoryEntry] | None = Field(default=None, max_length=HISTORY_LIMIT)
+    """The models served, oldest first, at most 20 (`gyre history NAMESPACE/DEPLOYMENT` prints them)."""
     conditions: list[Condition] | None = None
-    """Ready, Progressing and Degraded."""
+    """Ready, Progressing, Degraded, and Approved when promotion.approval is Required."""
     observed_generation: int | None = None
     """The metadata.generation this status describes."""

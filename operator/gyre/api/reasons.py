@@ -29,6 +29,8 @@ class ConditionType(StrEnum):
     RETRAINING = "Retraining"
     SYNCED = "Synced"
     """False while the API server refuses a write the operator needs (RBAC, an admission policy); absent otherwise."""
+    APPROVED = "Approved"
+    """ModelDeployment with promotion.approval Required: whether what it would serve is approved; absent otherwise."""
 
 
 class EventType(StrEnum):
@@ -101,6 +103,9 @@ class Reason(StrEnum):
     HEALTHY = "Healthy"
     MODEL_ROLLOUT = "ModelRollout"
     READY = "Ready"
+    # promotion.approval Required: a validated run waits for a person's approval (docs/approval.md).
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVED = "Approved"
 
     # DriftMonitor
     DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"

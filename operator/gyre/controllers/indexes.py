@@ -22,6 +22,7 @@ from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.meta import MANAGED_BY
 from gyre.controllers import kube
 from gyre.controllers.common import mine, parse_spec, parse_status
+from gyre.reconcile.approval import RunApproval, run_approval
 from gyre.reconcile.observed import JobView, PodResult, job_view, pod_results
 from gyre.reconcile.trainingrun import DatasetView
 
@@ -69,6 +70,8 @@ class RunSummary:
     spec: TrainingRunSpec | None
     """None when the stored spec no longer validates."""
     status: TrainingRunStatus
+    approval: RunApproval | None = None
+    """Its approval annotations (gyre.reconcile.approval); promotion checks them against status.modelSha256."""
 
 
 @kopf.index(GROUP, VERSION, "trainingruns")
@@ -82,6 +85,7 @@ def gyre_trainingruns(body: kopf.Body, namespace: str | None, name: str, **_: An
         created=str(meta.get("creationTimestamp") or ""),
         spec=parse_spec(TrainingRunSpec, body)[0],
         status=parse_status(TrainingRunStatus, body),
+        approval=run_approval(meta),
     )
     return {namespace or "": summary}
 

@@ -39,6 +39,7 @@ __all__ = [
     "execute",
     "get",
     "job_pods",
+    "list_events",
     "merge_patch",
     "patch_status",
 ]
@@ -134,6 +135,20 @@ def job_pods(namespace: str, job_name: str) -> list[dict[str, Any]]:
         f"list pods of Job {job_name}",
     )
     return [_plain(p) for p in _plain(found).get("items") or []]
+
+
+def list_events(namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    """The core/v1 Events about one object that the API server still keeps (for `gyre history`)."""
+    res = _resource("v1", "Event")
+    found = _retrying(
+        lambda: res.get(
+            namespace=namespace,
+            field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
+            _request_timeout=TIMEOUT,
+        ),
+        f"list Events of {kind} {name}",
+    )
+    return [_plain(e) for e in _plain(found).get("items") or []]
 
 
 def create(body: Mapping[str, Any]) -> bool:

@@ -8,18 +8,26 @@ Invariants:
 - A child is applied only when it is missing or its gyre.dev/applied-hash differs from the desired object's, and
   deleted only when it exists, so a steady-state plan has no actions, no Events and the same status.
 - Ready, Progressing and Degraded are always set together, so they never contradict each other.
+- With promotion.approval Required, a TrainingRun's model is served (stable or canary) only while an approval covers
+  its exact digest (gyre.reconcile.approval). LatestValidated promotes the newest validated run among the approved
+  ones; a newer unapproved one sets Approved=False (AwaitingApproval) with the command that approves it, and one
+  Event per run and digest. A TrainingRun named by spec waits (nothing is written) until it is approved.
+- status.history gains an entry only when a track's model changes (the previous one's servedUntil is set then), and
+  keeps the newest HISTORY_LIMIT entries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from gyre.api.common import Condition, ConditionStatus, LabelSelector, find_condition, set_condition
 from gyre.api.modeldeployment import (
+    HISTORY_LIMIT,
     CanaryStatus,
+    HistoryEntry,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     ModelSource,
@@ -42,6 +50,7 @@ from gyre.builders.serving import (
     split_replicas,
 )
 from gyre.builders.settings import OperatorSettings
+from gyre.reconcile.approval import RunApproval, approval_command, bare_digest
 from gyre.reconcile.observed import ChildView, parse_time
 from gyre.reconcile.plan import Action, Apply, Create, Delete, Plan, with_applied_hash
 
@@ -54,6 +63,8 @@ __all__ = [
     "PromotableRun",
     "ServerPod",
     "TrackHealth",
+    "approval_required",
+    "awaiting_approval",
     "choose_latest_validated",
     "plan_modeldeployment",
     "resolve_source",
@@ -93,6 +104,9 @@ class PromotableRun(Protocol):
 
     @property
     def status(self) -> TrainingRunStatus: ...
+
+    @property
+    def approval(self) -> RunApproval | None: ...
 
 
 @dataclass(frozen=True)
@@ -150,10 +164,19 @@ class ObservedModelDeployment:
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """A resolved model plus what the status should say about it."""
+    """A resolved model plus what the status and the history should say about it."""
 
     model: ResolvedModel
     inference_path: str | None = None
+    source: Literal["LatestValidated", "Model", "Canary"] = "Model"
+    trigger: str | None = None
+    """Its TrainingRun's lineage trigger."""
+    gates: str | None = None
+    """Its TrainingRun's Validated condition, as `reason: message`."""
+    approval: RunApproval | None = None
+    """The approval that lets it be served, when approval is required."""
+    awaiting: str | None = None
+    """Why a newer validated run is not served instead: it awaits approval (and the command that approves it)."""
 
 
 @dataclass(frozen=True)
@@ -214,19 +237,55 @@ def choose_latest_validated(
     return max(eligible, key=lambda run: (_completed_at(run), run.name))
 
 
-def _from_run(run: PromotableRun) -> ModelChoice:
+def _from_run(
+    run: PromotableRun,
+    source: Literal["LatestValidated", "Model", "Canary"],
+    approval: RunApproval | None = None,
+) -> ModelChoice:
     status = run.status
     assert status.model_uri is not None  # _validated
     onnx = status.onnx.status if status.onnx else None
     path = "onnx" if onnx == "verified" else "sklearn" if onnx else None
+    validated = find_condition(status.conditions or [], ConditionType.VALIDATED)
     return ModelChoice(
         ResolvedModel(uri=status.model_uri, sha256=status.model_sha256, training_run=run.name),
         inference_path=path,
+        source=source,
+        trigger=status.lineage.trigger if status.lineage else None,
+        gates=f"{validated.reason}: {validated.message}".rstrip(": ") if validated else None,
+        approval=approval,
     )
 
 
-def resolve_source(source: ModelSource, runs: Sequence[PromotableRun]) -> ModelChoice | ModelUnavailable:
-    """A model directory as is, or a referenced TrainingRun's model if it Succeeded and passed its gates."""
+def _approval(run: PromotableRun) -> RunApproval | None:
+    """The run's approval if it covers the run's current model digest."""
+    approval = run.approval
+    return approval if approval is not None and approval.covers(run.status.model_sha256) else None
+
+
+def awaiting_approval(run: PromotableRun, namespace: str) -> str:
+    """Why a validated run is not served yet, and the one command that approves it."""
+    digest = bare_digest(run.status.model_sha256)
+    what = f"TrainingRun {run.name} (sha256 {digest[:12]}) awaits approval"
+    approval = run.approval
+    if approval is not None and approval.sha256 and approval.sha256 != digest:
+        what += (
+            f": the approval by {approval.by} is for sha256 {approval.sha256[:12]}, another model than the run "
+            "has now"
+        )
+    return f"{what}; a member of the approvers group approves it with: {approval_command(namespace, run.name, digest)}"
+
+
+def resolve_source(
+    source: ModelSource,
+    runs: Sequence[PromotableRun],
+    *,
+    approval_required: bool = False,
+    namespace: str = "",
+    role: Literal["Model", "Canary"] = "Model",
+) -> ModelChoice | ModelUnavailable:
+    """A model directory as is, or a referenced TrainingRun's model if it Succeeded and passed its gates (and, when
+    approval is required, is approved at its current digest)."""
     if source.uri is not None:
         pin = source.sha256.removeprefix("sha256:") if source.sha256 else None
         return ModelChoice(ResolvedModel(uri=source.uri, sha256=pin))
@@ -252,26 +311,49 @@ def resolve_source(source: ModelSource, runs: Sequence[PromotableRun]) -> ModelC
         return ModelUnavailable(
             Reason.GATES_FAILED, f"TrainingRun {name} may not be served: {why}", waiting=False
         )
-    return _from_run(run)
+    if not approval_required:
+        return _from_run(run, role)
+    approval = _approval(run)
+    if approval is None:
+        return ModelUnavailable(Reason.AWAITING_APPROVAL, awaiting_approval(run, namespace), waiting=True)
+    return _from_run(run, role, approval)
+
+
+def approval_required(spec: ModelDeploymentSpec) -> bool:
+    """Whether spec.promotion.approval is Required."""
+    return spec.promotion is not None and spec.promotion.approval == "Required"
 
 
 def resolve_stable(
-    spec: ModelDeploymentSpec, runs: Sequence[PromotableRun]
+    spec: ModelDeploymentSpec, runs: Sequence[PromotableRun], namespace: str = ""
 ) -> ModelChoice | ModelUnavailable:
-    """The model of the stable track: the promotion's pick when there is one, else spec.model."""
+    """The model of the stable track: the promotion's pick when there is one, else spec.model.
+
+    With approval required, the promotion picks the newest validated run among the approved ones; a newer validated
+    run that is not approved is named in the choice's `awaiting` (or, when nothing is approved, in the reason to wait).
+    """
     promotion = spec.promotion
+    required = approval_required(spec)
+    awaiting: str | None = None
     if promotion is not None and promotion.policy == "LatestValidated":
         best = choose_latest_validated(runs, promotion.selector)
+        if required and best is not None and _approval(best) is None:
+            awaiting = awaiting_approval(best, namespace)
+            best = choose_latest_validated([r for r in runs if _approval(r) is not None], promotion.selector)
         if best is not None:
-            return _from_run(best)
+            choice = _from_run(best, "LatestValidated", _approval(best) if required else None)
+            return replace(choice, awaiting=awaiting)
         if spec.model is None:
+            if awaiting is not None:
+                return ModelUnavailable(Reason.AWAITING_APPROVAL, awaiting, waiting=True)
             return ModelUnavailable(
                 Reason.WAITING_FOR_VALIDATED_RUN,
                 "no Succeeded TrainingRun matching the selector has passed its gates",
                 waiting=True,
             )
     assert spec.model is not None  # the CRD's CEL rule: model, or LatestValidated
-    return resolve_source(spec.model, runs)
+    chosen = resolve_source(spec.model, runs, approval_required=required, namespace=namespace)
+    return replace(chosen, awaiting=awaiting) if isinstance(chosen, ModelChoice) else chosen
 
 
 @dataclass(frozen=True)
@@ -310,8 +392,13 @@ def track_health(deployment: ChildView | None, pods: Sequence[ServerPod], desire
 
 
 def _version(choice: ModelChoice) -> ModelVersion:
+    approval = choice.approval
     return ModelVersion(
-        training_run=choice.model.training_run, uri=choice.model.uri, sha256=choice.model.sha256
+        training_run=choice.model.training_run,
+        uri=choice.model.uri,
+        sha256=choice.model.sha256,
+        approved_by=approval.by if approval else None,
+        approved_at=approval.at if approval else None,
     )
 
 
@@ -359,17 +446,74 @@ def plan_modeldeployment(obs: ObservedModelDeployment) -> Plan[ModelDeploymentSt
         # The servers already running keep serving: a refused change must not take a model offline.
         _invalid(plan, obs, Reason.IMAGE_NOT_ALLOWED, refusal)
         return plan
-    stable = resolve_stable(spec, obs.runs)
+    namespace, required = obs.owner.namespace, approval_required(spec)
+    stable = resolve_stable(spec, obs.runs, namespace)
     canary: ModelChoice | ModelUnavailable | None = None
     if spec.canary is not None and spec.canary.weight > 0:
-        canary = resolve_source(spec.canary.model, obs.runs)
+        canary = resolve_source(
+            spec.canary.model, obs.runs, approval_required=required, namespace=namespace, role="Canary"
+        )
     unavailable = next((c for c in (stable, canary) if isinstance(c, ModelUnavailable)), None)
     if unavailable is not None:
         _unavailable(plan, obs, unavailable)
-        return plan
-    assert isinstance(stable, ModelChoice) and not isinstance(canary, ModelUnavailable)
-    _serve(plan, obs, spec, stable, canary)
+    else:
+        assert isinstance(stable, ModelChoice) and not isinstance(canary, ModelUnavailable)
+        _serve(plan, obs, spec, stable, canary)
+    _approval_condition(plan, obs, required, stable, canary)
     return plan
+
+
+def _approval_condition(
+    plan: Plan[ModelDeploymentStatus],
+    obs: ObservedModelDeployment,
+    required: bool,
+    stable: ModelChoice | ModelUnavailable,
+    canary: ModelChoice | ModelUnavailable | None,
+) -> None:
+    """Approved: True when what is served is approved, False while a validated run awaits approval; absent when
+    approval is not required. One Normal Event per run and digest that starts waiting."""
+    status = plan.status
+    if not required:
+        if find_condition(status.conditions or [], ConditionType.APPROVED) is not None:
+            status.conditions = [c for c in status.conditions or [] if c.type != ConditionType.APPROVED]
+        return
+    waiting = next(
+        (
+            c.message
+            for c in (stable, canary)
+            if isinstance(c, ModelUnavailable) and c.reason == Reason.AWAITING_APPROVAL
+        ),
+        stable.awaiting if isinstance(stable, ModelChoice) else None,
+    )
+    if waiting is not None:
+        value: _Cond = ("False", Reason.AWAITING_APPROVAL, waiting)
+    elif isinstance(stable, ModelUnavailable):
+        value = ("False", stable.reason, stable.message)
+    else:
+        served = [c for c in (stable, canary) if isinstance(c, ModelChoice)]
+        value = ("True", Reason.APPROVED, "; ".join(_approved_text(c) for c in served))
+    status.conditions = set_condition(
+        status.conditions or [],
+        ConditionType.APPROVED,
+        value[0],
+        value[1],
+        value[2],
+        generation=obs.owner.generation,
+        now=obs.now,
+    )
+    previous = find_condition(obs.status.conditions or [], ConditionType.APPROVED)
+    already = any(e.reason == Reason.AWAITING_APPROVAL for e in plan.events)
+    if waiting is not None and not already and (previous is None or previous.message != waiting):
+        plan.event(EventType.NORMAL, Reason.AWAITING_APPROVAL, waiting)
+
+
+def _approved_text(choice: ModelChoice) -> str:
+    approval = choice.approval
+    what = _describe(choice)
+    if approval is None:
+        return f"{what} needs no approval"
+    when = f" at {approval.at.isoformat()}" if approval.at else ""
+    return f"{what} approved by {approval.by}{when}"
 
 
 def _invalid(
@@ -508,6 +652,10 @@ def _serve(
         canary_health = _health(obs, canary_live, "canary", split.canary, "canary" in changing)
 
     previous = obs.status.model_version
+    status.history, opened = _history(obs, stable, canary)
+    for track, choice in opened:
+        if choice.approval is not None:
+            plan.event(EventType.NORMAL, Reason.APPROVED, f"promoting {_approved_text(choice)} ({track})")
     status.model_version = _version(stable)
     status.inference_path = stable.inference_path  # type: ignore[assignment]
     status.url = service_url(owner)
@@ -565,6 +713,54 @@ def _serve(
         plan.event(EventType.WARNING, Reason.SERVER_FAILING, stuck)
     if status.phase == "Ready" and obs.status.phase != "Ready":
         plan.event(EventType.NORMAL, Reason.READY, f"serving {what} at {status.url}")
+
+
+def _same_model(entry: HistoryEntry, choice: ModelChoice) -> bool:
+    model = choice.model
+    return (entry.training_run, entry.uri, entry.sha256) == (model.training_run, model.uri, model.sha256)
+
+
+def _history(
+    obs: ObservedModelDeployment, stable: ModelChoice, canary: ModelChoice | None
+) -> tuple[list[HistoryEntry], list[tuple[Track, ModelChoice]]]:
+    """status.history with an entry opened for each track whose model changed and the replaced one closed; and the
+    (track, model) pairs opened."""
+    history = [e.model_copy() for e in obs.status.history or []]
+    opened: list[tuple[Track, ModelChoice]] = []
+    tracks: tuple[tuple[Track, ModelChoice | None], ...] = (("stable", stable), ("canary", canary))
+    for track, choice in tracks:
+        open_index = next(
+            (
+                i
+                for i in range(len(history) - 1, -1, -1)
+                if history[i].track == track and history[i].served_until is None
+            ),
+            None,
+        )
+        current = history[open_index] if open_index is not None else None
+        if choice is not None and current is not None and _same_model(current, choice):
+            continue
+        if current is not None and open_index is not None:
+            history[open_index] = current.model_copy(update={"served_until": obs.now})
+        if choice is None:
+            continue
+        opened.append((track, choice))
+        approval = choice.approval
+        history.append(
+            HistoryEntry(
+                track=track,
+                training_run=choice.model.training_run,
+                uri=choice.model.uri,
+                sha256=choice.model.sha256,
+                served_from=obs.now,
+                source=choice.source,
+                trigger=choice.trigger,
+                gates=choice.gates,
+                approved_by=approval.by if approval else None,
+                approved_at=approval.at if approval else None,
+            )
+        )
+    return history[-HISTORY_LIMIT:], opened
 
 
 def _health(
