@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 from pydantic import ConfigDict, Field, model_validator
 
 from gyre.api.common import (
+    METRIC_PATTERN,
     ApiModel,
     Condition,
     Fingerprint,
@@ -16,6 +17,7 @@ from gyre.api.common import (
     bounds_rules,
 )
 from gyre.api.features import FeaturesSpec
+from gyre.api.slices import SlicesSpec, SlicesStatus
 
 __all__ = [
     "BOOSTED_KINDS",
@@ -125,8 +127,6 @@ DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
 }
 # Error-like metrics: smaller is better (decides the default search goal and how gates read).
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mse", "mae", "mape", "log_loss", "median_ae"})
-
-METRIC_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 def task_of(kind: str) -> Task:
@@ -332,6 +332,17 @@ class TrainingRunSpec(ApiModel):
                     "rule": "self == oldSelf",
                     "message": "a TrainingRun's spec is immutable; create a new TrainingRun instead",
                 },
+                {
+                    "rule": "!has(self.slices) || !has(self.slices.excludeFromFeatures) || !has(self.features) || "
+                    "((!has(self.features.columns) || self.slices.excludeFromFeatures.all(c, "
+                    "!(c in self.features.columns))) && (!has(self.features.transforms) || "
+                    "self.features.transforms.all(t, self.slices.excludeFromFeatures.all(c, !(c in t.columns)))))",
+                    "message": "a column in slices.excludeFromFeatures cannot also be named in spec.features",
+                },
+                {
+                    "rule": "!has(self.slices) || !has(self.target) || !(self.target in self.slices.columns)",
+                    "message": "the target cannot be a slice column; slice by an input or another column",
+                },
             ]
         }
     )
@@ -357,6 +368,9 @@ class TrainingRunSpec(ApiModel):
     """Bounds the metrics must meet for the model to be validated; a model that fails a gate is never promoted."""
     search: SearchSpec | None = None
     """Hyperparameter search; unset trains once with estimator.params."""
+    slices: SlicesSpec | None = None
+    """Columns (a region, a sensitive attribute) whose values split the test rows into slices, each measured on its
+    own, with counts, and optional gates on the gap between slices (docs/fairness.md)."""
     resources: ResourceRequirements | None = None
     """Resources of each training container."""
     image: str | None = Field(default=None, max_length=512)
@@ -365,6 +379,20 @@ class TrainingRunSpec(ApiModel):
     """Fail the run when its Job runs longer than this."""
     backoff_limit: int = Field(default=0, ge=0, le=10)
     """Pod retries before the Job fails; training is deterministic, so retries only help with evictions."""
+
+    @model_validator(mode="after")
+    def _slices_fit_features(self) -> TrainingRunSpec:
+        if self.slices is None:
+            return self
+        named = set(self.features.named_columns()) if self.features else set()
+        both = [c for c in self.slices.exclude_from_features or [] if c in named]
+        if both:
+            raise ValueError(
+                f"slices.excludeFromFeatures names {', '.join(both)}, which spec.features uses as input"
+            )
+        if self.target is not None and self.target in self.slices.columns:
+            raise ValueError(f"the target {self.target!r} cannot be a slice column")
+        return self
 
 
 class OnnxStatus(StatusModel):
@@ -446,6 +474,8 @@ class TrainingRunStatus(StatusModel):
     """Index of the winning trial."""
     lineage: Lineage | None = None
     """Dataset, trigger and image that produced the model."""
+    slices: SlicesStatus | None = None
+    """spec.slices: the worst slices and the gap of each metric across each column (all slices: manifest.json)."""
     conditions: list[Condition] | None = None
     """DatasetReady, Running, Succeeded, Failed and Validated (gates passed or which gate failed)."""
     observed_generation: int | None = None

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from gyre.api.common import Condition, set_condition
 from gyre.api.dataset import DatasetSpec, DatasetStatus
-from gyre.api.gates import evaluate_gates
+from gyre.api.gates import combine_verdicts, evaluate_gates, evaluate_slice_gates
 from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.api.trainingrun import (
     DEFAULT_METRICS,
@@ -32,6 +32,7 @@ from gyre.builders.settings import OperatorSettings
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time, untrusted_result
 from gyre.reconcile.plan import Event, Plan, create_with_claim
 from gyre.training.report import TrainReport
+from gyre.training.slices import slices_spec_problem
 
 __all__ = [
     "MAX_TRIALS",
@@ -157,10 +158,36 @@ def resolve_dataset(spec: TrainingRunSpec, dataset: DatasetView | None) -> Datas
                 f"Dataset {ref.name} has no column(s) {', '.join(missing)}; it has: {', '.join(columns[:30])}",
                 True,
             )
+        unsliceable = _slice_columns_problem(spec, target, columns, ref.name)
+        if unsliceable is not None:
+            return unsliceable
     kinds = tuple((c.name, c.kind) for c in ds_status.columns or [])
     return DatasetInput(
         name=ref.name, uri=uri, fingerprint=fingerprint, version=version, target=target, columns=kinds
     )
+
+
+def _slice_columns_problem(
+    spec: TrainingRunSpec, target: str, columns: Sequence[str], dataset: str
+) -> DatasetProblem | None:
+    """Why spec.slices.columns cannot be sliced on this Dataset: a column it lacks, or its target."""
+    if spec.slices is None:
+        return None
+    missing = [c for c in spec.slices.columns if c not in columns]
+    if missing:
+        return DatasetProblem(
+            Reason.UNKNOWN_COLUMNS,
+            f"spec.slices.columns names {', '.join(missing)}, not in Dataset {dataset}; it has: "
+            f"{', '.join(columns[:30])}",
+            True,
+        )
+    if target in spec.slices.columns:
+        return DatasetProblem(
+            Reason.INVALID_SPEC,
+            f"spec.slices.columns names the target {target!r}; slice by an input or another column",
+            True,
+        )
+    return None
 
 
 def _fail(plan: Plan[TrainingRunStatus], generation: int, now: datetime, reason: str, message: str) -> None:
@@ -215,6 +242,15 @@ def plan_trainingrun(obs: ObservedTrainingRun) -> Plan[TrainingRunStatus]:
         )
         _fail(plan, generation, obs.now, Reason.SEARCH_TOO_LARGE, message)
         return plan
+    if spec.slices is not None:
+        problem = slices_spec_problem(
+            spec.slices,
+            task=task_of(spec.estimator.kind),
+            default_metrics=spec.metrics or DEFAULT_METRICS[task_of(spec.estimator.kind)],
+        )
+        if problem is not None:
+            _fail(plan, generation, obs.now, Reason.INVALID_SPEC, problem)
+            return plan
     refusal = obs.settings.image_policy.spec_refusal(spec.image)
     if refusal is not None:
         _fail(plan, generation, obs.now, Reason.IMAGE_NOT_ALLOWED, refusal)
@@ -407,6 +443,9 @@ def apply_training_result(
         generation=generation,
     )
     verdict = evaluate_gates(spec.gates, best.metrics)
+    if spec.slices is not None:
+        status.slices = best.slices
+        verdict = combine_verdicts(verdict, evaluate_slice_gates(spec.slices, best.slices))
     conditions = set_condition(
         conditions,
         ConditionType.VALIDATED,

@@ -434,6 +434,7 @@ def write_model_dir(
         libraries=library_versions(),
         created_at=created_at or datetime.now(UTC).replace(microsecond=0),
         lineage=lineage or Lineage(),
+        slices=result.slices.manifest() if result.slices is not None else None,
     )
     _write_atomic(directory / MANIFEST_FILE, manifest.to_bytes())
     return manifest

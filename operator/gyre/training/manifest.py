@@ -21,6 +21,8 @@ __all__ = [
     "ModelManifest",
     "NativeModelRef",
     "OnnxInfo",
+    "SliceEntry",
+    "SliceSummary",
     "TargetSpec",
 ]
 
@@ -115,6 +117,26 @@ class Lineage(_Model):
     """What caused the run: manual, search, or drift:<namespace>/<monitor>#<check>."""
 
 
+class SliceEntry(_Model):
+    """One slice of the test split: the rows where `column` has `value` (gyre.training.slices)."""
+
+    column: str
+    value: str
+    count: int
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class SliceSummary(_Model):
+    """TrainingRun spec.slices measured: every slice, and per metric the widest gap between the large enough slices
+    of any one column. Its shape is a contract (the model card renders it): columns, metric, slices, gaps."""
+
+    columns: list[str]
+    metric: str
+    """The first slice metric: the one that ranks slices."""
+    slices: list[SliceEntry]
+    gaps: dict[str, float] = Field(default_factory=dict)
+
+
 class ModelManifest(_Model):
     """`manifest.json`: everything known about a model directory.
 
@@ -146,13 +168,15 @@ class ModelManifest(_Model):
     libraries: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     lineage: Lineage = Field(default_factory=Lineage)
+    slices: SliceSummary | None = None
+    """spec.slices: metrics per slice of the test split; absent when the run names no slice columns."""
 
     def to_json(self) -> str:
         """The manifest as written to manifest.json (camelCase keys); `native` only when there is one, so the
         manifests of other models keep their exact bytes."""
-        return self.model_dump_json(
-            by_alias=True, indent=2, exclude={"native"} if self.native is None else None
-        )
+        # Optional parts absent rather than null, so manifests without them keep their exact bytes (and digests).
+        absent = {name for name in ("native", "slices") if getattr(self, name) is None}
+        return self.model_dump_json(by_alias=True, indent=2, exclude=absent or None)
 
     def to_bytes(self) -> bytes:
         """The exact bytes of manifest.json: the input of the model's digest."""

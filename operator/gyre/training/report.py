@@ -9,6 +9,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from gyre.api.slices import SlicesStatus
 from gyre.api.trainingrun import Task
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT
 
@@ -46,6 +47,8 @@ class TrainReport(_Report):
     onnx_reason: str | None = None
     dataset_fingerprint: str | None = None
     gates: GateOutcome | None = None
+    slices: SlicesStatus | None = None
+    """spec.slices: the worst slices and every gap (the operator evaluates the slice gates on them)."""
     error: str | None = None
     reason: str | None = None
     """CamelCase reason for a failure (InvalidSpec, DatasetMismatch, TrainingFailed, ...)."""
@@ -114,6 +117,16 @@ def _short_gate_message(r: TrainReport) -> None:
         r.gates = GateOutcome(passed=r.gates.passed, message=r.gates.message[:200])
 
 
+def _few_slices(r: TrainReport) -> None:
+    if r.slices is not None and r.slices.slices:
+        r.slices = r.slices.model_copy(update={"slices": r.slices.slices[:2]})
+
+
+def _no_slice_list(r: TrainReport) -> None:
+    if r.slices is not None:
+        r.slices = r.slices.model_copy(update={"slices": None})
+
+
 def _few_metrics(r: TrainReport) -> None:
     r.metrics = dict(list(r.metrics.items())[:8])
 
@@ -137,6 +150,8 @@ _SHRINK_STEPS: tuple[Callable[[TrainReport], None], ...] = (
     _drop_onnx_reason,
     _short_error,
     _short_gate_message,
+    _few_slices,
+    _no_slice_list,
     _few_metrics,
     _no_metrics,
     _no_gate_message,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gyre.api.dataset import ColumnKind
+from gyre.api.gates import combine_verdicts, evaluate_slice_gates
 from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
@@ -124,9 +125,12 @@ def _run(job: TrainJob) -> TrainReport:
         seed=split.seed,
         metrics=spec.metrics,
         early_stopping=spec.estimator.early_stopping,
+        slices=spec.slices,
     )
     result = train_model(frame, options)
     verdict = evaluate_gates(spec.gates, result.metrics)
+    if spec.slices is not None and result.slices is not None:
+        verdict = combine_verdicts(verdict, evaluate_slice_gates(spec.slices, result.slices.status()))
     dataset = DatasetRef(
         uri=job.dataset_uri, fingerprint=fingerprint, version=job.dataset_version, name=spec.dataset_ref.name
     )
@@ -171,6 +175,7 @@ def _run(job: TrainJob) -> TrainReport:
         onnx_reason=manifest.onnx.reason or None,
         dataset_fingerprint=fingerprint,
         gates=GateOutcome(passed=verdict.passed, message=verdict.message),
+        slices=result.slices.status() if result.slices is not None else None,
     )
     full = report.model_dump_json(by_alias=True, exclude_none=True, indent=1).encode()
     if job.out_dir is not None:
