@@ -18,6 +18,7 @@ from gyre.api.common import (
 )
 from gyre.api.features import FeaturesSpec
 from gyre.api.slices import SlicesSpec, SlicesStatus
+from gyre.api.tracking import TrackingSpec, TrackingStatus
 
 __all__ = [
     "BOOSTED_KINDS",
@@ -371,6 +372,9 @@ class TrainingRunSpec(ApiModel):
     slices: SlicesSpec | None = None
     """Columns (a region, a sensitive attribute) whose values split the test rows into slices, each measured on its
     own, with counts, and optional gates on the gap between slices (docs/fairness.md)."""
+    tracking: TrackingSpec | None = None
+    """Log the run (and each search trial, as a child run) to an MLflow tracking server; default: the operator's
+    server when it has one (docs/tracking.md)."""
     resources: ResourceRequirements | None = None
     """Resources of each training container."""
     image: str | None = Field(default=None, max_length=512)
@@ -476,6 +480,8 @@ class TrainingRunStatus(StatusModel):
     """Dataset, trigger and image that produced the model."""
     slices: SlicesStatus | None = None
     """spec.slices: the worst slices and the gap of each metric across each column (all slices: manifest.json)."""
+    tracking: TrackingStatus | None = None
+    """The MLflow experiment and run this run was logged as (condition Tracked)."""
     conditions: list[Condition] | None = None
     """DatasetReady, Running, Succeeded, Failed and Validated (gates passed or which gate failed)."""
     observed_generation: int | None = None

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gyre.api.common import Condition, set_condition
+from gyre.api.common import Condition, find_condition, set_condition
 from gyre.api.dataset import DatasetSpec, DatasetStatus
 from gyre.api.gates import combine_verdicts, evaluate_gates, evaluate_slice_gates
 from gyre.api.reasons import ConditionType, EventType, Reason
+from gyre.api.tracking import TrackingStatus
 from gyre.api.trainingrun import (
     DEFAULT_METRICS,
     Lineage,
@@ -29,6 +30,7 @@ from gyre.api.trainingrun import (
 from gyre.builders.job import DatasetInput, build_training_job, training_job_name
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
+from gyre.builders.tracking import resolve_tracking
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time, untrusted_result
 from gyre.reconcile.plan import Event, Plan, create_with_claim
 from gyre.training.report import TrainReport
@@ -43,6 +45,7 @@ __all__ = [
     "apply_training_result",
     "plan_trainingrun",
     "primary_metric",
+    "record_tracking",
     "resolve_dataset",
     "training_reports",
 ]
@@ -298,8 +301,11 @@ def _start(
     version = f"version {dataset.version}" if dataset.version is not None else dataset.fingerprint
     trials = spec.search.trial_count() if spec.search else 1
     what = f"{trials} trials" if spec.search else "one model"
+    tracking = resolve_tracking(obs.owner, spec, obs.settings)
     if obs.job is None:
-        job = build_training_job(obs.owner, spec, obs.settings, dataset, trigger=obs.trigger)
+        job = build_training_job(
+            obs.owner, spec, obs.settings, dataset, trigger=obs.trigger, tracking=tracking
+        )
         plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
         plan.event(
             EventType.NORMAL,
@@ -336,6 +342,18 @@ def _start(
         f"Job {job_name} trains {what}",
         generation=generation,
     )
+    if tracking is not None and tracking.refusal is not None:
+        refused_before = find_condition(status.conditions, ConditionType.TRACKED)
+        status.conditions = set_condition(
+            status.conditions,
+            ConditionType.TRACKED,
+            "False",
+            Reason.TRACKING_REFUSED,
+            tracking.refusal,
+            generation=generation,
+        )
+        if refused_before is None:
+            plan.event(EventType.WARNING, Reason.TRACKING_REFUSED, tracking.refusal)
 
 
 def training_reports(results: Sequence[PodResult], job: JobView) -> dict[int, TrainReport]:
@@ -408,6 +426,7 @@ def apply_training_result(
         )
         status.conditions = conditions
         events.append(Event(EventType.WARNING, Reason.FAILED, message[:1000]))
+        events.extend(record_tracking(status, reports, generation=generation))
         return status, events
 
     def rank(item: tuple[int, TrainReport]) -> float:
@@ -458,4 +477,51 @@ def apply_training_result(
     events.append(Event(EventType.NORMAL, Reason.SUCCEEDED, f"{score}{where}; model at {best.model_uri}"))
     if not verdict.passed:
         events.append(Event(EventType.WARNING, Reason.GATES_FAILED, verdict.message[:1000]))
+    events.extend(record_tracking(status, reports, generation=generation))
     return status, events
+
+
+def record_tracking(
+    status: TrainingRunStatus, reports: dict[int, TrainReport], *, generation: int
+) -> list[Event]:
+    """Fold the pods' MLflow outcomes into status.tracking and the Tracked condition (in place).
+
+    Nothing when no pod tried to log. Tracking never changes the phase or the gates: a failure is Tracked=False
+    with the first failure's message, and one Warning Event.
+    """
+    outcomes = [(i, r.tracking) for i, r in sorted(reports.items()) if r.tracking is not None]
+    if not outcomes:
+        return []
+    failed = [(i, o) for i, o in outcomes if not o.logged]
+    # A run that exists but lacks something (an artifact) still has its place in MLflow: point at it.
+    first = next((o for _, o in outcomes if o.run_id), None)
+    status.tracking = TrackingStatus(
+        experiment_id=first.experiment_id if first else None,
+        run_id=(first.parent_run_id or first.run_id) if first else None,
+        url=(first.parent_url or first.url) if first else None,
+        failed_trials=len(failed) if len(reports) > 1 and failed else None,
+    )
+    if failed:
+        index, outcome = failed[0]
+        where = f"trial {index}: " if len(reports) > 1 else ""
+        message = f"{len(failed)} of {len(outcomes)} runs not logged to MLflow; " if len(outcomes) > 1 else ""
+        message += f"{where}{outcome.message or 'no reason given'}"
+        status.conditions = set_condition(
+            status.conditions or [],
+            ConditionType.TRACKED,
+            "False",
+            Reason.TRACKING_FAILED,
+            message,
+            generation=generation,
+        )
+        return [Event(EventType.WARNING, Reason.TRACKING_FAILED, message[:1000])]
+    noun = "run" if len(outcomes) == 1 else f"parent run and {len(outcomes)} child runs"
+    status.conditions = set_condition(
+        status.conditions or [],
+        ConditionType.TRACKED,
+        "True",
+        Reason.TRACKED,
+        f"logged as MLflow {noun} {status.tracking.run_id} in experiment {status.tracking.experiment_id}",
+        generation=generation,
+    )
+    return []

@@ -16,10 +16,12 @@ from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.sources import SourceFormat, load_source
 from gyre.store import ArtifactStore, StoreError, model_dir, trial_dir
+from gyre.tracking.mlflow import TrackingTarget, log_training
+from gyre.tracking.records import ARTIFACT_FILES, build_record
 from gyre.training.artifact import UntrustedModelError, write_model_dir
 from gyre.training.gates import evaluate_gates
-from gyre.training.manifest import DatasetRef, Lineage
-from gyre.training.report import GateOutcome, TrainReport
+from gyre.training.manifest import MANIFEST_FILE, DatasetRef, Lineage, ModelManifest
+from gyre.training.report import GateOutcome, TrackingOutcome, TrainReport
 from gyre.training.search import SearchError, trial_params
 from gyre.training.trainer import TRAINER_ERRORS, TrainOptions, train_model
 
@@ -54,6 +56,8 @@ class TrainJob:
     trigger: str = "manual"
     image: str | None = None
     onnx: bool = True
+    tracking: TrackingTarget | None = None
+    """Log the run to this MLflow server (gyre.tracking); its failure never fails the run."""
 
 
 def _failed(job: TrainJob, reason: str, error: str) -> TrainReport:
@@ -68,7 +72,15 @@ def _failed(job: TrainJob, reason: str, error: str) -> TrainReport:
 
 
 def run_training(job: TrainJob) -> TrainReport:
-    """Load, verify the fingerprint, train, write the model directory, evaluate gates; never raises."""
+    """Load, verify the fingerprint, train, write the model directory, evaluate gates, log the run to MLflow when
+    a tracking server is set; never raises."""
+    report = _train(job)
+    if job.tracking is not None:
+        report.tracking = _track(job, job.tracking, report)
+    return report
+
+
+def _train(job: TrainJob) -> TrainReport:
     try:
         return _run(job)
     except DataError as exc:
@@ -84,6 +96,59 @@ def run_training(job: TrainJob) -> TrainReport:
     except Exception as exc:
         log.exception("training failed")
         return _failed(job, "TrainingFailed", f"{type(exc).__name__}: {exc}")
+
+
+def _model_rel(job: TrainJob) -> str:
+    """The model directory under the store root: the run's, or its trial's for a search."""
+    if job.spec.search is not None and job.trial_index is not None:
+        return trial_dir(job.namespace, job.name, job.trial_index)
+    return model_dir(job.namespace, job.name)
+
+
+def _model_files(job: TrainJob, report: TrainReport) -> dict[str, bytes]:
+    """The model directory's files that tracking logs (those present)."""
+    if report.model_uri is None:
+        return {}
+    found: dict[str, bytes] = {}
+    if job.out_dir is not None:
+        for name in ARTIFACT_FILES:
+            path = os.path.join(job.out_dir, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as fh:
+                    found[name] = fh.read()
+        return found
+    store = ArtifactStore(job.store_url or "")
+    rel = _model_rel(job)
+    for name in ARTIFACT_FILES:
+        if store.exists(f"{rel}/{name}"):
+            found[name] = store.read_bytes(f"{rel}/{name}")
+    return found
+
+
+def _track(job: TrainJob, target: TrackingTarget, report: TrainReport) -> TrackingOutcome:
+    """Log the run to MLflow; any failure (reading the model files included) becomes the outcome, never raised."""
+    try:
+        files = _model_files(job, report)
+        manifest = ModelManifest.model_validate_json(files[MANIFEST_FILE]) if MANIFEST_FILE in files else None
+        record = build_record(
+            job.spec,
+            report,
+            namespace=job.namespace,
+            name=job.name,
+            uid=target.run_uid,
+            trial=job.trial_index,
+            trigger=job.trigger,
+            target=job.target or job.spec.target,
+            dataset_uri=job.dataset_uri,
+            dataset_version=job.dataset_version,
+            image=job.image,
+            manifest=manifest,
+            files=files,
+        )
+    except Exception as exc:
+        log.exception("tracking could not read the run")
+        return TrackingOutcome(logged=False, message=f"{type(exc).__name__}: {exc}"[:1000])
+    return log_training(target, record)
 
 
 def _run(job: TrainJob) -> TrainReport:
@@ -153,11 +218,7 @@ def _run(job: TrainJob) -> TrainReport:
         if job.store_url is None:
             raise StoreError("neither a store nor an output directory was given")
         store = ArtifactStore(job.store_url)
-        rel = (
-            trial_dir(job.namespace, job.name, job.trial_index)
-            if spec.search is not None and job.trial_index is not None
-            else model_dir(job.namespace, job.name)
-        )
+        rel = _model_rel(job)
         with tempfile.TemporaryDirectory(prefix="gyre-model-") as tmp:
             manifest = write(tmp)
             model_uri = store.put_dir(tmp, rel, last=("manifest.json",))
