@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -24,12 +24,14 @@ __all__ = [
     "ESTIMATOR_ALLOWLIST",
     "LOWER_IS_BETTER",
     "REGRESSORS",
+    "CardSpec",
     "DatasetReference",
     "EarlyStopping",
     "EstimatorKind",
     "EstimatorSpec",
     "Gate",
     "Lineage",
+    "ModelCardStatus",
     "OnnxStatus",
     "ParamSpace",
     "Preprocessing",
@@ -233,6 +235,38 @@ class Gate(ApiModel):
     """The metric must be at most this."""
 
 
+CardText = Annotated[str, Field(min_length=1, max_length=4000)]
+CardOwner = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class CardSpec(ApiModel):
+    """What people state about the model, printed at the top of its model card."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.intendedUse) || has(self.limitations) || has(self.owners)",
+                    "message": "spec.card needs at least one of intendedUse, limitations or owners",
+                },
+            ]
+        }
+    )
+
+    intended_use: CardText | None = None
+    """What the model is for and who may rely on it (plain text or Markdown; shown as text, never as HTML)."""
+    limitations: CardText | None = None
+    """Known limits: populations, ranges or uses the model was not trained or validated for."""
+    owners: list[CardOwner] | None = Field(default=None, min_length=1, max_length=16)
+    """Who answers for the model: people, teams or addresses."""
+
+    @model_validator(mode="after")
+    def _something_stated(self) -> CardSpec:
+        if self.intended_use is None and self.limitations is None and self.owners is None:
+            raise ValueError("spec.card needs at least one of intendedUse, limitations or owners")
+        return self
+
+
 class ParamSpace(ApiModel):
     """The values one hyperparameter may take: a list, or a numeric range (random search only)."""
 
@@ -365,6 +399,9 @@ class TrainingRunSpec(ApiModel):
     """Fail the run when its Job runs longer than this."""
     backoff_limit: int = Field(default=0, ge=0, le=10)
     """Pod retries before the Job fails; training is deterministic, so retries only help with evictions."""
+    card: CardSpec | None = None
+    """Intended use, limitations and owners, stated in the model card written beside the model
+    (docs/model-cards.md)."""
 
 
 class OnnxStatus(StatusModel):
@@ -404,6 +441,15 @@ class Lineage(StatusModel):
     """What started the run: manual, or drift:<namespace>/<monitor> for a retrain."""
     image: str | None = None
     """The image that trained the model."""
+
+
+class ModelCardStatus(StatusModel):
+    """Where the model card of the (best) model is: beside the model in the artifact store."""
+
+    markdown_uri: str | None = None
+    """The card as Markdown (`card.md` in the model directory)."""
+    html_uri: str | None = None
+    """The card as one self-contained HTML page (`card.html`); `gyre card NAMESPACE/RUN --html` fetches it."""
 
 
 class TrainingRunStatus(StatusModel):
@@ -446,6 +492,9 @@ class TrainingRunStatus(StatusModel):
     """Index of the winning trial."""
     lineage: Lineage | None = None
     """Dataset, trigger and image that produced the model."""
+    card: ModelCardStatus | None = None
+    """The model card (docs/model-cards.md): intended use, data, training, metrics with confidence intervals,
+    gates and lineage."""
     conditions: list[Condition] | None = None
     """DatasetReady, Running, Succeeded, Failed and Validated (gates passed or which gate failed)."""
     observed_generation: int | None = None

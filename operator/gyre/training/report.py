@@ -46,6 +46,8 @@ class TrainReport(_Report):
     onnx_reason: str | None = None
     dataset_fingerprint: str | None = None
     gates: GateOutcome | None = None
+    card: bool | None = None
+    """card.md and card.html were written beside the model (gyre.governance.card)."""
     error: str | None = None
     reason: str | None = None
     """CamelCase reason for a failure (InvalidSpec, DatasetMismatch, TrainingFailed, ...)."""
@@ -86,6 +88,7 @@ class TrainReport(_Report):
                 "model_sha256",
                 "dataset_fingerprint",
                 "reason",
+                "card",
                 "truncated",
             },
         )
