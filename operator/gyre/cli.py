@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "gyre.serving.cli",  # serve
     "gyre.drift.cli",  # drift check, drift run
     "gyre.controllers.drift_report",  # drift report (after gyre.drift.cli: it joins that group)
+    "gyre.controllers.cards",  # card, runs compare
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -27,12 +27,14 @@ __all__ = [
     "ESTIMATOR_ALLOWLIST",
     "LOWER_IS_BETTER",
     "REGRESSORS",
+    "CardSpec",
     "DatasetReference",
     "EarlyStopping",
     "EstimatorKind",
     "EstimatorSpec",
     "Gate",
     "Lineage",
+    "ModelCardStatus",
     "OnnxStatus",
     "ParamSpace",
     "Preprocessing",
@@ -234,6 +236,38 @@ class Gate(ApiModel):
     """The metric must be at most this."""
 
 
+CardText = Annotated[str, Field(min_length=1, max_length=4000)]
+CardOwner = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class CardSpec(ApiModel):
+    """What people state about the model, printed at the top of its model card."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.intendedUse) || has(self.limitations) || has(self.owners)",
+                    "message": "spec.card needs at least one of intendedUse, limitations or owners",
+                },
+            ]
+        }
+    )
+
+    intended_use: CardText | None = None
+    """What the model is for and who may rely on it (plain text or Markdown; shown as text, never as HTML)."""
+    limitations: CardText | None = None
+    """Known limits: populations, ranges or uses the model was not trained or validated for."""
+    owners: list[CardOwner] | None = Field(default=None, min_length=1, max_length=16)
+    """Who answers for the model: people, teams or addresses."""
+
+    @model_validator(mode="after")
+    def _something_stated(self) -> CardSpec:
+        if self.intended_use is None and self.limitations is None and self.owners is None:
+            raise ValueError("spec.card needs at least one of intendedUse, limitations or owners")
+        return self
+
+
 class ParamSpace(ApiModel):
     """The values one hyperparameter may take: a list, or a numeric range (random search only)."""
 
@@ -383,6 +417,9 @@ class TrainingRunSpec(ApiModel):
     """Fail the run when its Job runs longer than this."""
     backoff_limit: int = Field(default=0, ge=0, le=10)
     """Pod retries before the Job fails; training is deterministic, so retries only help with evictions."""
+    card: CardSpec | None = None
+    """Intended use, limitations and owners, stated in the model card written beside the model
+    (docs/model-cards.md)."""
 
     @model_validator(mode="after")
     def _slices_fit_features(self) -> TrainingRunSpec:
@@ -438,6 +475,15 @@ class Lineage(StatusModel):
     """The image that trained the model."""
 
 
+class ModelCardStatus(StatusModel):
+    """Where the model card of the (best) model is: beside the model in the artifact store."""
+
+    markdown_uri: str | None = None
+    """The card as Markdown (`card.md` in the model directory)."""
+    html_uri: str | None = None
+    """The card as one self-contained HTML page (`card.html`); `gyre card NAMESPACE/RUN --html` fetches it."""
+
+
 class TrainingRunStatus(StatusModel):
     """Observed state of a TrainingRun."""
 
@@ -482,6 +528,9 @@ class TrainingRunStatus(StatusModel):
     """spec.slices: the worst slices and the gap of each metric across each column (all slices: manifest.json)."""
     tracking: TrackingStatus | None = None
     """The MLflow experiment and run this run was logged as (condition Tracked)."""
+    card: ModelCardStatus | None = None
+    """The model card (docs/model-cards.md): intended use, data, training, metrics with confidence intervals,
+    gates and lineage."""
     conditions: list[Condition] | None = None
     """DatasetReady, Running, Succeeded, Failed and Validated (gates passed or which gate failed)."""
     observed_generation: int | None = None

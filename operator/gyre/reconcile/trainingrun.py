@@ -20,6 +20,7 @@ from gyre.api.tracking import TrackingStatus
 from gyre.api.trainingrun import (
     DEFAULT_METRICS,
     Lineage,
+    ModelCardStatus,
     OnnxStatus,
     TrainingRunSpec,
     TrainingRunStatus,
@@ -31,6 +32,7 @@ from gyre.builders.job import DatasetInput, build_training_job, training_job_nam
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.builders.tracking import resolve_tracking
+from gyre.governance.card import CARD_HTML, CARD_MARKDOWN
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time, untrusted_result
 from gyre.reconcile.plan import Event, Plan, create_with_claim
 from gyre.training.report import TrainReport
@@ -446,6 +448,11 @@ def apply_training_result(
     status.model_sha256 = best.model_sha256
     if best.onnx:
         status.onnx = OnnxStatus(status=best.onnx, reason=best.onnx_reason)
+    if best.card and best.model_uri:
+        status.card = ModelCardStatus(
+            markdown_uri=f"{best.model_uri.rstrip('/')}/{CARD_MARKDOWN}",
+            html_uri=f"{best.model_uri.rstrip('/')}/{CARD_HTML}",
+        )
     if spec.search is not None:
         status.best_trial = best_index
     conditions = set_condition(

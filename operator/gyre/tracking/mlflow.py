@@ -80,6 +80,8 @@ class TrackingTarget:
     token: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    image: str | None = None
+    """The training Job's image (lineage), when the manifest does not record it."""
     timeout: float = 15.0
     attempts: int = 3
 
@@ -96,6 +98,7 @@ class TrackingTarget:
             token=environ.get(env.TRACKING_TOKEN) or None,
             username=environ.get(env.TRACKING_USERNAME) or None,
             password=environ.get(env.TRACKING_PASSWORD) or None,
+            image=environ.get(env.TRAINING_IMAGE) or None,
         )
 
     def ui_url(self, experiment_id: str, run_id: str) -> str:

@@ -15,9 +15,14 @@ from gyre.api.trainingrun import Task
 __all__ = [
     "MANIFEST_FILE",
     "ArtifactRef",
+    "ClassMetrics",
+    "ColumnSummary",
+    "DataSummary",
     "DatasetRef",
+    "Evaluation",
     "FeatureSpec",
     "Lineage",
+    "MetricInterval",
     "ModelManifest",
     "NativeModelRef",
     "OnnxInfo",
@@ -27,6 +32,7 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "manifest.json"
+_OMITTED_WHEN_NONE = ("native", "evaluation", "data_summary", "slices")
 
 
 class _Model(BaseModel):
@@ -137,6 +143,67 @@ class SliceSummary(_Model):
     gaps: dict[str, float] = Field(default_factory=dict)
 
 
+class MetricInterval(_Model):
+    """A confidence interval of one metric."""
+
+    low: float
+    high: float
+
+
+class ClassMetrics(_Model):
+    """Precision, recall and F1 of one class on the test split."""
+
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    """Test rows whose true class is this one."""
+
+
+class Evaluation(_Model):
+    """How the model did on its held-out test split beyond the point metrics (gyre.governance.evaluation)."""
+
+    rows_train: int
+    rows_test: int
+    interval_method: Literal["bootstrap-percentile"] = "bootstrap-percentile"
+    """Each metric recomputed on `resamples` resamples (with replacement) of the test rows' predictions; the
+    interval spans the middle `confidence_level` of the resampled values."""
+    confidence_level: float = 0.95
+    resamples: int
+    seed: int
+    """Seed of the resampling, so the intervals can be recomputed exactly."""
+    intervals: dict[str, MetricInterval] = Field(default_factory=dict)
+    """Metric name -> interval; a metric no resample could compute (e.g. roc_auc when a class is rare) has none."""
+    classes: list[str] | None = None
+    """Class labels as text, in the order of `per_class` and of the confusion matrix's rows and columns."""
+    per_class: list[ClassMetrics] | None = None
+    confusion_matrix: list[list[int]] | None = None
+    """Rows: true class; columns: predicted class."""
+
+
+class ColumnSummary(_Model):
+    """One column of the training data, summarised."""
+
+    name: str
+    kind: ColumnKind
+    missing_rate: float
+    distinct: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    top: list[str] | None = None
+    """Most frequent values (categorical and binary columns), most frequent first."""
+
+
+class DataSummary(_Model):
+    """A summary of the dataset version the model was trained on: its features and target, before the split."""
+
+    rows: int
+    columns: list[ColumnSummary]
+
+
 class ModelManifest(_Model):
     """`manifest.json`: everything known about a model directory.
 
@@ -170,12 +237,15 @@ class ModelManifest(_Model):
     lineage: Lineage = Field(default_factory=Lineage)
     slices: SliceSummary | None = None
     """spec.slices: metrics per slice of the test split; absent when the run names no slice columns."""
+    evaluation: Evaluation | None = None
+    """Confidence intervals, per-class metrics and the confusion matrix on the test split (trained models)."""
+    data_summary: DataSummary | None = None
+    """The training data's columns, summarised for the model card (trained models)."""
 
     def to_json(self) -> str:
-        """The manifest as written to manifest.json (camelCase keys); `native` only when there is one, so the
+        """The manifest as written to manifest.json (camelCase keys); optional sections only when present, so the
         manifests of other models keep their exact bytes."""
-        # Optional parts absent rather than null, so manifests without them keep their exact bytes (and digests).
-        absent = {name for name in ("native", "slices") if getattr(self, name) is None}
+        absent = {name for name in _OMITTED_WHEN_NONE if getattr(self, name) is None}
         return self.model_dump_json(by_alias=True, indent=2, exclude=absent or None)
 
     def to_bytes(self) -> bytes:

@@ -67,6 +67,8 @@ class TrainReport(_Report):
     """spec.slices: the worst slices and every gap (the operator evaluates the slice gates on them)."""
     tracking: TrackingOutcome | None = None
     """MLflow logging, when a tracking server applies."""
+    card: bool | None = None
+    """card.md and card.html were written beside the model (gyre.governance.card)."""
     error: str | None = None
     reason: str | None = None
     """CamelCase reason for a failure (InvalidSpec, DatasetMismatch, TrainingFailed, ...)."""
@@ -107,6 +109,7 @@ class TrainReport(_Report):
                 "model_sha256",
                 "dataset_fingerprint",
                 "reason",
+                "card",
                 "truncated",
             },
         )

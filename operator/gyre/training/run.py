@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -15,6 +16,8 @@ from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.sources import SourceFormat, load_source
+from gyre.governance.card import CardInputs, parse_trigger, trigger_report_path, write_card
+from gyre.governance.evaluation import evaluate, summarise_data
 from gyre.store import ArtifactStore, StoreError, model_dir, trial_dir
 from gyre.tracking.mlflow import TrackingTarget, log_training
 from gyre.tracking.records import ARTIFACT_FILES, build_record
@@ -141,7 +144,7 @@ def _track(job: TrainJob, target: TrackingTarget, report: TrainReport) -> Tracki
             target=job.target or job.spec.target,
             dataset_uri=job.dataset_uri,
             dataset_version=job.dataset_version,
-            image=job.image,
+            image=job.image or target.image,
             manifest=manifest,
             files=files,
         )
@@ -149,6 +152,21 @@ def _track(job: TrainJob, target: TrackingTarget, report: TrainReport) -> Tracki
         log.exception("tracking could not read the run")
         return TrackingOutcome(logged=False, message=f"{type(exc).__name__}: {exc}"[:1000])
     return log_training(target, record)
+
+
+def _write_card(directory: str, spec: TrainingRunSpec, store: ArtifactStore | None) -> None:
+    """card.md and card.html beside the manifest, linking the check report behind a retrain when the store has it."""
+    with open(os.path.join(directory, MANIFEST_FILE), "rb") as fh:
+        manifest_bytes = fh.read()
+    report_uri = None
+    if store is not None:
+        trigger = parse_trigger(json.loads(manifest_bytes).get("lineage", {}).get("trigger"))
+        path = trigger_report_path(trigger)
+        if path is not None and store.exists(path):
+            report_uri = store.uri(path)
+    write_card(
+        directory, CardInputs.from_manifest_json(manifest_bytes, spec=spec, trigger_report_uri=report_uri)
+    )
 
 
 def _run(job: TrainJob) -> TrainReport:
@@ -205,10 +223,23 @@ def _run(job: TrainJob) -> TrainReport:
         trigger=job.trigger,
     )
 
-    def write(directory: str) -> Any:
-        return write_model_dir(
-            directory, result, name=job.name, dataset=dataset, lineage=lineage, image=job.image, onnx=job.onnx
+    evaluation = evaluate(result)
+    data_summary = summarise_data(frame, result.features, target, result.task, job.kinds)
+
+    def write(directory: str, store: ArtifactStore | None = None) -> Any:
+        manifest = write_model_dir(
+            directory,
+            result,
+            name=job.name,
+            dataset=dataset,
+            lineage=lineage,
+            image=job.image,
+            onnx=job.onnx,
+            evaluation=evaluation,
+            data_summary=data_summary,
         )
+        _write_card(directory, spec, store)
+        return manifest
 
     report_kwargs: dict[str, Any] = {}
     if job.out_dir is not None:
@@ -220,7 +251,7 @@ def _run(job: TrainJob) -> TrainReport:
         store = ArtifactStore(job.store_url)
         rel = _model_rel(job)
         with tempfile.TemporaryDirectory(prefix="gyre-model-") as tmp:
-            manifest = write(tmp)
+            manifest = write(tmp, store)
             model_uri = store.put_dir(tmp, rel, last=("manifest.json",))
         report_kwargs["store"] = (store, rel)
     report = TrainReport(
@@ -237,6 +268,7 @@ def _run(job: TrainJob) -> TrainReport:
         dataset_fingerprint=fingerprint,
         gates=GateOutcome(passed=verdict.passed, message=verdict.message),
         slices=result.slices.status() if result.slices is not None else None,
+        card=True,
     )
     full = report.model_dump_json(by_alias=True, exclude_none=True, indent=1).encode()
     if job.out_dir is not None:

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow_helpers import MlflowServer, free_port
 
 from gyre.cli import main
 from gyre.data.report import ProfileReport
 from gyre.training.report import TrainReport
+from mlflowserver import MlflowServer, free_port
 
 UID = "6f1c1d2e-0000-4000-8000-000000000001"
 
@@ -89,12 +89,12 @@ def spec(**extra: Any) -> dict[str, Any]:
 
 
 def test_a_run_is_logged_with_params_metrics_lineage_and_its_manifest(
-    mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, profiled: tuple[str, ProfileReport, Path]
+    tracking_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, profiled: tuple[str, ProfileReport, Path]
 ) -> None:
-    report = train_in_job(monkeypatch, profiled, spec(), mlflow_server.uri, experiment="ml/loans")
+    report = train_in_job(monkeypatch, profiled, spec(), tracking_server.uri, experiment="ml/loans")
     assert report.phase == "Succeeded"
     assert report.tracking is not None and report.tracking.logged, report.tracking
-    [run] = mlflow_server.read("ml/loans")["runs"]
+    [run] = tracking_server.read("ml/loans")["runs"]
     assert run["run_id"] == report.tracking.run_id and run["status"] == "FINISHED"
     assert run["name"] == "loans-dt"
     assert run["params"]["max_depth"] == "1" and run["params"]["estimator"] == "DecisionTreeClassifier"
@@ -125,28 +125,33 @@ def test_a_run_is_logged_with_params_metrics_lineage_and_its_manifest(
         "gyre.onnx": "unavailable",
         "gyre.gates.passed": "true",
     }
-    assert run["artifacts"] == ["manifest.json", "report.json"]
+    assert run["artifacts"] == ["card.html", "card.md", "manifest.json", "report.json"]
     assert report.model_uri is not None
     stored = Path(report.model_uri.removeprefix("file://")) / "manifest.json"
     assert run["manifest"] == stored.read_text()
 
     # The Job's pod is retried: the same TrainingRun (uid) reuses its run instead of adding one.
-    again = train_in_job(monkeypatch, profiled, spec(), mlflow_server.uri, experiment="ml/loans")
+    again = train_in_job(monkeypatch, profiled, spec(), tracking_server.uri, experiment="ml/loans")
     assert again.tracking is not None and again.tracking.run_id == report.tracking.run_id
-    assert [r["run_id"] for r in mlflow_server.read("ml/loans")["runs"]] == [report.tracking.run_id]
+    assert [r["run_id"] for r in tracking_server.read("ml/loans")["runs"]] == [report.tracking.run_id]
 
 
 def test_search_trials_are_child_runs_of_one_parent_that_ends_with_the_best_trial(
-    mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, profiled: tuple[str, ProfileReport, Path]
+    tracking_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, profiled: tuple[str, ProfileReport, Path]
 ) -> None:
     search = {"strategy": "grid", "space": {"max_depth": {"values": [1, 2, 4]}}}
     reports = {
         trial: train_in_job(
-            monkeypatch, profiled, spec(search=search), mlflow_server.uri, experiment="ml/search", trial=trial
+            monkeypatch,
+            profiled,
+            spec(search=search),
+            tracking_server.uri,
+            experiment="ml/search",
+            trial=trial,
         )
         for trial in (2, 0, 1)
     }
-    runs = mlflow_server.read("ml/search")["runs"]
+    runs = tracking_server.read("ml/search")["runs"]
     [parent] = [r for r in runs if r["tags"].get("gyre.role") == "parent"]
     children = {int(r["tags"]["gyre.trial"]): r for r in runs if r["tags"].get("gyre.role") == "trial"}
     assert sorted(children) == [0, 1, 2] and len(runs) == 4
@@ -155,7 +160,7 @@ def test_search_trials_are_child_runs_of_one_parent_that_ends_with_the_best_tria
         assert child["params"]["max_depth"] == str(search["space"]["max_depth"]["values"][trial])
         assert child["run_id"] == reports[trial].tracking.run_id  # type: ignore[union-attr]
         assert child["name"] == f"loans-dt-trial-{trial}"
-        assert child["artifacts"] == ["manifest.json", "report.json"]
+        assert child["artifacts"] == ["card.html", "card.md", "manifest.json", "report.json"]
     assert all(
         r.tracking is not None and r.tracking.parent_run_id == parent["run_id"] for r in reports.values()
     )

@@ -1,4 +1,4 @@
-"""Run in .venv-mlflow: read an experiment back through MLflow's own client and print it as JSON.
+"""Run in .venv-mlflow (tests/mlflowserver.py): read an experiment back through MLflow's own client and print it as JSON.
 
 stdin: {"uri": tracking URI, "experiment": name}; stdout: {"runs": [{info, params, metrics, tags, artifacts,
 manifest}]}, with the text of each run's manifest.json artifact when it has one (downloaded by MLflow's client).
