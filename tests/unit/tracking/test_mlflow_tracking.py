@@ -189,3 +189,24 @@ def test_an_unreachable_tracking_server_is_reported_and_training_stands(
     assert report.tracking is not None and not report.tracking.logged
     assert report.tracking.message is not None
     assert f"cannot reach the MLflow server at {closed}" in report.tracking.message
+
+
+def test_a_run_whose_training_failed_is_logged_as_failed_with_its_reason(
+    tracking_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, profiled: tuple[str, ProfileReport, Path]
+) -> None:
+    bad = spec(estimator={"kind": "DecisionTreeClassifier", "params": {"max_depth": -3}})
+    store, dataset, log = profiled
+    assert dataset.data_uri and dataset.fingerprint
+    monkeypatch.setenv("GYRE_TRAINING_SPEC", json.dumps(bad))
+    monkeypatch.setenv("GYRE_TRACKING_URI", tracking_server.uri)
+    monkeypatch.setenv("GYRE_TRACKING_EXPERIMENT", "ml/failed")
+    monkeypatch.setenv("GYRE_TRAINING_RUN_UID", UID)
+    args = ["train", "--store", store, "--run", "ml/loans-dt", "--dataset-uri", dataset.data_uri, "--no-onnx"]
+    assert main([*args, "--dataset-fingerprint", dataset.fingerprint, "--target", "label"]) == 1
+    report = TrainReport.from_termination_message(log.read_text())
+    assert report.phase == "Failed" and report.tracking is not None and report.tracking.logged
+    [run] = tracking_server.read("ml/failed")["runs"]
+    assert run["status"] == "FAILED" and run["artifacts"] == []
+    assert run["tags"]["gyre.error.reason"] == report.reason
+    assert run["tags"]["gyre.error"] == report.error
+    assert run["tags"]["gyre.trainingrun.uid"] == UID and run["tags"]["gyre.dataset"] == "loans"
