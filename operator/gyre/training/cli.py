@@ -77,6 +77,12 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument("--no-onnx", action="store_true", help="skip the ONNX conversion")
     train.add_argument(
+        "--slices",
+        metavar="FILE",
+        help="for --local: a YAML file holding spec.slices (columns, excludeFromFeatures, metrics, minCount, gates; "
+        "docs/fairness.md), or a TrainingRun manifest whose spec.slices is used",
+    )
+    train.add_argument(
         "--tracking-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI"),
         metavar="URL",
@@ -218,11 +224,13 @@ def _train_local(args: argparse.Namespace) -> int:
     name = args.name or os.path.basename(os.path.abspath(args.out)).lower() or "model"
     try:
         features = _read_features(args.features) if args.features else None
+        slices = _read_spec_part(args.slices, "slices") if args.slices else None
         spec = TrainingRunSpec.model_validate(
             {
                 "datasetRef": {"name": "local"},
                 "target": args.target,
                 "features": features,
+                "slices": slices,
                 "estimator": {
                     "kind": args.estimator,
                     "params": dict(args.param) or None,
@@ -269,12 +277,17 @@ def _local_tracking(args: argparse.Namespace, name: str) -> Any:
 
 
 def _read_features(path: str) -> Any:
+    return _read_spec_part(path, "features")
+
+
+def _read_spec_part(path: str, key: str) -> Any:
+    """A YAML file holding spec.<key> itself, or a TrainingRun manifest whose spec.<key> is taken."""
     import yaml
 
     with open(path, encoding="utf-8") as fh:
         doc = yaml.safe_load(fh)
     if isinstance(doc, dict) and doc.get("kind") == "TrainingRun":
-        return (doc.get("spec") or {}).get("features")
+        return (doc.get("spec") or {}).get(key)
     return doc
 
 

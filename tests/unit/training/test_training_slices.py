@@ -249,3 +249,22 @@ def test_manifests_without_slices_keep_their_bytes(tmp_path: Path) -> None:
     )
     assert report.phase == "Succeeded" and report.slices is None
     assert "slices" not in json.loads((out / "manifest.json").read_text())
+
+
+def test_gyre_train_local_takes_the_slices_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gyre.cli import main
+
+    monkeypatch.setenv("GYRE_TERMINATION_LOG", str(tmp_path / "log"))
+    data = tmp_path / "groups.csv"
+    flipped_groups().to_csv(data, index=False)
+    slices = tmp_path / "slices.yaml"
+    slices.write_text("columns: [group]\nexcludeFromFeatures: [group]\nminCount: 5\n")
+    out = tmp_path / "model"
+    args = ["train", "--local", "--dataset", f"file://{data}", "--target", "target", "--no-onnx"]
+    args += ["--estimator", "DecisionTreeClassifier", "--param", "max_depth=1", "--out", str(out)]
+    assert main([*args, "--slices", str(slices)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [f["name"] for f in manifest["features"]] == ["x"]
+    assert manifest["slices"]["gaps"] == {"accuracy": 1.0}
