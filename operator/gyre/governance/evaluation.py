@@ -234,9 +234,11 @@ def summarise_data(
 ) -> DataSummary:
     """The features and the target of `frame`, one ColumnSummary each (Gyre's reference profile, shortened).
 
-    A column the profiler cannot summarise (e.g. timestamps fed to a dateParts transform) is listed with its
+    A column the profiler cannot summarise, or timestamps (fed to a dateParts transform), is listed with its
     missing rate and distinct count only.
     """
+    from pandas.api.types import is_datetime64_any_dtype
+
     from gyre.data.errors import DataError
     from gyre.drift.profile import ProfileError, build_profile
 
@@ -247,18 +249,21 @@ def summarise_data(
     summaries = []
     for name, kind in columns:
         series = frame[name]
+        basic = ColumnSummary(
+            name=name,
+            kind=kind,
+            missing_rate=float(series.isna().mean()) if len(series) else 0.0,
+            distinct=int(series.nunique(dropna=True)),
+        )
+        if is_datetime64_any_dtype(series.dtype):
+            # The profiler would read timestamps as nanosecond integers (and NaT as the smallest one).
+            summaries.append(basic)
+            continue
         try:
             col = build_profile(frame[[name]], {name: kind}).columns[name]
         except (ProfileError, DataError, TypeError, ValueError) as exc:
             log.info("column %s: no profile for the model card: %s", name, exc)
-            summaries.append(
-                ColumnSummary(
-                    name=name,
-                    kind=kind,
-                    missing_rate=float(series.isna().mean()) if len(series) else 0.0,
-                    distinct=int(series.nunique(dropna=True)),
-                )
-            )
+            summaries.append(basic)
             continue
         top = [str(v) for v in (col.values or [])[:TOP_VALUES]] if kind != ColumnKind.NUMERIC else None
         summaries.append(
