@@ -89,7 +89,9 @@ def assert_card_in_store(kube: Kube, status: dict[str, Any], run: str) -> None:
     )
     assert found["title"] == f"# Model card: {kube.namespace}/{run}"
     accuracy = f"{status['metrics']['accuracy']:.4f}"
-    assert len(found["accuracy"]) == 1 and found["accuracy"][0].startswith(f"| accuracy | {accuracy} | [")
+    metric_row, gate_row = found["accuracy"]  # the metric with its interval, then the run's accuracy gate
+    assert metric_row.startswith(f"| accuracy | {accuracy} | [") and metric_row.endswith("| higher |")
+    assert gate_row == f"| accuracy | min 0.8 | {accuracy} | passed |"
     assert found["html"] > 1000
 
 

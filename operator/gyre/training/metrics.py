@@ -15,7 +15,6 @@ __all__ = [
     "compute_metrics",
     "known_metrics",
     "metrics_from_predictions",
-    "roc_auc",
 ]
 
 CLASSIFICATION_METRICS = (
@@ -54,13 +53,13 @@ def _classification(y: Any, predicted: Any, proba: Any, classes: Sequence[Any] |
     if proba is not None and classes is not None:
         classes = list(classes)
         out["log_loss"] = m.log_loss(y, proba, labels=classes)
-        auc = roc_auc(y, proba, classes)
+        auc = _roc_auc(y, proba, classes)
         if auc is not None:
             out["roc_auc"] = auc
     return {k: float(v) for k, v in out.items()}
 
 
-def roc_auc(y: Any, proba: Any, classes: Sequence[Any]) -> float | None:
+def _roc_auc(y: Any, proba: Any, classes: Sequence[Any]) -> float | None:
     """ROC AUC (one-vs-rest macro for more than two classes), or None when a class is absent from `y`."""
     from sklearn import metrics as m
 

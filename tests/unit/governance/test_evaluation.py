@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gyre.api.dataset import ColumnKind
 from gyre.governance.evaluation import _Resampler, bootstrap_intervals, evaluate, summarise_data
+from gyre.training.manifest import FeatureSpec
 from gyre.training.metrics import compute_metrics
 from gyre.training.trainer import TrainOptions, train_model
 
@@ -98,3 +100,17 @@ def test_the_data_summary_covers_features_and_target_with_missing_rates_and_top_
     assert by_name["a"].mean == pytest.approx(frame["a"].mean())
     assert set(by_name["c"].top or []) == {"up", "down"}
     assert by_name["label"].kind == "categorical" and by_name["label"].distinct == 2
+
+
+def test_timestamps_are_summarised_by_missing_rate_and_distinct_count_only() -> None:
+    frame = pd.DataFrame(
+        {"when": pd.date_range("2026-01-01", periods=10, freq="D"), "x": np.arange(10.0), "y": [0, 1] * 5}
+    )
+    frame.loc[3, "when"] = pd.NaT
+    features = [
+        FeatureSpec(name="when", kind=ColumnKind.NUMERIC),
+        FeatureSpec(name="x", kind=ColumnKind.NUMERIC),
+    ]
+    when = summarise_data(frame, features, "y", "classification", {}).columns[0]
+    assert (when.missing_rate, when.distinct) == (0.1, 9)
+    assert when.mean is None and when.min is None and when.max is None
