@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "gyre.drift.cli",  # drift check, drift run
     "gyre.controllers.drift_report",  # drift report (after gyre.drift.cli: it joins that group)
     "gyre.controllers.audit",  # history
+    "gyre.controllers.cards",  # card, runs compare
 )
 
 

@@ -64,6 +64,37 @@ def served_run(kube: Kube, deployment: str) -> str | None:
     return (status.get("modelVersion") or {}).get("trainingRun")
 
 
+_CARD_PROBE = """
+import json, os, sys
+md = open(sys.argv[1], encoding="utf-8").read().splitlines()
+found = {"title": md[0], "accuracy": [l for l in md if l.startswith("| accuracy |")], "html": os.path.getsize(sys.argv[2])}
+open("/dev/termination-log", "w").write(json.dumps(found))
+"""
+
+
+def assert_card_in_store(kube: Kube, status: dict[str, Any], run: str) -> None:
+    """The status links card.md and card.html beside the model, and the store holds them (read from a pod that
+    mounts the artifact volume, as the training pod did)."""
+    card = status["card"]
+    model = status["modelUri"].rstrip("/")
+    assert (card["markdownUri"], card["htmlUri"]) == (f"{model}/card.md", f"{model}/card.html")
+    relative = model[model.rfind("/models/") + 1 :]
+    root = "/var/lib/gyre/artifacts/"
+    found = json.loads(
+        kube.run_pod(
+            f"{run}-card",
+            ["python3", "-c", _CARD_PROBE, f"{root}{relative}/card.md", f"{root}{relative}/card.html"],
+            mount_artifacts=True,
+        )
+    )
+    assert found["title"] == f"# Model card: {kube.namespace}/{run}"
+    accuracy = f"{status['metrics']['accuracy']:.4f}"
+    metric_row, gate_row = found["accuracy"]  # the metric with its interval, then the run's accuracy gate
+    assert metric_row.startswith(f"| accuracy | {accuracy} | [") and metric_row.endswith("| higher |")
+    assert gate_row == f"| accuracy | min 0.8 | {accuracy} | passed |"
+    assert found["html"] > 1000
+
+
 def test_dataset_and_training_run_reproduce_an_in_process_fit(kube: Kube, tmp_path: Path) -> None:
     kube.create("Dataset", "iris", {"source": {"uri": "builtin://iris"}, "target": "target"})
     dataset = kube.wait_phase("Dataset", "iris", {"Ready"}, timeout=300)
@@ -75,6 +106,7 @@ def test_dataset_and_training_run_reproduce_an_in_process_fit(kube: Kube, tmp_pa
     assert condition(kube.get("TrainingRun", "iris-rf"), "Validated")["status"] == "True"  # type: ignore[index]
     assert run["datasetFingerprint"] == status["fingerprint"]
     assert run["modelSha256"] and run["modelUri"]
+    assert_card_in_store(kube, run, "iris-rf")
 
     local = local_fit(
         tmp_path,

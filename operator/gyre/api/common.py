@@ -14,6 +14,7 @@ __all__ = [
     "DURATION_PATTERN",
     "FINGERPRINT_PATTERN",
     "GROUP",
+    "METRIC_PATTERN",
     "QUANTITY_PATTERN",
     "REFRESH_ANNOTATION",
     "TRIGGER_ANNOTATION",
@@ -48,6 +49,8 @@ REFRESH_ANNOTATION = "gyre.dev/refresh-requested-at"
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 FINGERPRINT_PATTERN = r"^sha256:[0-9a-f]{64}$"
+METRIC_PATTERN = r"^[a-z][a-z0-9_]*$"
+"""A metric name as status.metrics reports it (accuracy, f1_macro, rmse)."""
 # The Kubernetes resource.Quantity grammar (suffixes: binary Ki..Ei, decimal n..E, or an exponent).
 QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 

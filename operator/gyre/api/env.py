@@ -66,6 +66,15 @@ __all__ = [
     "STORE_SECRET_REQUIRED_S3",
     "TERMINATION_LOG",
     "TRACK",
+    "TRACKING_EXPERIMENT",
+    "TRACKING_PASSWORD",
+    "TRACKING_SECRET",
+    "TRACKING_SECRET_KEYS",
+    "TRACKING_TOKEN",
+    "TRACKING_URI",
+    "TRACKING_USERNAME",
+    "TRAINING_IMAGE",
+    "TRAINING_RUN_UID",
     "TRAINING_SPEC",
     "TRIGGER",
 ]
@@ -96,6 +105,18 @@ DATASET_COLUMNS = (
 )
 TRIGGER = "GYRE_TRIGGER"  # why the run exists: manual, or drift:<namespace>/<monitor>
 JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in an Indexed Job: the search trial to run
+
+# MLflow tracking (chart tracking.mlflow -> gyre.builders.settings; builders/tracking.py -> `gyre train` ->
+# gyre.tracking.mlflow). The URI is also the operator's own setting; the credentials are MLflow's own variable names,
+# each a secretKeyRef (spec.tracking.*SecretRef, or the optional keys of the namespace's TRACKING_SECRET).
+TRACKING_URI = "GYRE_TRACKING_URI"  # the MLflow tracking server's base URL; unset: no tracking
+TRACKING_EXPERIMENT = "GYRE_TRACKING_EXPERIMENT"  # the experiment the run is logged in
+TRAINING_RUN_UID = "GYRE_TRAINING_RUN_UID"  # the TrainingRun's uid: tags the MLflow run, so a retry reuses it
+TRAINING_IMAGE = "GYRE_TRAINING_IMAGE"  # the image the training Job runs, for the MLflow run's lineage tags
+TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"  # bearer token
+TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"  # HTTP basic authentication
+TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
+TRACKING_SECRET_KEYS = (TRACKING_TOKEN, TRACKING_USERNAME, TRACKING_PASSWORD)
 
 # The drift check Job (builders/drift.py -> `gyre drift run`).
 DRIFT_CONFIG = "GYRE_DRIFT_CONFIG"  # the DriftConfig as JSON (drift share, minimum rows, columns, overrides)
@@ -161,3 +182,4 @@ OPERATOR_INSTANCE = "GYRE_OPERATOR_INSTANCE"  # handle only objects labelled wit
 METRICS_PORT = "GYRE_METRICS_PORT"  # port of the operator's Prometheus metrics; 0 turns them off
 NETWORK_POLICY = "GYRE_NETWORK_POLICY"  # true (default): a NetworkPolicy per ModelDeployment; false: none
 MONITORING_NAMESPACE = "GYRE_MONITORING_NAMESPACE"  # namespace that policy also admits (e.g. Prometheus)
+TRACKING_SECRET = "GYRE_TRACKING_SECRET"  # Secret in each namespace with optional MLFLOW_TRACKING_* keys for GYRE_TRACKING_URI

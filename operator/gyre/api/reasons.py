@@ -31,6 +31,8 @@ class ConditionType(StrEnum):
     """False while the API server refuses a write the operator needs (RBAC, an admission policy); absent otherwise."""
     APPROVED = "Approved"
     """ModelDeployment with promotion.approval Required: whether what it would serve is approved; absent otherwise."""
+    TRACKED = "Tracked"
+    """TrainingRun: logged to MLflow (True) or not (False, with why); absent when no tracking server applies."""
 
 
 class EventType(StrEnum):
@@ -89,6 +91,11 @@ class Reason(StrEnum):
     GATES_PASSED = "GatesPassed"
     GATES_FAILED = "GatesFailed"
     NO_GATES = "NoGates"
+    TRACKED = "Tracked"  # logged as an MLflow run (docs/tracking.md)
+    TRACKING_FAILED = "TrackingFailed"  # the pod could not log to MLflow; training is unaffected
+    TRACKING_REFUSED = (
+        "TrackingRefused"  # spec.tracking.uri refused by the source policy; the run is not logged
+    )
 
     # ModelDeployment
     TRAINING_RUN_NOT_FOUND = "TrainingRunNotFound"

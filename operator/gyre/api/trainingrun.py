@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, model_validator
 
 from gyre.api.common import (
+    METRIC_PATTERN,
     ApiModel,
     Condition,
     Fingerprint,
@@ -16,6 +17,8 @@ from gyre.api.common import (
     bounds_rules,
 )
 from gyre.api.features import FeaturesSpec
+from gyre.api.slices import SlicesSpec, SlicesStatus
+from gyre.api.tracking import TrackingSpec, TrackingStatus
 
 __all__ = [
     "BOOSTED_KINDS",
@@ -24,12 +27,14 @@ __all__ = [
     "ESTIMATOR_ALLOWLIST",
     "LOWER_IS_BETTER",
     "REGRESSORS",
+    "CardSpec",
     "DatasetReference",
     "EarlyStopping",
     "EstimatorKind",
     "EstimatorSpec",
     "Gate",
     "Lineage",
+    "ModelCardStatus",
     "OnnxStatus",
     "ParamSpace",
     "Preprocessing",
@@ -125,8 +130,6 @@ DEFAULT_METRICS: dict[Task, tuple[str, ...]] = {
 }
 # Error-like metrics: smaller is better (decides the default search goal and how gates read).
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mse", "mae", "mape", "log_loss", "median_ae"})
-
-METRIC_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 def task_of(kind: str) -> Task:
@@ -233,6 +236,38 @@ class Gate(ApiModel):
     """The metric must be at most this."""
 
 
+CardText = Annotated[str, Field(min_length=1, max_length=4000)]
+CardOwner = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class CardSpec(ApiModel):
+    """What people state about the model, printed at the top of its model card."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.intendedUse) || has(self.limitations) || has(self.owners)",
+                    "message": "spec.card needs at least one of intendedUse, limitations or owners",
+                },
+            ]
+        }
+    )
+
+    intended_use: CardText | None = None
+    """What the model is for and who may rely on it (plain text or Markdown; shown as text, never as HTML)."""
+    limitations: CardText | None = None
+    """Known limits: populations, ranges or uses the model was not trained or validated for."""
+    owners: list[CardOwner] | None = Field(default=None, min_length=1, max_length=16)
+    """Who answers for the model: people, teams or addresses."""
+
+    @model_validator(mode="after")
+    def _something_stated(self) -> CardSpec:
+        if self.intended_use is None and self.limitations is None and self.owners is None:
+            raise ValueError("spec.card needs at least one of intendedUse, limitations or owners")
+        return self
+
+
 class ParamSpace(ApiModel):
     """The values one hyperparameter may take: a list, or a numeric range (random search only)."""
 
@@ -332,6 +367,17 @@ class TrainingRunSpec(ApiModel):
                     "rule": "self == oldSelf",
                     "message": "a TrainingRun's spec is immutable; create a new TrainingRun instead",
                 },
+                {
+                    "rule": "!has(self.slices) || !has(self.slices.excludeFromFeatures) || !has(self.features) || "
+                    "((!has(self.features.columns) || self.slices.excludeFromFeatures.all(c, "
+                    "!(c in self.features.columns))) && (!has(self.features.transforms) || "
+                    "self.features.transforms.all(t, self.slices.excludeFromFeatures.all(c, !(c in t.columns)))))",
+                    "message": "a column in slices.excludeFromFeatures cannot also be named in spec.features",
+                },
+                {
+                    "rule": "!has(self.slices) || !has(self.target) || !(self.target in self.slices.columns)",
+                    "message": "the target cannot be a slice column; slice by an input or another column",
+                },
             ]
         }
     )
@@ -357,6 +403,12 @@ class TrainingRunSpec(ApiModel):
     """Bounds the metrics must meet for the model to be validated; a model that fails a gate is never promoted."""
     search: SearchSpec | None = None
     """Hyperparameter search; unset trains once with estimator.params."""
+    slices: SlicesSpec | None = None
+    """Columns (a region, a sensitive attribute) whose values split the test rows into slices, each measured on its
+    own, with counts, and optional gates on the gap between slices (docs/fairness.md)."""
+    tracking: TrackingSpec | None = None
+    """Log the run (and each search trial, as a child run) to an MLflow tracking server; default: the operator's
+    server when it has one (docs/tracking.md)."""
     resources: ResourceRequirements | None = None
     """Resources of each training container."""
     image: str | None = Field(default=None, max_length=512)
@@ -365,6 +417,23 @@ class TrainingRunSpec(ApiModel):
     """Fail the run when its Job runs longer than this."""
     backoff_limit: int = Field(default=0, ge=0, le=10)
     """Pod retries before the Job fails; training is deterministic, so retries only help with evictions."""
+    card: CardSpec | None = None
+    """Intended use, limitations and owners, stated in the model card written beside the model
+    (docs/model-cards.md)."""
+
+    @model_validator(mode="after")
+    def _slices_fit_features(self) -> TrainingRunSpec:
+        if self.slices is None:
+            return self
+        named = set(self.features.named_columns()) if self.features else set()
+        both = [c for c in self.slices.exclude_from_features or [] if c in named]
+        if both:
+            raise ValueError(
+                f"slices.excludeFromFeatures names {', '.join(both)}, which spec.features uses as input"
+            )
+        if self.target is not None and self.target in self.slices.columns:
+            raise ValueError(f"the target {self.target!r} cannot be a slice column")
+        return self
 
 
 class OnnxStatus(StatusModel):
@@ -404,6 +473,15 @@ class Lineage(StatusModel):
     """What started the run: manual, or drift:<namespace>/<monitor> for a retrain."""
     image: str | None = None
     """The image that trained the model."""
+
+
+class ModelCardStatus(StatusModel):
+    """Where the model card of the (best) model is: beside the model in the artifact store."""
+
+    markdown_uri: str | None = None
+    """The card as Markdown (`card.md` in the model directory)."""
+    html_uri: str | None = None
+    """The card as one self-contained HTML page (`card.html`); `gyre card NAMESPACE/RUN --html` fetches it."""
 
 
 class TrainingRunStatus(StatusModel):
@@ -446,6 +524,13 @@ class TrainingRunStatus(StatusModel):
     """Index of the winning trial."""
     lineage: Lineage | None = None
     """Dataset, trigger and image that produced the model."""
+    slices: SlicesStatus | None = None
+    """spec.slices: the worst slices and the gap of each metric across each column (all slices: manifest.json)."""
+    tracking: TrackingStatus | None = None
+    """The MLflow experiment and run this run was logged as (condition Tracked)."""
+    card: ModelCardStatus | None = None
+    """The model card (docs/model-cards.md): intended use, data, training, metrics with confidence intervals,
+    gates and lineage."""
     conditions: list[Condition] | None = None
     """DatasetReady, Running, Succeeded, Failed and Validated (gates passed or which gate failed)."""
     observed_generation: int | None = None

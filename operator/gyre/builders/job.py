@@ -27,6 +27,7 @@ from gyre.builders.meta import Owner, child_name, short_hash
 # build_artifact_pvc lives with the other pod parts; re-exported here, where the controllers import it.
 from gyre.builders.pods import build_artifact_pvc, build_job, container_resources
 from gyre.builders.settings import OperatorSettings
+from gyre.builders.tracking import TrackingPlan, tracking_env
 
 __all__ = [
     "ANNOTATION_GENERATION",
@@ -142,6 +143,7 @@ def build_training_job(
     dataset: DatasetInput,
     *,
     trigger: str = "manual",
+    tracking: TrackingPlan | None = None,
 ) -> dict[str, Any]:
     """The training Job; with spec.search, an Indexed Job whose completion index (JOB_COMPLETION_INDEX, read by
     the trainer) selects the trial.
@@ -172,6 +174,7 @@ def build_training_job(
     if dataset.columns:
         columns = [{"name": n, "kind": k} for n, k in dataset.columns]
         env.append({"name": DATASET_COLUMNS, "value": json.dumps(columns, separators=(",", ":"))})
+    env += tracking_env(owner, tracking)
     annotations = {
         ANNOTATION_GENERATION: str(owner.generation),
         "gyre.dev/dataset-fingerprint": dataset.fingerprint,

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gyre.api import env
+from gyre.api.tracking import TRACKING_URI_PATTERN
 from gyre.policy.images import ImagePolicy
 from gyre.policy.sources import SourcePolicy
 from gyre.store.store import namespace_store_url
@@ -63,6 +64,12 @@ class OperatorSettings(BaseModel):
     """GYRE_NETWORK_POLICY: give each ModelDeployment a NetworkPolicy admitting only its namespace (and below)."""
     monitoring_namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     """GYRE_MONITORING_NAMESPACE: the one other namespace that NetworkPolicy admits to the model port."""
+    tracking_uri: str | None = Field(default=None, pattern=TRACKING_URI_PATTERN)
+    """GYRE_TRACKING_URI: the MLflow tracking server every TrainingRun is logged to (unless its spec.tracking says
+    otherwise); unset: only runs with spec.tracking.uri are logged."""
+    tracking_secret: str | None = Field(default=None, pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
+    """GYRE_TRACKING_SECRET: Secret in each namespace whose optional keys MLFLOW_TRACKING_TOKEN, _USERNAME and
+    _PASSWORD authenticate the training pods to GYRE_TRACKING_URI."""
 
     @field_validator("artifact_store")
     @classmethod
@@ -104,6 +111,8 @@ class OperatorSettings(BaseModel):
             or None,
             "network_policy": get(env.NETWORK_POLICY),
             "monitoring_namespace": get(env.MONITORING_NAMESPACE),
+            "tracking_uri": get(env.TRACKING_URI),
+            "tracking_secret": get(env.TRACKING_SECRET),
         }
         return cls.model_validate({k: v for k, v in values.items() if v is not None})
 

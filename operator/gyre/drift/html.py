@@ -11,6 +11,8 @@ from __future__ import annotations
 from html import escape
 
 from gyre.drift.check import Chart, ColumnDrift, DriftReport
+from gyre.html_page import fmt_number as _fmt
+from gyre.html_page import html_page
 
 __all__ = ["render_html"]
 
@@ -18,28 +20,13 @@ _W, _H, _PAD_L, _PAD_B, _PAD_T = 640, 220, 48, 56, 10
 _REF, _CUR = "#4C78A8", "#F58518"
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:980px;
-color:#1d1d1f;padding:0 16px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0}
-.summary{border:1px solid #ddd;border-radius:8px;padding:12px 16px;margin:12px 0 20px;background:#fafafa}
 .verdict{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
 .drift{background:#c0392b}.no_drift{background:#27ae60}.insufficient_data{background:#7f8c8d}
-table{border-collapse:collapse;margin-top:8px}td,th{padding:2px 10px 2px 0;text-align:left;font-size:13px}
-th{color:#555;font-weight:600}
 section.feature{border-top:1px solid #e5e5e5;padding:14px 0}
 .facts{color:#444;font-size:13px;margin:4px 0 6px}.facts b{color:#1d1d1f}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;vertical-align:-1px}
-.msg{color:#8a4b08;font-size:13px}
 svg text{font:11px system-ui,sans-serif;fill:#555}
 """
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    if x is None:
-        return "n/a"
-    if x != 0 and abs(x) < 10**-digits:
-        return f"{x:.2e}"
-    return f"{x:.{digits}f}"
 
 
 def _svg(name: str, chart: Chart) -> str:
@@ -142,10 +129,7 @@ def render_html(report: DriftReport, *, title: str = "Drift report") -> str:
         window = (
             f"<br>window: {escape(', '.join(f'{k} {v}' for k, v in report.window.items() if k != 'files'))}"
         )
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style></head><body>'
+    body = (
         f"<h1>{escape(title)}</h1>"
         f'<div class="summary"><span class="verdict {report.verdict}">{report.verdict.replace("_", " ")}</span> '
         f"{report.number_of_drifted_columns} of {report.number_of_columns} features drifted "
@@ -155,5 +139,6 @@ def render_html(report: DriftReport, *, title: str = "Drift report") -> str:
         f'<div class="legend"><span style="background:{_REF}"></span>reference'
         f'<span style="background:{_CUR}"></span>current</div>'
         "<table><tr><th>feature</th><th>test</th><th>effect</th><th>p (adjusted) / score</th><th>verdict</th></tr>"
-        f"{rows}</table></div>" + "".join(_feature(c) for c in ordered) + "</body></html>\n"
+        f"{rows}</table></div>" + "".join(_feature(c) for c in ordered)
     )
+    return html_page(title, body, css=_CSS)

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from gyre.api.common import Condition, set_condition
+from gyre.api.common import Condition, find_condition, set_condition
 from gyre.api.dataset import DatasetSpec, DatasetStatus
-from gyre.api.gates import evaluate_gates
+from gyre.api.gates import combine_verdicts, evaluate_gates, evaluate_slice_gates
 from gyre.api.reasons import ConditionType, EventType, Reason
+from gyre.api.tracking import TrackingStatus
 from gyre.api.trainingrun import (
     DEFAULT_METRICS,
     Lineage,
+    ModelCardStatus,
     OnnxStatus,
     TrainingRunSpec,
     TrainingRunStatus,
@@ -29,9 +31,12 @@ from gyre.api.trainingrun import (
 from gyre.builders.job import DatasetInput, build_training_job, training_job_name
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
+from gyre.builders.tracking import resolve_tracking
+from gyre.governance.card import CARD_HTML, CARD_MARKDOWN
 from gyre.reconcile.observed import JobView, PodResult, explain_failure, parse_time, untrusted_result
 from gyre.reconcile.plan import Event, Plan, create_with_claim
 from gyre.training.report import TrainReport
+from gyre.training.slices import slices_spec_problem
 
 __all__ = [
     "MAX_TRIALS",
@@ -42,6 +47,7 @@ __all__ = [
     "apply_training_result",
     "plan_trainingrun",
     "primary_metric",
+    "record_tracking",
     "resolve_dataset",
     "training_reports",
 ]
@@ -157,10 +163,36 @@ def resolve_dataset(spec: TrainingRunSpec, dataset: DatasetView | None) -> Datas
                 f"Dataset {ref.name} has no column(s) {', '.join(missing)}; it has: {', '.join(columns[:30])}",
                 True,
             )
+        unsliceable = _slice_columns_problem(spec, target, columns, ref.name)
+        if unsliceable is not None:
+            return unsliceable
     kinds = tuple((c.name, c.kind) for c in ds_status.columns or [])
     return DatasetInput(
         name=ref.name, uri=uri, fingerprint=fingerprint, version=version, target=target, columns=kinds
     )
+
+
+def _slice_columns_problem(
+    spec: TrainingRunSpec, target: str, columns: Sequence[str], dataset: str
+) -> DatasetProblem | None:
+    """Why spec.slices.columns cannot be sliced on this Dataset: a column it lacks, or its target."""
+    if spec.slices is None:
+        return None
+    missing = [c for c in spec.slices.columns if c not in columns]
+    if missing:
+        return DatasetProblem(
+            Reason.UNKNOWN_COLUMNS,
+            f"spec.slices.columns names {', '.join(missing)}, not in Dataset {dataset}; it has: "
+            f"{', '.join(columns[:30])}",
+            True,
+        )
+    if target in spec.slices.columns:
+        return DatasetProblem(
+            Reason.INVALID_SPEC,
+            f"spec.slices.columns names the target {target!r}; slice by an input or another column",
+            True,
+        )
+    return None
 
 
 def _fail(plan: Plan[TrainingRunStatus], generation: int, now: datetime, reason: str, message: str) -> None:
@@ -215,6 +247,15 @@ def plan_trainingrun(obs: ObservedTrainingRun) -> Plan[TrainingRunStatus]:
         )
         _fail(plan, generation, obs.now, Reason.SEARCH_TOO_LARGE, message)
         return plan
+    if spec.slices is not None:
+        problem = slices_spec_problem(
+            spec.slices,
+            task=task_of(spec.estimator.kind),
+            default_metrics=spec.metrics or DEFAULT_METRICS[task_of(spec.estimator.kind)],
+        )
+        if problem is not None:
+            _fail(plan, generation, obs.now, Reason.INVALID_SPEC, problem)
+            return plan
     refusal = obs.settings.image_policy.spec_refusal(spec.image)
     if refusal is not None:
         _fail(plan, generation, obs.now, Reason.IMAGE_NOT_ALLOWED, refusal)
@@ -262,8 +303,11 @@ def _start(
     version = f"version {dataset.version}" if dataset.version is not None else dataset.fingerprint
     trials = spec.search.trial_count() if spec.search else 1
     what = f"{trials} trials" if spec.search else "one model"
+    tracking = resolve_tracking(obs.owner, spec, obs.settings)
     if obs.job is None:
-        job = build_training_job(obs.owner, spec, obs.settings, dataset, trigger=obs.trigger)
+        job = build_training_job(
+            obs.owner, spec, obs.settings, dataset, trigger=obs.trigger, tracking=tracking
+        )
         plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
         plan.event(
             EventType.NORMAL,
@@ -300,6 +344,18 @@ def _start(
         f"Job {job_name} trains {what}",
         generation=generation,
     )
+    if tracking is not None and tracking.refusal is not None:
+        refused_before = find_condition(status.conditions, ConditionType.TRACKED)
+        status.conditions = set_condition(
+            status.conditions,
+            ConditionType.TRACKED,
+            "False",
+            Reason.TRACKING_REFUSED,
+            tracking.refusal,
+            generation=generation,
+        )
+        if refused_before is None:
+            plan.event(EventType.WARNING, Reason.TRACKING_REFUSED, tracking.refusal)
 
 
 def training_reports(results: Sequence[PodResult], job: JobView) -> dict[int, TrainReport]:
@@ -372,6 +428,7 @@ def apply_training_result(
         )
         status.conditions = conditions
         events.append(Event(EventType.WARNING, Reason.FAILED, message[:1000]))
+        events.extend(record_tracking(status, reports, generation=generation))
         return status, events
 
     def rank(item: tuple[int, TrainReport]) -> float:
@@ -391,6 +448,11 @@ def apply_training_result(
     status.model_sha256 = best.model_sha256
     if best.onnx:
         status.onnx = OnnxStatus(status=best.onnx, reason=best.onnx_reason)
+    if best.card and best.model_uri:
+        status.card = ModelCardStatus(
+            markdown_uri=f"{best.model_uri.rstrip('/')}/{CARD_MARKDOWN}",
+            html_uri=f"{best.model_uri.rstrip('/')}/{CARD_HTML}",
+        )
     if spec.search is not None:
         status.best_trial = best_index
     conditions = set_condition(
@@ -407,6 +469,9 @@ def apply_training_result(
         generation=generation,
     )
     verdict = evaluate_gates(spec.gates, best.metrics)
+    if spec.slices is not None:
+        status.slices = best.slices
+        verdict = combine_verdicts(verdict, evaluate_slice_gates(spec.slices, best.slices))
     conditions = set_condition(
         conditions,
         ConditionType.VALIDATED,
@@ -419,4 +484,51 @@ def apply_training_result(
     events.append(Event(EventType.NORMAL, Reason.SUCCEEDED, f"{score}{where}; model at {best.model_uri}"))
     if not verdict.passed:
         events.append(Event(EventType.WARNING, Reason.GATES_FAILED, verdict.message[:1000]))
+    events.extend(record_tracking(status, reports, generation=generation))
     return status, events
+
+
+def record_tracking(
+    status: TrainingRunStatus, reports: dict[int, TrainReport], *, generation: int
+) -> list[Event]:
+    """Fold the pods' MLflow outcomes into status.tracking and the Tracked condition (in place).
+
+    Nothing when no pod tried to log. Tracking never changes the phase or the gates: a failure is Tracked=False
+    with the first failure's message, and one Warning Event.
+    """
+    outcomes = [(i, r.tracking) for i, r in sorted(reports.items()) if r.tracking is not None]
+    if not outcomes:
+        return []
+    failed = [(i, o) for i, o in outcomes if not o.logged]
+    # A run that exists but lacks something (an artifact) still has its place in MLflow: point at it.
+    first = next((o for _, o in outcomes if o.run_id), None)
+    status.tracking = TrackingStatus(
+        experiment_id=first.experiment_id if first else None,
+        run_id=(first.parent_run_id or first.run_id) if first else None,
+        url=(first.parent_url or first.url) if first else None,
+        failed_trials=len(failed) if len(reports) > 1 and failed else None,
+    )
+    if failed:
+        index, outcome = failed[0]
+        where = f"trial {index}: " if len(reports) > 1 else ""
+        message = f"{len(failed)} of {len(outcomes)} runs not logged to MLflow; " if len(outcomes) > 1 else ""
+        message += f"{where}{outcome.message or 'no reason given'}"
+        status.conditions = set_condition(
+            status.conditions or [],
+            ConditionType.TRACKED,
+            "False",
+            Reason.TRACKING_FAILED,
+            message,
+            generation=generation,
+        )
+        return [Event(EventType.WARNING, Reason.TRACKING_FAILED, message[:1000])]
+    noun = "run" if len(outcomes) == 1 else f"parent run and {len(outcomes)} child runs"
+    status.conditions = set_condition(
+        status.conditions or [],
+        ConditionType.TRACKED,
+        "True",
+        Reason.TRACKED,
+        f"logged as MLflow {noun} {status.tracking.run_id} in experiment {status.tracking.experiment_id}",
+        generation=generation,
+    )
+    return []

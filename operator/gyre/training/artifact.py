@@ -30,6 +30,8 @@ from gyre.training.manifest import (
     MANIFEST_FILE,
     ArtifactRef,
     DatasetRef,
+    DataSummary,
+    Evaluation,
     FeatureSpec,
     Lineage,
     ModelManifest,
@@ -380,6 +382,8 @@ def write_model_dir(
     image: str | None = None,
     onnx: bool = True,
     created_at: datetime | None = None,
+    evaluation: Evaluation | None = None,
+    data_summary: DataSummary | None = None,
 ) -> ModelManifest:
     """Write model.skops, model.onnx (only when verified) and manifest.json (last) into `out_dir`.
 
@@ -434,6 +438,9 @@ def write_model_dir(
         libraries=library_versions(),
         created_at=created_at or datetime.now(UTC).replace(microsecond=0),
         lineage=lineage or Lineage(),
+        slices=result.slices.manifest() if result.slices is not None else None,
+        evaluation=evaluation,
+        data_summary=data_summary,
     )
     _write_atomic(directory / MANIFEST_FILE, manifest.to_bytes())
     return manifest

@@ -76,6 +76,22 @@ def register(subparsers: Any) -> None:
         "whose spec.features is used",
     )
     train.add_argument("--no-onnx", action="store_true", help="skip the ONNX conversion")
+    train.add_argument(
+        "--slices",
+        metavar="FILE",
+        help="for --local: a YAML file holding spec.slices (columns, excludeFromFeatures, metrics, minCount, gates; "
+        "docs/fairness.md), or a TrainingRun manifest whose spec.slices is used",
+    )
+    train.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        metavar="URL",
+        help="for --local: log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI); "
+        "credentials from $MLFLOW_TRACKING_TOKEN or $MLFLOW_TRACKING_USERNAME/_PASSWORD",
+    )
+    train.add_argument(
+        "--experiment", default=None, help="for --local: the MLflow experiment (default: local/<name>)"
+    )
     train.set_defaults(func=_train)
 
     model: argparse.ArgumentParser = subparsers.add_parser("model", help="model artifact tools")
@@ -208,11 +224,13 @@ def _train_local(args: argparse.Namespace) -> int:
     name = args.name or os.path.basename(os.path.abspath(args.out)).lower() or "model"
     try:
         features = _read_features(args.features) if args.features else None
+        slices = _read_spec_part(args.slices, "slices") if args.slices else None
         spec = TrainingRunSpec.model_validate(
             {
                 "datasetRef": {"name": "local"},
                 "target": args.target,
                 "features": features,
+                "slices": slices,
                 "estimator": {
                     "kind": args.estimator,
                     "params": dict(args.param) or None,
@@ -236,17 +254,40 @@ def _train_local(args: argparse.Namespace) -> int:
         out_dir=args.out,
         trigger="local",
         onnx=not args.no_onnx,
+        tracking=_local_tracking(args, name),
     )
     return _emit(run_training(job), local=True)
 
 
+def _local_tracking(args: argparse.Namespace, name: str) -> Any:
+    """The MLflow target of a --local run: a fresh run each time (its own uid), credentials from MLflow's env."""
+    import uuid
+
+    from gyre.tracking.mlflow import TrackingTarget
+
+    if not args.tracking_uri:
+        return None
+    environ = {
+        **os.environ,
+        env.TRACKING_URI: args.tracking_uri,
+        env.TRACKING_EXPERIMENT: args.experiment or f"local/{name}",
+        env.TRAINING_RUN_UID: f"local-{uuid.uuid4()}",
+    }
+    return TrackingTarget.from_env(environ)
+
+
 def _read_features(path: str) -> Any:
+    return _read_spec_part(path, "features")
+
+
+def _read_spec_part(path: str, key: str) -> Any:
+    """A YAML file holding spec.<key> itself, or a TrainingRun manifest whose spec.<key> is taken."""
     import yaml
 
     with open(path, encoding="utf-8") as fh:
         doc = yaml.safe_load(fh)
     if isinstance(doc, dict) and doc.get("kind") == "TrainingRun":
-        return (doc.get("spec") or {}).get("features")
+        return (doc.get("spec") or {}).get(key)
     return doc
 
 
@@ -256,6 +297,7 @@ def _train_pod(args: argparse.Namespace) -> int:
     from gyre.api.dataset import ColumnKind
     from gyre.api.trainingrun import TrainingRunSpec
     from gyre.data.report import ProfileReport
+    from gyre.tracking.mlflow import TrackingTarget
     from gyre.training.run import TrainJob, run_training
 
     if args.dataset_report:
@@ -326,6 +368,7 @@ def _train_pod(args: argparse.Namespace) -> int:
         kinds=kinds,
         trigger=os.environ.get(env.TRIGGER) or "manual",
         onnx=not args.no_onnx,
+        tracking=TrackingTarget.from_env(os.environ),
     )
     return _emit(run_training(job))
 

@@ -15,16 +15,24 @@ from gyre.api.trainingrun import Task
 __all__ = [
     "MANIFEST_FILE",
     "ArtifactRef",
+    "ClassMetrics",
+    "ColumnSummary",
+    "DataSummary",
     "DatasetRef",
+    "Evaluation",
     "FeatureSpec",
     "Lineage",
+    "MetricInterval",
     "ModelManifest",
     "NativeModelRef",
     "OnnxInfo",
+    "SliceEntry",
+    "SliceSummary",
     "TargetSpec",
 ]
 
 MANIFEST_FILE = "manifest.json"
+_OMITTED_WHEN_NONE = ("native", "evaluation", "data_summary", "slices")
 
 
 class _Model(BaseModel):
@@ -115,6 +123,87 @@ class Lineage(_Model):
     """What caused the run: manual, search, or drift:<namespace>/<monitor>#<check>."""
 
 
+class SliceEntry(_Model):
+    """One slice of the test split: the rows where `column` has `value` (gyre.training.slices)."""
+
+    column: str
+    value: str
+    count: int
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class SliceSummary(_Model):
+    """TrainingRun spec.slices measured: every slice, and per metric the widest gap between the large enough slices
+    of any one column. Its shape is a contract (the model card renders it): columns, metric, slices, gaps."""
+
+    columns: list[str]
+    metric: str
+    """The first slice metric: the one that ranks slices."""
+    slices: list[SliceEntry]
+    gaps: dict[str, float] = Field(default_factory=dict)
+
+
+class MetricInterval(_Model):
+    """A confidence interval of one metric."""
+
+    low: float
+    high: float
+
+
+class ClassMetrics(_Model):
+    """Precision, recall and F1 of one class on the test split."""
+
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    """Test rows whose true class is this one."""
+
+
+class Evaluation(_Model):
+    """How the model did on its held-out test split beyond the point metrics (gyre.governance.evaluation)."""
+
+    rows_train: int
+    rows_test: int
+    interval_method: Literal["bootstrap-percentile"] = "bootstrap-percentile"
+    """Each metric recomputed on `resamples` resamples (with replacement) of the test rows' predictions; the
+    interval spans the middle `confidence_level` of the resampled values."""
+    confidence_level: float = 0.95
+    resamples: int
+    seed: int
+    """Seed of the resampling, so the intervals can be recomputed exactly."""
+    intervals: dict[str, MetricInterval] = Field(default_factory=dict)
+    """Metric name -> interval; a metric no resample could compute (e.g. roc_auc when a class is rare) has none."""
+    classes: list[str] | None = None
+    """Class labels as text, in the order of `per_class` and of the confusion matrix's rows and columns."""
+    per_class: list[ClassMetrics] | None = None
+    confusion_matrix: list[list[int]] | None = None
+    """Rows: true class; columns: predicted class."""
+
+
+class ColumnSummary(_Model):
+    """One column of the training data, summarised."""
+
+    name: str
+    kind: ColumnKind
+    missing_rate: float
+    distinct: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    top: list[str] | None = None
+    """Most frequent values (categorical and binary columns), most frequent first."""
+
+
+class DataSummary(_Model):
+    """A summary of the dataset version the model was trained on: its features and target, before the split."""
+
+    rows: int
+    columns: list[ColumnSummary]
+
+
 class ModelManifest(_Model):
     """`manifest.json`: everything known about a model directory.
 
@@ -146,13 +235,18 @@ class ModelManifest(_Model):
     libraries: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     lineage: Lineage = Field(default_factory=Lineage)
+    slices: SliceSummary | None = None
+    """spec.slices: metrics per slice of the test split; absent when the run names no slice columns."""
+    evaluation: Evaluation | None = None
+    """Confidence intervals, per-class metrics and the confusion matrix on the test split (trained models)."""
+    data_summary: DataSummary | None = None
+    """The training data's columns, summarised for the model card (trained models)."""
 
     def to_json(self) -> str:
-        """The manifest as written to manifest.json (camelCase keys); `native` only when there is one, so the
+        """The manifest as written to manifest.json (camelCase keys); optional sections only when present, so the
         manifests of other models keep their exact bytes."""
-        return self.model_dump_json(
-            by_alias=True, indent=2, exclude={"native"} if self.native is None else None
-        )
+        absent = {name for name in _OMITTED_WHEN_NONE if getattr(self, name) is None}
+        return self.model_dump_json(by_alias=True, indent=2, exclude=absent or None)
 
     def to_bytes(self) -> bytes:
         """The exact bytes of manifest.json: the input of the model's digest."""

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "MetricError", "compute_metrics", "known_metrics"]
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "REGRESSION_METRICS",
+    "MetricError",
+    "compute_metrics",
+    "known_metrics",
+    "metrics_from_predictions",
+]
 
 CLASSIFICATION_METRICS = (
     "accuracy",
@@ -32,10 +39,9 @@ def known_metrics(task: str) -> tuple[str, ...]:
     return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
 
 
-def _classification(model: Any, x: Any, y: Any) -> dict[str, float]:
+def _classification(y: Any, predicted: Any, proba: Any, classes: Sequence[Any] | None) -> dict[str, float]:
     from sklearn import metrics as m
 
-    predicted = model.predict(x)
     out = {
         "accuracy": m.accuracy_score(y, predicted),
         "balanced_accuracy": m.balanced_accuracy_score(y, predicted),
@@ -44,23 +50,32 @@ def _classification(model: Any, x: Any, y: Any) -> dict[str, float]:
         "precision_macro": m.precision_score(y, predicted, average="macro", zero_division=0),
         "recall_macro": m.recall_score(y, predicted, average="macro", zero_division=0),
     }
-    if hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(x))
-        classes = list(model.classes_)
+    if proba is not None and classes is not None:
+        classes = list(classes)
         out["log_loss"] = m.log_loss(y, proba, labels=classes)
-        present = set(np.asarray(y).tolist())
-        # roc_auc needs every class in the test split (binary: both).
-        if len(classes) == 2 and len(present) == 2:
-            out["roc_auc"] = m.roc_auc_score(y, proba[:, 1])
-        elif len(classes) > 2 and present == set(classes):
-            out["roc_auc"] = m.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
+        auc = _roc_auc(y, proba, classes)
+        if auc is not None:
+            out["roc_auc"] = auc
     return {k: float(v) for k, v in out.items()}
 
 
-def _regression(model: Any, x: Any, y: Any) -> dict[str, float]:
+def _roc_auc(y: Any, proba: Any, classes: Sequence[Any]) -> float | None:
+    """ROC AUC (one-vs-rest macro for more than two classes), or None when a class is absent from `y`."""
     from sklearn import metrics as m
 
-    predicted = model.predict(x)
+    classes = list(classes)
+    present = set(np.asarray(y).tolist())
+    # roc_auc needs every class in the test split (binary: both).
+    if len(classes) == 2 and len(present) == 2:
+        return float(m.roc_auc_score(y, proba[:, 1]))
+    if len(classes) > 2 and present == set(classes):
+        return float(m.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes))
+    return None
+
+
+def _regression(y: Any, predicted: Any) -> dict[str, float]:
+    from sklearn import metrics as m
+
     mse = m.mean_squared_error(y, predicted)
     out = {
         "r2": m.r2_score(y, predicted),
@@ -84,6 +99,22 @@ def compute_metrics(
     unknown = [name for name in requested or () if name not in known]
     if unknown:
         raise MetricError(f"unknown {task} metric(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    values = _classification(model, x, y) if task == "classification" else _regression(model, x, y)
+    predicted = model.predict(x)
+    proba, classes = None, None
+    if task == "classification" and hasattr(model, "predict_proba"):
+        proba, classes = np.asarray(model.predict_proba(x)), list(model.classes_)
+    values = metrics_from_predictions(task, y, predicted, proba, classes)
     order = list(dict.fromkeys([*(requested or ()), *known]))
     return {name: values[name] for name in order if name in values and math.isfinite(values[name])}
+
+
+def metrics_from_predictions(
+    task: str, y: Any, predicted: Any, proba: Any = None, classes: Sequence[Any] | None = None
+) -> dict[str, float]:
+    """Every metric of the task from predictions already made (so resampling never predicts again).
+
+    `proba` (rows x classes, in the order of `classes`) adds log_loss and roc_auc for classifiers.
+    """
+    if task == "classification":
+        return _classification(y, predicted, proba, classes)
+    return _regression(y, predicted)

@@ -9,10 +9,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from gyre.api.slices import SlicesStatus
 from gyre.api.trainingrun import Task
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT
 
-__all__ = ["GateOutcome", "TrainReport"]
+__all__ = ["GateOutcome", "TrackingOutcome", "TrainReport"]
 
 _ERROR_CHARS = 1500
 _REASON_CHARS = 300
@@ -27,6 +28,22 @@ class GateOutcome(_Report):
 
     passed: bool
     message: str = ""
+
+
+class TrackingOutcome(_Report):
+    """Whether the pod logged its run to MLflow (gyre.tracking.mlflow); a failure never fails training."""
+
+    logged: bool
+    experiment_id: str | None = None
+    run_id: str | None = None
+    """This pod's MLflow run (a search trial's child run)."""
+    parent_run_id: str | None = None
+    """A search's parent run."""
+    url: str | None = None
+    """The run's page in the MLflow UI."""
+    parent_url: str | None = None
+    message: str | None = None
+    """Why logging failed (or what was left out)."""
 
 
 class TrainReport(_Report):
@@ -46,6 +63,12 @@ class TrainReport(_Report):
     onnx_reason: str | None = None
     dataset_fingerprint: str | None = None
     gates: GateOutcome | None = None
+    slices: SlicesStatus | None = None
+    """spec.slices: the worst slices and every gap (the operator evaluates the slice gates on them)."""
+    tracking: TrackingOutcome | None = None
+    """MLflow logging, when a tracking server applies."""
+    card: bool | None = None
+    """card.md and card.html were written beside the model (gyre.governance.card)."""
     error: str | None = None
     reason: str | None = None
     """CamelCase reason for a failure (InvalidSpec, DatasetMismatch, TrainingFailed, ...)."""
@@ -86,6 +109,7 @@ class TrainReport(_Report):
                 "model_sha256",
                 "dataset_fingerprint",
                 "reason",
+                "card",
                 "truncated",
             },
         )
@@ -114,6 +138,22 @@ def _short_gate_message(r: TrainReport) -> None:
         r.gates = GateOutcome(passed=r.gates.passed, message=r.gates.message[:200])
 
 
+def _short_tracking(r: TrainReport) -> None:
+    if r.tracking is not None:
+        message = (r.tracking.message or "")[:200] or None
+        r.tracking = r.tracking.model_copy(update={"url": None, "parent_url": None, "message": message})
+
+
+def _few_slices(r: TrainReport) -> None:
+    if r.slices is not None and r.slices.slices:
+        r.slices = r.slices.model_copy(update={"slices": r.slices.slices[:2]})
+
+
+def _no_slice_list(r: TrainReport) -> None:
+    if r.slices is not None:
+        r.slices = r.slices.model_copy(update={"slices": None})
+
+
 def _few_metrics(r: TrainReport) -> None:
     r.metrics = dict(list(r.metrics.items())[:8])
 
@@ -137,6 +177,9 @@ _SHRINK_STEPS: tuple[Callable[[TrainReport], None], ...] = (
     _drop_onnx_reason,
     _short_error,
     _short_gate_message,
+    _short_tracking,
+    _few_slices,
+    _no_slice_list,
     _few_metrics,
     _no_metrics,
     _no_gate_message,

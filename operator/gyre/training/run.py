@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -10,15 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gyre.api.dataset import ColumnKind
+from gyre.api.gates import combine_verdicts, evaluate_slice_gates
 from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.sources import SourceFormat, load_source
+from gyre.governance.card import CardInputs, parse_trigger, trigger_report_path, write_card
+from gyre.governance.evaluation import evaluate, summarise_data
 from gyre.store import ArtifactStore, StoreError, model_dir, trial_dir
+from gyre.tracking.mlflow import TrackingTarget, log_training
+from gyre.tracking.records import ARTIFACT_FILES, build_record
 from gyre.training.artifact import UntrustedModelError, write_model_dir
 from gyre.training.gates import evaluate_gates
-from gyre.training.manifest import DatasetRef, Lineage
-from gyre.training.report import GateOutcome, TrainReport
+from gyre.training.manifest import MANIFEST_FILE, DatasetRef, Lineage, ModelManifest
+from gyre.training.report import GateOutcome, TrackingOutcome, TrainReport
 from gyre.training.search import SearchError, trial_params
 from gyre.training.trainer import TRAINER_ERRORS, TrainOptions, train_model
 
@@ -53,6 +59,8 @@ class TrainJob:
     trigger: str = "manual"
     image: str | None = None
     onnx: bool = True
+    tracking: TrackingTarget | None = None
+    """Log the run to this MLflow server (gyre.tracking); its failure never fails the run."""
 
 
 def _failed(job: TrainJob, reason: str, error: str) -> TrainReport:
@@ -67,7 +75,15 @@ def _failed(job: TrainJob, reason: str, error: str) -> TrainReport:
 
 
 def run_training(job: TrainJob) -> TrainReport:
-    """Load, verify the fingerprint, train, write the model directory, evaluate gates; never raises."""
+    """Load, verify the fingerprint, train, write the model directory, evaluate gates, log the run to MLflow when
+    a tracking server is set; never raises."""
+    report = _train(job)
+    if job.tracking is not None:
+        report.tracking = _track(job, job.tracking, report)
+    return report
+
+
+def _train(job: TrainJob) -> TrainReport:
     try:
         return _run(job)
     except DataError as exc:
@@ -83,6 +99,74 @@ def run_training(job: TrainJob) -> TrainReport:
     except Exception as exc:
         log.exception("training failed")
         return _failed(job, "TrainingFailed", f"{type(exc).__name__}: {exc}")
+
+
+def _model_rel(job: TrainJob) -> str:
+    """The model directory under the store root: the run's, or its trial's for a search."""
+    if job.spec.search is not None and job.trial_index is not None:
+        return trial_dir(job.namespace, job.name, job.trial_index)
+    return model_dir(job.namespace, job.name)
+
+
+def _model_files(job: TrainJob, report: TrainReport) -> dict[str, bytes]:
+    """The model directory's files that tracking logs (those present)."""
+    if report.model_uri is None:
+        return {}
+    found: dict[str, bytes] = {}
+    if job.out_dir is not None:
+        for name in ARTIFACT_FILES:
+            path = os.path.join(job.out_dir, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as fh:
+                    found[name] = fh.read()
+        return found
+    store = ArtifactStore(job.store_url or "")
+    rel = _model_rel(job)
+    for name in ARTIFACT_FILES:
+        if store.exists(f"{rel}/{name}"):
+            found[name] = store.read_bytes(f"{rel}/{name}")
+    return found
+
+
+def _track(job: TrainJob, target: TrackingTarget, report: TrainReport) -> TrackingOutcome:
+    """Log the run to MLflow; any failure (reading the model files included) becomes the outcome, never raised."""
+    try:
+        files = _model_files(job, report)
+        manifest = ModelManifest.model_validate_json(files[MANIFEST_FILE]) if MANIFEST_FILE in files else None
+        record = build_record(
+            job.spec,
+            report,
+            namespace=job.namespace,
+            name=job.name,
+            uid=target.run_uid,
+            trial=job.trial_index,
+            trigger=job.trigger,
+            target=job.target or job.spec.target,
+            dataset_uri=job.dataset_uri,
+            dataset_version=job.dataset_version,
+            image=job.image or target.image,
+            manifest=manifest,
+            files=files,
+        )
+    except Exception as exc:
+        log.exception("tracking could not read the run")
+        return TrackingOutcome(logged=False, message=f"{type(exc).__name__}: {exc}"[:1000])
+    return log_training(target, record)
+
+
+def _write_card(directory: str, spec: TrainingRunSpec, store: ArtifactStore | None) -> None:
+    """card.md and card.html beside the manifest, linking the check report behind a retrain when the store has it."""
+    with open(os.path.join(directory, MANIFEST_FILE), "rb") as fh:
+        manifest_bytes = fh.read()
+    report_uri = None
+    if store is not None:
+        trigger = parse_trigger(json.loads(manifest_bytes).get("lineage", {}).get("trigger"))
+        path = trigger_report_path(trigger)
+        if path is not None and store.exists(path):
+            report_uri = store.uri(path)
+    write_card(
+        directory, CardInputs.from_manifest_json(manifest_bytes, spec=spec, trigger_report_uri=report_uri)
+    )
 
 
 def _run(job: TrainJob) -> TrainReport:
@@ -124,9 +208,12 @@ def _run(job: TrainJob) -> TrainReport:
         seed=split.seed,
         metrics=spec.metrics,
         early_stopping=spec.estimator.early_stopping,
+        slices=spec.slices,
     )
     result = train_model(frame, options)
     verdict = evaluate_gates(spec.gates, result.metrics)
+    if spec.slices is not None and result.slices is not None:
+        verdict = combine_verdicts(verdict, evaluate_slice_gates(spec.slices, result.slices.status()))
     dataset = DatasetRef(
         uri=job.dataset_uri, fingerprint=fingerprint, version=job.dataset_version, name=spec.dataset_ref.name
     )
@@ -136,10 +223,23 @@ def _run(job: TrainJob) -> TrainReport:
         trigger=job.trigger,
     )
 
-    def write(directory: str) -> Any:
-        return write_model_dir(
-            directory, result, name=job.name, dataset=dataset, lineage=lineage, image=job.image, onnx=job.onnx
+    evaluation = evaluate(result)
+    data_summary = summarise_data(frame, result.features, target, result.task, job.kinds)
+
+    def write(directory: str, store: ArtifactStore | None = None) -> Any:
+        manifest = write_model_dir(
+            directory,
+            result,
+            name=job.name,
+            dataset=dataset,
+            lineage=lineage,
+            image=job.image,
+            onnx=job.onnx,
+            evaluation=evaluation,
+            data_summary=data_summary,
         )
+        _write_card(directory, spec, store)
+        return manifest
 
     report_kwargs: dict[str, Any] = {}
     if job.out_dir is not None:
@@ -149,13 +249,9 @@ def _run(job: TrainJob) -> TrainReport:
         if job.store_url is None:
             raise StoreError("neither a store nor an output directory was given")
         store = ArtifactStore(job.store_url)
-        rel = (
-            trial_dir(job.namespace, job.name, job.trial_index)
-            if spec.search is not None and job.trial_index is not None
-            else model_dir(job.namespace, job.name)
-        )
+        rel = _model_rel(job)
         with tempfile.TemporaryDirectory(prefix="gyre-model-") as tmp:
-            manifest = write(tmp)
+            manifest = write(tmp, store)
             model_uri = store.put_dir(tmp, rel, last=("manifest.json",))
         report_kwargs["store"] = (store, rel)
     report = TrainReport(
@@ -171,6 +267,8 @@ def _run(job: TrainJob) -> TrainReport:
         onnx_reason=manifest.onnx.reason or None,
         dataset_fingerprint=fingerprint,
         gates=GateOutcome(passed=verdict.passed, message=verdict.message),
+        slices=result.slices.status() if result.slices is not None else None,
+        card=True,
     )
     full = report.model_dump_json(by_alias=True, exclude_none=True, indent=1).encode()
     if job.out_dir is not None:

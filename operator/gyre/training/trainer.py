@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gyre.api.dataset import ColumnKind
 from gyre.api.features import FeatureTransform
+from gyre.api.slices import SlicesSpec
 from gyre.api.trainingrun import BOOSTED_KINDS, ESTIMATOR_ALLOWLIST, EarlyStopping, Task
 from gyre.data.schema import infer_schema
 from gyre.training.estimators import TREE_ESTIMATORS, EstimatorError, build_estimator, task_of
@@ -25,6 +26,8 @@ from gyre.training.preprocess import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from gyre.training.slices import SliceEvaluation
 
 __all__ = [
     "MAX_RECORDED_CATEGORIES",
@@ -79,6 +82,9 @@ class TrainOptions:
     metrics: Sequence[str] | None = None
     early_stopping: EarlyStopping | None = None
     """Boosted kinds only: watch a validation part of the training rows (gyre.training.boosting.fit_boosted)."""
+    slices: SlicesSpec | None = None
+    """spec.slices: measure the model per slice of the test rows (gyre.training.slices); its excludeFromFeatures
+    columns are left out of the default features."""
 
 
 @dataclass
@@ -101,6 +107,8 @@ class TrainingResult:
     """spec.features.transforms as given (camelCase), for the manifest."""
     onnx_blockers: list[str] = field(default_factory=list)
     """Why the pipeline cannot have an ONNX twin (steps without a converter); empty: try the conversion."""
+    slices: SliceEvaluation | None = None
+    """Metrics per slice of the test split, when spec.slices is set."""
 
 
 def _python(value: Any) -> Any:
@@ -199,7 +207,13 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
 
     if options.target not in frame.columns:
         raise TrainingError(f"target column {options.target!r} is not in the data", reason="TargetMissing")
-    names = list(options.features) if options.features else [c for c in frame.columns if c != options.target]
+    kept_out = set(options.slices.exclude_from_features or []) if options.slices else set()
+    names = (
+        list(options.features)
+        if options.features
+        else [c for c in frame.columns if c != options.target and c not in kept_out]
+    )
+    _check_slice_columns(frame, options, names)
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise TrainingError(
@@ -289,6 +303,7 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
     metrics = compute_metrics(task, pipeline, x_test, y_test, options.metrics)
     if best_iteration is not None:
         metrics["best_iteration"] = float(best_iteration)
+    slices = _slices(options, task, pipeline, frame, x_test, y_test)
     classes = [_python(c) for c in pipeline.classes_] if task == "classification" else None
     return TrainingResult(
         pipeline=pipeline,
@@ -305,6 +320,42 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         rows_test=len(x_test),
         transforms=[t.model_dump(by_alias=True, exclude_none=True) for t in options.transforms],
         onnx_blockers=onnx_blockers(options.transforms, features),
+        slices=slices,
+    )
+
+
+def _check_slice_columns(frame: pd.DataFrame, options: TrainOptions, names: Sequence[str]) -> None:
+    if options.slices is None:
+        return
+    absent = [c for c in options.slices.columns if c not in frame.columns]
+    if absent:
+        raise TrainingError(f"slice column(s) not in the data: {', '.join(absent)}", reason="FeatureMissing")
+    if options.target in options.slices.columns:
+        raise TrainingError(f"the target {options.target!r} cannot be a slice column", reason="InvalidSlices")
+    inputs = [c for c in options.slices.exclude_from_features or [] if c in names]
+    if inputs:
+        raise TrainingError(
+            f"slices.excludeFromFeatures column(s) {', '.join(inputs)} are among the model's features",
+            reason="InvalidSlices",
+        )
+
+
+def _slices(
+    options: TrainOptions, task: Task, pipeline: Any, frame: pd.DataFrame, x_test: pd.DataFrame, y_test: Any
+) -> SliceEvaluation | None:
+    if options.slices is None:
+        return None
+    from gyre.api.trainingrun import DEFAULT_METRICS
+    from gyre.training.slices import evaluate_slices
+
+    return evaluate_slices(
+        options.slices,
+        task=task,
+        model=pipeline,
+        x_test=x_test,
+        y_test=y_test,
+        slice_frame=frame.loc[x_test.index, list(options.slices.columns)],
+        default_metrics=list(options.metrics or DEFAULT_METRICS[task]),
     )
 
 

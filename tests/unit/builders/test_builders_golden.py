@@ -17,6 +17,7 @@ from gyre.api.trainingrun import TrainingRunSpec
 from gyre.builders.job import DatasetInput, build_profile_job, build_training_job
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
+from gyre.builders.tracking import resolve_tracking
 
 DATA = Path(__file__).resolve().parents[2] / "data/builders"
 CASES = sorted(p.stem for p in (DATA / "input").glob("*.yaml"))
@@ -46,7 +47,10 @@ def build(case: dict[str, Any]) -> dict[str, Any]:
     columns = tuple((c["name"], c["kind"]) for c in raw.pop("columns", []))
     dataset = DatasetInput(**raw, columns=columns)
     spec = TrainingRunSpec.model_validate(case["spec"])
-    return build_training_job(owner, spec, settings, dataset, trigger=case.get("trigger", "manual"))
+    tracking = resolve_tracking(owner, spec, settings)
+    return build_training_job(
+        owner, spec, settings, dataset, trigger=case.get("trigger", "manual"), tracking=tracking
+    )
 
 
 def test_there_are_cases() -> None:

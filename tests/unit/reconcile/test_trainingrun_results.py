@@ -175,3 +175,34 @@ def test_all_failed_surfaces_the_pod_error() -> None:
     assert cond is not None and (cond.status, cond.reason) == ("True", "OOMKilled")
     assert "out of memory" in cond.message
     assert events == [Event("Warning", "Failed", "the container ran out of memory (limit 2Gi)")]
+
+
+def _succeeded(index: int, accuracy: float, *, card: bool | None = True) -> TrainReport:
+    return TrainReport(
+        phase="Succeeded",
+        metrics={"accuracy": accuracy},
+        model_uri=f"s3://b/models/ml/run/trials/{index}",
+        model_sha256="d" * 64,
+        card=card,
+    )
+
+
+def test_the_status_links_the_card_beside_the_best_trials_model() -> None:
+    searched = spec(search={"strategy": "grid", "space": {"max_depth": {"values": [2, 4]}}})
+    status, _ = apply_training_result(
+        TrainingRunStatus(),
+        searched,
+        {0: _succeeded(0, 0.8), 1: _succeeded(1, 0.9)},
+        generation=1,
+        finished_at=T0,
+    )
+    assert status.card is not None
+    assert status.card.markdown_uri == "s3://b/models/ml/run/trials/1/card.md"
+    assert status.card.html_uri == "s3://b/models/ml/run/trials/1/card.html"
+
+
+def test_a_model_whose_pod_wrote_no_card_links_none() -> None:
+    status, _ = apply_training_result(
+        TrainingRunStatus(), spec(), {0: _succeeded(0, 0.9, card=None)}, generation=1, finished_at=T0
+    )
+    assert status.phase == "Succeeded" and status.card is None

@@ -144,3 +144,31 @@ def test_the_training_job_applies_the_features_it_receives_from_the_operator(
             "steps": [{"log": {"offset": 1.0}}, {"standardize": {"method": "standard"}}],
         }
     ]
+
+
+def test_a_retrain_writes_a_card_that_states_its_intended_use_and_links_the_check_report(
+    profiled: tuple[str, ProfileReport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, dataset, log = profiled
+    report_path = Path(store.removeprefix("file://")) / "drift/ns/iris-monitor/00000003.html"
+    report_path.parent.mkdir(parents=True)
+    report_path.write_text("<!DOCTYPE html><p>drift</p>")
+    card = {"intendedUse": "Sorting irises.", "owners": ["ml-team"]}
+    monkeypatch.setenv("GYRE_TRAINING_SPEC", _spec(card=card, gates=[{"metric": "accuracy", "min": 0.5}]))
+    monkeypatch.setenv("GYRE_TRIGGER", "drift:ns/iris-monitor#3")
+    assert dataset.data_uri and dataset.fingerprint
+    args = ["train", "--store", store, "--run", "ns/iris-rf", "--dataset-uri", dataset.data_uri]
+    assert main([*args, "--dataset-fingerprint", dataset.fingerprint, "--dataset-version", "2"]) == 0
+    report = TrainReport.from_termination_message(log.read_text())
+    assert report.card is True and report.model_uri and report.model_uri.endswith("/models/ns/iris-rf")
+    directory = Path(report.model_uri.removeprefix("file://"))
+    md = (directory / "card.md").read_text()
+    assert md.startswith("# Model card: ns/iris-rf\n")
+    assert "## Intended use\n\nSorting irises." in md and "Owners: ml-team" in md
+    assert f"| iris | 2 | {dataset.fingerprint} |" in md
+    assert f"| accuracy | min 0.5 | {report.metrics['accuracy']:.4f} | passed |" in md
+    assert "Retrained because the drift check #3 of ns/iris-monitor asked for it." in md
+    assert f"[the check report](<file://{report_path}>)" in md
+    digest = hashlib.sha256((directory / "manifest.json").read_bytes()).hexdigest()
+    assert digest == report.model_sha256 and f"| {digest} |" in md
+    assert (directory / "card.html").read_text().startswith("<!DOCTYPE html>")

@@ -1,0 +1,1 @@
+"""Governance: what a model answers for. Its model card (gyre.governance.card) and the evaluation behind it."""

@@ -1,0 +1,282 @@
+"""What the model card says about a trained model beyond its point metrics, computed in the training pod.
+
+Confidence intervals: the percentile bootstrap. The test rows' predictions are made once; each metric is then
+recomputed on `resamples` resamples of those rows drawn with replacement by a seeded generator (the seed is
+recorded, so the intervals can be recomputed exactly), and the interval spans the middle `level` of the resampled
+values. One method for every metric (accuracy, F1, AUC, RMSE, ...), where closed forms such as Wilson's exist only
+for proportions. With few test rows the intervals are wide: that is what they are for.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gyre.api.dataset import ColumnKind
+from gyre.training.manifest import (
+    ClassMetrics,
+    ColumnSummary,
+    DataSummary,
+    Evaluation,
+    FeatureSpec,
+    MetricInterval,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gyre.training.trainer import TrainingResult
+
+__all__ = ["DEFAULT_RESAMPLES", "TOP_VALUES", "bootstrap_intervals", "evaluate", "summarise_data"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RESAMPLES = 1000
+"""Enough for 95% percentile bounds stable at two decimals; a resample costs microseconds per metric."""
+TOP_VALUES = 5
+
+
+class _Resampler:
+    """The task's metrics on any resample of the test rows, from per-row quantities computed once.
+
+    sklearn's metric functions cost milliseconds per call in input validation alone, so recomputing eight of them
+    on hundreds of resamples would take longer than training. Every metric follows from the resample's confusion
+    matrix (classification), its score ranks (roc_auc) or its errors (regression), with sklearn's definitions:
+    macro averages over the labels present in the resample, zero for an undefined precision or recall,
+    probabilities clipped at the float epsilon for log_loss, r2 of 1 (perfect) or 0 on a constant target. A unit test holds these equal to
+    gyre.training.metrics on the full test split.
+    """
+
+    def __init__(self, task: str, y: Any, predicted: Any, proba: Any, classes: Sequence[Any] | None) -> None:
+        self.task, self.classes, self.proba = task, list(classes) if classes is not None else None, proba
+        self.y, self.predicted = np.asarray(y), np.asarray(predicted)
+        if task == "classification":
+            self.labels = np.unique(np.concatenate([self.y, self.predicted]))
+            self.true_index = np.searchsorted(self.labels, self.y)
+            self.pred_index = np.searchsorted(self.labels, self.predicted)
+            self.row_loss = None
+            if proba is not None and self.classes is not None and set(self.y.tolist()) <= set(self.classes):
+                column = np.array([self.classes.index(v) for v in self.y.tolist()])
+                p = np.asarray(proba, dtype="float64")
+                eps = np.finfo(p.dtype).eps
+                self.row_loss = -np.log(np.clip(p[np.arange(len(column)), column], eps, 1 - eps))
+        else:
+            self.y = self.y.astype("float64")
+            self.errors = self.y - self.predicted.astype("float64")
+
+    def __call__(self, rows: Any, *, auc: bool = True) -> dict[str, float]:
+        """The metrics on the test rows at `rows` (indices, repeats allowed); roc_auc only when `auc`."""
+        if self.task == "classification":
+            return self._classification(rows, auc)
+        e, y = self.errors[rows], self.y[rows]
+        mse = float(np.mean(e**2))
+        sse, sst = float(np.sum(e**2)), float(np.sum((y - y.mean()) ** 2))
+        r2 = 1 - sse / sst if sst > 0 else (1.0 if sse == 0 else 0.0)
+        absolute = np.abs(e)
+        return {
+            "r2": r2,
+            "rmse": math.sqrt(mse),
+            "mse": mse,
+            "mae": float(absolute.mean()),
+            "median_ae": float(np.median(absolute)),
+        }
+
+    def _classification(self, rows: Any, auc: bool) -> dict[str, float]:
+        k = len(self.labels)
+        cm = np.bincount(self.true_index[rows] * k + self.pred_index[rows], minlength=k * k).reshape(k, k)
+        tp, support, predicted = np.diag(cm).astype("float64"), cm.sum(axis=1), cm.sum(axis=0)
+        present = (support + predicted) > 0
+        precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+        recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+        f1 = np.divide(2 * tp, support + predicted, out=np.zeros(k), where=present)
+        out = {
+            "accuracy": float(tp.sum() / len(rows)),
+            "balanced_accuracy": float(recall[support > 0].mean()),
+            "f1_macro": float(f1[present].mean()),
+            "f1_weighted": float((f1 * support).sum() / support.sum()),
+            "precision_macro": float(precision[present].mean()),
+            "recall_macro": float(recall[present].mean()),
+        }
+        if self.row_loss is not None:
+            out["log_loss"] = float(self.row_loss[rows].mean())
+        if auc and self.proba is not None and self.classes is not None:
+            value = self._roc_auc(rows)
+            if value is not None:
+                out["roc_auc"] = value
+        return out
+
+    def _roc_auc(self, rows: Any) -> float | None:
+        # sklearn's definition (binary: the second class is positive; more classes: the unweighted mean of each
+        # class against the rest, only when every class is present) through the rank-sum identity.
+        from scipy.stats import rankdata
+
+        assert self.classes is not None
+        y, proba = self.y[rows], self.proba[rows]
+        if len(self.classes) == 2:
+            return _binary_auc(y == self.classes[1], proba[:, 1], rankdata)
+        aucs = [_binary_auc(y == c, proba[:, k], rankdata) for k, c in enumerate(self.classes)]
+        known = [a for a in aucs if a is not None]
+        return float(np.mean(known)) if len(known) == len(aucs) else None
+
+
+def _binary_auc(positive: Any, score: Any, rankdata: Any) -> float | None:
+    """ROC AUC as the Mann-Whitney statistic (ties ranked by their mean), None without both classes."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def bootstrap_intervals(
+    task: str,
+    y: Any,
+    predicted: Any,
+    proba: Any,
+    classes: Sequence[Any] | None,
+    metrics: Sequence[str],
+    *,
+    resamples: int,
+    seed: int,
+    level: float = 0.95,
+) -> dict[str, MetricInterval]:
+    """Percentile-bootstrap intervals of `metrics` over resamples of the test rows (see the module docstring).
+
+    A resample where a metric cannot be computed (roc_auc without both classes) does not count for that metric; a
+    metric with no computed resample has no interval.
+    """
+    resampler = _Resampler(task, y, predicted, proba, classes)
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {name: [] for name in metrics}
+    n = len(resampler.y)
+    want_auc = "roc_auc" in samples
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a resample missing a class warns in sklearn; it is expected here
+        for _ in range(resamples):
+            rows = rng.integers(0, n, n)
+            values = resampler(rows, auc=want_auc)
+            for name in metrics:
+                value = values.get(name)
+                if value is not None and math.isfinite(value):
+                    samples[name].append(value)
+    tail = (1 - level) / 2 * 100
+    return {
+        name: MetricInterval(
+            low=float(np.percentile(values, tail)), high=float(np.percentile(values, 100 - tail))
+        )
+        for name, values in samples.items()
+        if values
+    }
+
+
+def evaluate(
+    result: TrainingResult, *, resamples: int = DEFAULT_RESAMPLES, level: float = 0.95
+) -> Evaluation:
+    """Intervals of the run's metrics and, for a classifier, per-class metrics and the confusion matrix."""
+    pipeline, x, y = result.pipeline, result.x_test, np.asarray(result.y_test)
+    predicted = np.asarray(pipeline.predict(x))
+    proba, classes = None, None
+    if result.task == "classification":
+        classes = list(pipeline.classes_)
+        if hasattr(pipeline, "predict_proba"):
+            proba = np.asarray(pipeline.predict_proba(x))
+    reported = [name for name in result.metrics if name != "best_iteration"]
+    intervals = bootstrap_intervals(
+        result.task,
+        y,
+        predicted,
+        proba,
+        classes,
+        reported,
+        resamples=resamples,
+        seed=result.seed,
+        level=level,
+    )
+    evaluation = Evaluation(
+        rows_train=result.rows_train,
+        rows_test=result.rows_test,
+        confidence_level=level,
+        resamples=resamples,
+        seed=result.seed,
+        intervals=intervals,
+    )
+    if classes is not None:
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y, predicted, labels=classes, zero_division=0
+        )
+        evaluation.classes = [str(c) for c in classes]
+        evaluation.per_class = [
+            ClassMetrics(label=str(c), precision=float(p), recall=float(r), f1=float(f), support=int(s))
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
+        ]
+        evaluation.confusion_matrix = confusion_matrix(y, predicted, labels=classes).astype(int).tolist()
+    return evaluation
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def summarise_data(
+    frame: pd.DataFrame,
+    features: Sequence[FeatureSpec],
+    target: str,
+    task: str,
+    kinds: Mapping[str, ColumnKind],
+) -> DataSummary:
+    """The features and the target of `frame`, one ColumnSummary each (Gyre's reference profile, shortened).
+
+    A column the profiler cannot summarise, or timestamps (fed to a dateParts transform), is listed with its
+    missing rate and distinct count only.
+    """
+    from pandas.api.types import is_datetime64_any_dtype
+
+    from gyre.data.errors import DataError
+    from gyre.drift.profile import ProfileError, build_profile
+
+    columns = [(f.name, f.kind) for f in features]
+    if target in frame.columns:
+        default = ColumnKind.CATEGORICAL if task == "classification" else ColumnKind.NUMERIC
+        columns.append((target, kinds.get(target) or default))
+    summaries = []
+    for name, kind in columns:
+        series = frame[name]
+        basic = ColumnSummary(
+            name=name,
+            kind=kind,
+            missing_rate=float(series.isna().mean()) if len(series) else 0.0,
+            distinct=int(series.nunique(dropna=True)),
+        )
+        if is_datetime64_any_dtype(series.dtype):
+            # The profiler would read timestamps as nanosecond integers (and NaT as the smallest one).
+            summaries.append(basic)
+            continue
+        try:
+            col = build_profile(frame[[name]], {name: kind}).columns[name]
+        except (ProfileError, DataError, TypeError, ValueError) as exc:
+            log.info("column %s: no profile for the model card: %s", name, exc)
+            summaries.append(basic)
+            continue
+        top = [str(v) for v in (col.values or [])[:TOP_VALUES]] if kind != ColumnKind.NUMERIC else None
+        summaries.append(
+            ColumnSummary(
+                name=name,
+                kind=kind,
+                missing_rate=col.missing_rate,
+                distinct=col.n_unique,
+                mean=_finite(col.mean),
+                std=_finite(col.std),
+                min=_finite(col.min),
+                max=_finite(col.max),
+                top=top or None,
+            )
+        )
+    return DataSummary(rows=len(frame), columns=summaries)

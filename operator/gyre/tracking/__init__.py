@@ -1,0 +1,1 @@
+"""Experiment tracking: TrainingRuns and search trials logged as MLflow runs (docs/tracking.md)."""

@@ -1,0 +1,116 @@
+"""The evaluation behind the card: bootstrap intervals that agree with the reported metrics, per-class metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gyre.api.dataset import ColumnKind
+from gyre.governance.evaluation import _Resampler, bootstrap_intervals, evaluate, summarise_data
+from gyre.training.manifest import FeatureSpec
+from gyre.training.metrics import compute_metrics
+from gyre.training.trainer import TrainOptions, train_model
+
+
+def _frame(n_classes: int, n: int = 240) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(n, 3))
+    score = x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.8, n)
+    label = np.digitize(score, np.quantile(score, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    return pd.DataFrame(
+        {
+            "a": x[:, 0],
+            "b": x[:, 1],
+            "c": np.where(x[:, 2] > 0, "up", "down"),
+            "label": [f"class-{v}" for v in label],
+            "amount": score * 3 + 1,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("estimator", "target", "classes"),
+    [
+        ("LogisticRegression", "label", 2),
+        ("RandomForestClassifier", "label", 3),
+        ("GaussianNB", "label", 4),
+        ("Ridge", "amount", 2),
+    ],
+)
+def test_the_resampled_metrics_on_the_whole_test_split_equal_the_reported_metrics(
+    estimator: str, target: str, classes: int
+) -> None:
+    frame = _frame(classes).drop(columns=["amount" if target == "label" else "label"])
+    result = train_model(frame, TrainOptions(target=target, estimator=estimator))
+    model, x, y = result.pipeline, result.x_test, result.y_test
+    proba = model.predict_proba(x) if result.task == "classification" else None
+    classes_ = list(model.classes_) if result.task == "classification" else None
+    resampler = _Resampler(result.task, y, model.predict(x), proba, classes_)
+    everything = resampler(np.arange(len(y)))
+    expected = compute_metrics(result.task, model, x, y)
+    assert everything.keys() == expected.keys()
+    for name, value in expected.items():
+        assert everything[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+
+
+def test_intervals_are_reproducible_from_their_seed_and_hold_the_point_estimate() -> None:
+    frame = _frame(3).drop(columns=["amount"])
+    result = train_model(frame, TrainOptions(target="label", estimator="LogisticRegression", seed=11))
+    first, second = evaluate(result, resamples=100), evaluate(result, resamples=100)
+    assert first == second and first.seed == 11 and first.resamples == 100
+    assert set(first.intervals) == set(result.metrics)
+    for name, value in result.metrics.items():
+        interval = first.intervals[name]
+        assert interval.low <= value <= interval.high, name
+        assert interval.low < interval.high, name  # 48 test rows: not a degenerate interval
+    other = bootstrap_intervals(
+        "classification",
+        result.y_test,
+        result.pipeline.predict(result.x_test),
+        None,
+        None,
+        ["accuracy"],
+        resamples=100,
+        seed=12,
+    )
+    assert other["accuracy"] != first.intervals["accuracy"]
+
+
+def test_per_class_metrics_and_the_confusion_matrix_count_every_test_row() -> None:
+    frame = _frame(3).drop(columns=["amount"])
+    result = train_model(frame, TrainOptions(target="label", estimator="RandomForestClassifier"))
+    ev = evaluate(result, resamples=20)
+    assert ev.classes == ["class-0", "class-1", "class-2"]
+    matrix = np.array(ev.confusion_matrix)
+    assert matrix.sum() == result.rows_test == ev.rows_test
+    assert [c.support for c in ev.per_class or []] == matrix.sum(axis=1).tolist()
+    accuracy = np.trace(matrix) / matrix.sum()
+    assert accuracy == pytest.approx(result.metrics["accuracy"])
+
+
+def test_the_data_summary_covers_features_and_target_with_missing_rates_and_top_values() -> None:
+    frame = _frame(2).drop(columns=["amount"])
+    frame.loc[::10, "a"] = np.nan
+    result = train_model(frame, TrainOptions(target="label", estimator="LogisticRegression"))
+    summary = summarise_data(frame, result.features, "label", "classification", {})
+    by_name = {c.name: c for c in summary.columns}
+    assert list(by_name) == ["a", "b", "c", "label"] and summary.rows == len(frame)
+    assert by_name["a"].missing_rate == pytest.approx(0.1)
+    assert by_name["a"].mean == pytest.approx(frame["a"].mean())
+    assert set(by_name["c"].top or []) == {"up", "down"}
+    assert by_name["label"].kind == "categorical" and by_name["label"].distinct == 2
+
+
+def test_timestamps_are_summarised_by_missing_rate_and_distinct_count_only() -> None:
+    frame = pd.DataFrame(
+        {"when": pd.date_range("2026-01-01", periods=10, freq="D"), "x": np.arange(10.0), "y": [0, 1] * 5}
+    )
+    frame.loc[3, "when"] = pd.NaT
+    features = [
+        FeatureSpec(name="when", kind=ColumnKind.NUMERIC),
+        FeatureSpec(name="x", kind=ColumnKind.NUMERIC),
+    ]
+    when = summarise_data(frame, features, "y", "classification", {}).columns[0]
+    assert (when.missing_rate, when.distinct) == (0.1, 9)
+    assert when.mean is None and when.min is None and when.max is None
