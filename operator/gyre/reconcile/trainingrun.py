@@ -17,13 +17,12 @@ from gyre.api.dataset import DatasetSpec, DatasetStatus
 from gyre.api.gates import evaluate_gates
 from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.api.trainingrun import (
-    DEFAULT_METRICS,
     Lineage,
     OnnxStatus,
     TrainingRunSpec,
     TrainingRunStatus,
     TrialStatus,
-    default_goal,
+    primary_metric,
     task_of,
 )
 from gyre.builders.job import DatasetInput, build_training_job, training_job_name
@@ -84,14 +83,6 @@ class DatasetProblem:
     reason: Reason
     message: str
     permanent: bool
-
-
-def primary_metric(spec: TrainingRunSpec) -> tuple[str, str]:
-    """(metric, goal) that ranks models: search.metric/goal, else the first metric, else the task's default."""
-    task = task_of(spec.estimator.kind)
-    metric = (spec.search.metric if spec.search else None) or (spec.metrics or DEFAULT_METRICS[task])[0]
-    goal = (spec.search.goal if spec.search else None) or default_goal(metric)
-    return metric, goal
 
 
 def resolve_dataset(spec: TrainingRunSpec, dataset: DatasetView | None) -> DatasetInput | DatasetProblem:
@@ -391,6 +382,7 @@ def apply_training_result(
     status.model_sha256 = best.model_sha256
     if best.onnx:
         status.onnx = OnnxStatus(status=best.onnx, reason=best.onnx_reason)
+    status.importances = best.importances
     if spec.search is not None:
         status.best_trial = best_index
     conditions = set_condition(

@@ -434,6 +434,8 @@ def write_model_dir(
         libraries=library_versions(),
         created_at=created_at or datetime.now(UTC).replace(microsecond=0),
         lineage=lineage or Lineage(),
+        importances=result.importances,
+        reference_mean=result.reference_mean,
     )
     _write_atomic(directory / MANIFEST_FILE, manifest.to_bytes())
     return manifest

@@ -10,13 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gyre.api.dataset import ColumnKind
-from gyre.api.trainingrun import Task
+from gyre.api.trainingrun import FeatureImportance, Task
 
 __all__ = [
     "MANIFEST_FILE",
     "ArtifactRef",
     "DatasetRef",
     "FeatureSpec",
+    "Importances",
     "Lineage",
     "ModelManifest",
     "NativeModelRef",
@@ -115,6 +116,22 @@ class Lineage(_Model):
     """What caused the run: manual, search, or drift:<namespace>/<monitor>#<check>."""
 
 
+class Importances(_Model):
+    """Permutation importances of the raw input columns on the test split (gyre.training.importance)."""
+
+    method: Literal["permutation"] = "permutation"
+    metric: str
+    """The metric each shuffle is scored with: the run's primary metric when it is computable on the rows."""
+    repeats: int
+    """Shuffles per column."""
+    seed: int
+    """Seed of the row sample and of the shuffles: the same model, rows and seed give the same importances."""
+    rows: int
+    """Test rows used (a seeded sample when the test split has more)."""
+    features: list[FeatureImportance]
+    """Every input column, most important first: mean and standard deviation of the metric's drop."""
+
+
 class ModelManifest(_Model):
     """`manifest.json`: everything known about a model directory.
 
@@ -146,13 +163,17 @@ class ModelManifest(_Model):
     libraries: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     lineage: Lineage = Field(default_factory=Lineage)
+    importances: Importances | None = None
+    """Permutation importances on the test split; None for imported models."""
+    reference_mean: list[float] | None = None
+    """Linear models: the mean of the training rows after preprocessing, one value per column the estimator sees.
+    The reference point of their exact per-prediction attributions (gyre.serving.explain)."""
 
     def to_json(self) -> str:
-        """The manifest as written to manifest.json (camelCase keys); `native` only when there is one, so the
-        manifests of other models keep their exact bytes."""
-        return self.model_dump_json(
-            by_alias=True, indent=2, exclude={"native"} if self.native is None else None
-        )
+        """The manifest as written to manifest.json (camelCase keys); `native`, `importances` and `referenceMean`
+        only when there are some, so the manifests of other models keep their exact bytes."""
+        absent = {name for name in ("native", "importances", "reference_mean") if getattr(self, name) is None}
+        return self.model_dump_json(by_alias=True, indent=2, exclude=absent or None)
 
     def to_bytes(self) -> bytes:
         """The exact bytes of manifest.json: the input of the model's digest."""

@@ -9,7 +9,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from gyre.api.trainingrun import Task
+from gyre.api.trainingrun import ImportanceSummary, Task
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT
 
 __all__ = ["GateOutcome", "TrainReport"]
@@ -46,6 +46,8 @@ class TrainReport(_Report):
     onnx_reason: str | None = None
     dataset_fingerprint: str | None = None
     gates: GateOutcome | None = None
+    importances: ImportanceSummary | None = None
+    """The model's top input columns by permutation importance (all of them: manifest.json `importances`)."""
     error: str | None = None
     reason: str | None = None
     """CamelCase reason for a failure (InvalidSpec, DatasetMismatch, TrainingFailed, ...)."""
@@ -58,8 +60,8 @@ class TrainReport(_Report):
     def to_termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
         """Compact JSON guaranteed to fit in `limit` bytes.
 
-        Dropped in order until it fits: long error and ONNX reason text, params, the gate message, metrics other
-        than the first few. Phase, URIs, sha256, fingerprint and trial index are always kept.
+        Dropped in order until it fits: long error and ONNX reason text, params, the gate message, importances,
+        metrics other than the first few. Phase, URIs, sha256, fingerprint and trial index are always kept.
         """
         report = self.model_copy(deep=True)
         if report.error and len(report.error) > _ERROR_CHARS:
@@ -114,6 +116,10 @@ def _short_gate_message(r: TrainReport) -> None:
         r.gates = GateOutcome(passed=r.gates.passed, message=r.gates.message[:200])
 
 
+def _no_importances(r: TrainReport) -> None:
+    r.importances = None
+
+
 def _few_metrics(r: TrainReport) -> None:
     r.metrics = dict(list(r.metrics.items())[:8])
 
@@ -137,6 +143,7 @@ _SHRINK_STEPS: tuple[Callable[[TrainReport], None], ...] = (
     _drop_onnx_reason,
     _short_error,
     _short_gate_message,
+    _no_importances,
     _few_metrics,
     _no_metrics,
     _no_gate_message,

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gyre.api.dataset import ColumnKind
-from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec
+from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec, primary_metric
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.sources import SourceFormat, load_source
 from gyre.store import ArtifactStore, StoreError, model_dir, trial_dir
 from gyre.training.artifact import UntrustedModelError, write_model_dir
 from gyre.training.gates import evaluate_gates
+from gyre.training.importance import summary
 from gyre.training.manifest import DatasetRef, Lineage
 from gyre.training.report import GateOutcome, TrainReport
 from gyre.training.search import SearchError, trial_params
@@ -124,6 +125,7 @@ def _run(job: TrainJob) -> TrainReport:
         seed=split.seed,
         metrics=spec.metrics,
         early_stopping=spec.estimator.early_stopping,
+        primary_metric=primary_metric(spec)[0],
     )
     result = train_model(frame, options)
     verdict = evaluate_gates(spec.gates, result.metrics)
@@ -171,6 +173,7 @@ def _run(job: TrainJob) -> TrainReport:
         onnx_reason=manifest.onnx.reason or None,
         dataset_fingerprint=fingerprint,
         gates=GateOutcome(passed=verdict.passed, message=verdict.message),
+        importances=summary(result.importances) if result.importances is not None else None,
     )
     full = report.model_dump_json(by_alias=True, exclude_none=True, indent=1).encode()
     if job.out_dir is not None:

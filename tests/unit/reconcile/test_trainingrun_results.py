@@ -175,3 +175,18 @@ def test_all_failed_surfaces_the_pod_error() -> None:
     assert cond is not None and (cond.status, cond.reason) == ("True", "OOMKilled")
     assert "out of memory" in cond.message
     assert events == [Event("Warning", "Failed", "the container ran out of memory (limit 2Gi)")]
+
+
+def test_the_best_trials_top_importances_are_in_status() -> None:
+    from gyre.api.trainingrun import FeatureImportance, ImportanceSummary
+
+    def top(name: str) -> ImportanceSummary:
+        return ImportanceSummary(
+            metric="accuracy", repeats=5, rows=30, top=[FeatureImportance(name=name, mean=0.3, std=0.01)]
+        )
+
+    s = spec(search={"strategy": "grid", "space": {"n_estimators": {"values": [10, 20]}}})
+    status, _ = apply(s, {0: report(0.90, 0, importances=top("a")), 1: report(0.97, 1, importances=top("b"))})
+    assert status.importances == top("b")
+    dumped = status.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["importances"]["top"] == [{"name": "b", "mean": 0.3, "std": 0.01}]
