@@ -6,6 +6,7 @@ Routes (MODEL is the served model's name, VERSION its version, the first 12 hex 
     GET  /v1/models                                   {"models": [MODEL]}
     GET  /v1/models/MODEL                             {"name": MODEL, "ready": bool}
     POST /v1/models/MODEL:predict                     {"instances": [...]} -> {"predictions": [...]}
+    POST /v1/models/MODEL:explain                     feature attributions per row, when enabled (gyre.serving.explain)
     GET  /v2                                          server metadata
     GET  /v2/health/live, /v2/health/ready            liveness, readiness (503 while starting or draining)
     GET  /v2/models                                   {"models": [MODEL]} (KServe's model list)
@@ -39,6 +40,7 @@ from multidict import CIMultiDict
 
 from gyre.serving.batching import MicroBatcher, PredictionFailed
 from gyre.serving.binary import HEADER_LENGTH, attach_binary, encode_tensor
+from gyre.serving.explain import ExplainWorker, explain_instances, explain_response
 from gyre.serving.metrics import CONTENT_TYPE, ServerMetrics
 from gyre.serving.model import Prediction, ServedModel
 from gyre.serving.predlog import PredictionLogger
@@ -86,6 +88,10 @@ class ServerConfig:
     """A request body must arrive whole this soon after its head, else the answer is 408 and the connection closes."""
     max_connections: int = 1024
     """Open connections beyond this many get a 503 and are closed at once."""
+    explain: bool = False
+    """Answer :explain (off: 404 saying how to turn it on)."""
+    explain_max_rows: int = 100
+    """Most rows one :explain request may ask about (more: 422)."""
 
 
 def _error(status: int, reason: str, headers: CIMultiDict[str] | None = None) -> web.Response:
@@ -136,6 +142,9 @@ class ModelServer:
             max_wait_s=self.config.max_wait_ms / 1000.0,
             executor=self.executor,
             on_batch=self.metrics.batch_rows.observe,
+        )
+        self.explainer = (
+            ExplainWorker(model.manifest, model.directory, model.sha256) if self.config.explain else None
         )
         self.prediction_logger = prediction_logger
         if prediction_logger is not None:
@@ -353,6 +362,27 @@ class ModelServer:
             log.exception("unexpected error in v2 infer")
             response = _error(500, "internal server error")
         self.metrics.observe_request("v2", response.status, perf_counter() - start)
+        return response
+
+    async def v1_explain(self, request: web.BaseRequest, _version: str | None = None) -> web.Response:
+        """KServe v1 explain: feature attributions per row, computed in the explanation worker."""
+        start = perf_counter()
+        try:
+            if self.explainer is None:
+                raise RequestError(
+                    404,
+                    "explanations are off for this model: set spec.explain.enabled on the ModelDeployment "
+                    "(gyre serve --explain)",
+                )
+            body = await self._read_json(request)
+            rows = self.schema.parse_instances(explain_instances(body, self.config.explain_max_rows))
+            response = self._json(explain_response(await self.explainer.explain(rows)))
+        except RequestError as exc:
+            response = self._refusal(request, exc)
+        except Exception:
+            log.exception("unexpected error in v1 explain")
+            response = _error(500, "internal server error")
+        self.metrics.observe_request("explain", response.status, perf_counter() - start)
         return response
 
     def _refusal(self, request: web.BaseRequest, exc: RequestError) -> web.Response:
@@ -580,6 +610,7 @@ class ModelServer:
             ("GET", "/v1/models", self.list_models),
             ("GET", f"/v1/models/{name}", self.model_ready),
             ("POST", f"/v1/models/{name}:predict", self.v1_predict),
+            ("POST", f"/v1/models/{name}:explain", self.v1_explain),
             ("GET", "/v2", self.server_metadata),
             ("GET", "/v2/health/live", self.server_live),
             ("GET", "/v2/health/ready", self.server_ready),
@@ -639,6 +670,8 @@ class ModelServer:
         """Start background work (the prediction-log flusher) and report ready."""
         if self.prediction_logger is not None:
             self.prediction_logger.start()
+        if self.explainer is not None:
+            self.explainer.start()
         self.ready = True
 
     def begin_drain(self) -> None:
@@ -654,6 +687,8 @@ class ModelServer:
             await self.prediction_logger.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+        if self.explainer is not None:
+            self.explainer.close()
 
 
 _BUSY = (

@@ -5,8 +5,9 @@ on the raw input columns a user knows: the whole fitted Pipeline is scored, so a
 encodes, hashes or expands into date parts is shuffled once, as one column, before any transform sees it.
 
 The cost is bounded and deterministic: at most `MAX_ROWS` test rows (a sample seeded like the split) and `REPEATS`
-shuffles per column, i.e. `REPEATS x columns` predictions of at most `MAX_ROWS` rows. Both are recorded in the
-manifest with the seed, so the numbers can be reproduced.
+shuffles per column, fewer (down to `MIN_REPEATS`) for wide tables so that `repeats x columns` stays within
+`MAX_EVALUATIONS` where it can: that many predictions of at most `MAX_ROWS` rows. Rows, repeats and seed are
+recorded in the manifest, so the numbers can be reproduced.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ import numpy as np
 from gyre.api.trainingrun import DEFAULT_METRICS, FeatureImportance, ImportanceSummary, Task
 from gyre.training.manifest import Importances
 
-__all__ = ["MAX_ROWS", "REPEATS", "TOP", "permutation_importances", "summary"]
+__all__ = [
+    "MAX_EVALUATIONS",
+    "MAX_ROWS",
+    "MIN_REPEATS",
+    "REPEATS",
+    "TOP",
+    "permutation_importances",
+    "repeats_for",
+    "summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +42,18 @@ MAX_ROWS = 2000
 """Most test rows the shuffles run on; a larger test split is sampled (seeded)."""
 REPEATS = 5
 """Shuffles per column: enough for a spread, few enough to keep the cost a small part of a training run."""
+MIN_REPEATS = 2
+"""Fewest shuffles per column: one shuffle has no spread."""
+MAX_EVALUATIONS = 500
+"""Predictions (repeats x columns) beyond which wide tables get fewer repeats, down to MIN_REPEATS."""
 TOP = 5
 """Columns shown in TrainingRun status."""
+
+
+def repeats_for(columns: int, repeats: int = REPEATS) -> int:
+    """Shuffles per column for a table of `columns` input columns: `repeats`, fewer for wide tables."""
+    return max(MIN_REPEATS, min(repeats, MAX_EVALUATIONS // max(columns, 1)))
+
 
 _Score = Callable[[Any, Any], float]
 
@@ -107,7 +127,7 @@ def permutation_importances(
     seed: int,
     classes: Sequence[Any] | None = None,
     max_rows: int = MAX_ROWS,
-    repeats: int = REPEATS,
+    repeats: int | None = None,
 ) -> Importances | None:
     """Permutation importances of every column of the DataFrame `x` for the fitted `model` (a Pipeline taking
     the raw columns), scored with `metric`, or with the task's first default metric when `metric` cannot be
@@ -115,12 +135,13 @@ def permutation_importances(
 
     Each column's importance is the drop of the metric (signed so that higher is better: an error metric's rise)
     between the intact rows and the rows with that column shuffled, mean and standard deviation over `repeats`
-    shuffles. Sorted by mean, most important first (ties by name).
+    shuffles (default: `repeats_for` the number of columns). Sorted by mean, most important first (ties by name).
     """
     from sklearn.inspection import permutation_importance
 
     if len(x) == 0:
         return None
+    repeats = repeats if repeats is not None else repeats_for(x.shape[1])
     x, y = _sample(x, y, max_rows, seed)
     used, scorer = metric, _scorer(metric, classes)
     if scorer is None or not _usable(scorer, model, x, y):

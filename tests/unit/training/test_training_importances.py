@@ -154,3 +154,11 @@ def test_importances_are_dropped_from_a_report_before_the_metrics_when_it_does_n
     assert len(report.to_termination_message()) > limit
     small = TrainReport.from_termination_message(report.to_termination_message(limit=limit))
     assert small.importances is None and small.metrics == report.metrics
+
+
+def test_wide_tables_get_fewer_repeats_but_never_fewer_than_two() -> None:
+    from gyre.training.importance import MAX_EVALUATIONS, repeats_for
+
+    assert repeats_for(4) == 5
+    assert repeats_for(MAX_EVALUATIONS // 3) == 3
+    assert repeats_for(10_000) == 2
