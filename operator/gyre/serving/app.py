@@ -40,7 +40,7 @@ from multidict import CIMultiDict
 
 from gyre.serving.batching import MicroBatcher, PredictionFailed
 from gyre.serving.binary import HEADER_LENGTH, attach_binary, encode_tensor
-from gyre.serving.explain import ExplainWorker, explain_instances, explain_response
+from gyre.serving.explain import ExplainWorker, explain_instances
 from gyre.serving.metrics import CONTENT_TYPE, ServerMetrics
 from gyre.serving.model import Prediction, ServedModel
 from gyre.serving.predlog import PredictionLogger
@@ -376,7 +376,7 @@ class ModelServer:
                 )
             body = await self._read_json(request)
             rows = self.schema.parse_instances(explain_instances(body, self.config.explain_max_rows))
-            response = self._json(explain_response(await self.explainer.explain(rows)))
+            response = web.Response(body=await self.explainer.explain(rows), content_type=_JSON)
         except RequestError as exc:
             response = self._refusal(request, exc)
         except Exception:

@@ -55,6 +55,22 @@ log = logging.getLogger(__name__)
 
 BOOSTED_EXPLAINED = frozenset({"XGBClassifier", "XGBRegressor", "LGBMClassifier", "LGBMRegressor"})
 """Kinds explained by their library's own TreeSHAP."""
+FOREST_EXPLAINED = frozenset(
+    {
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor",
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        "ExtraTreesClassifier",
+        "ExtraTreesRegressor",
+    }
+)
+"""scikit-learn tree ensembles whose output is the mean of their trees' (probabilities or values)."""
+SKLEARN_BOOSTING_EXPLAINED = frozenset({"GradientBoostingClassifier", "GradientBoostingRegressor"})
+"""scikit-learn gradient boosting: an initial raw score plus learning_rate times each tree's value."""
+TWIN_TOLERANCE = 1e-5
+"""Largest |twin - model| (absolute, or relative to the output) on the probe rows for the XGBoost twin of a
+scikit-learn tree model to be used."""
 
 # Steps that keep one output column per input column, value by value: attributions pass straight through them.
 _ELEMENTWISE = frozenset({"StandardScaler", "RobustScaler", "MinMaxScaler", "MaxAbsScaler", "SimpleImputer"})
@@ -71,7 +87,7 @@ def explain_support(manifest: ModelManifest) -> str | None:
             "the model is an imported ONNX graph: Gyre explains only models it can run with their libraries"
         )
     kind = manifest.estimator
-    if kind in BOOSTED_EXPLAINED:
+    if kind in BOOSTED_EXPLAINED or kind in FOREST_EXPLAINED or kind in SKLEARN_BOOSTING_EXPLAINED:
         return None
     if kind in LINEAR_ESTIMATORS:
         if manifest.reference_mean is None:
@@ -81,8 +97,9 @@ def explain_support(manifest: ModelManifest) -> str | None:
             )
         return None
     return (
-        f"explanations are not available for {kind}: Gyre explains XGBoost and LightGBM models (TreeSHAP) and "
-        f"linear models ({', '.join(sorted(LINEAR_ESTIMATORS))}) (docs/explanations.md)"
+        f"explanations are not available for {kind}: Gyre explains tree models (TreeSHAP: XGBoost, LightGBM, "
+        "scikit-learn's forests, decision trees and GradientBoosting) and linear models "
+        f"({', '.join(sorted(LINEAR_ESTIMATORS))}) (docs/explanations.md)"
     )
 
 
@@ -199,8 +216,18 @@ class Explainer:
                 f"the manifest's referenceMean has {len(self.mean)} values for {len(self.group_of)} model inputs"
             )
         self.output, self.output_classes = self._output()
+        self.twin = _TreeTwin(self.estimator, self.kind, self.output_classes) if self._sklearn_trees else None
+        if self.kind in BOOSTED_EXPLAINED:
+            # One thread: on a busy node, OpenMP threads per call wait for cores and multiply a call's latency.
+            self.estimator.set_params(n_jobs=1)
+
+    @property
+    def _sklearn_trees(self) -> bool:
+        return self.kind in FOREST_EXPLAINED or self.kind in SKLEARN_BOOSTING_EXPLAINED
 
     def _output(self) -> tuple[str, list[Any] | None]:
+        if self.classes is not None and self.kind in FOREST_EXPLAINED:
+            return "probability", [self.classes[1]] if len(self.classes) == 2 else list(self.classes)
         if self.classes is None:
             identity = self.kind in LINEAR_ESTIMATORS or _identity_objective(self.estimator)
             return ("prediction" if identity else "margin"), None
@@ -210,6 +237,11 @@ class Explainer:
 
     def describe(self) -> str:
         """What the attributions add up to, in words."""
+        if self.output == "probability":
+            assert self.output_classes is not None
+            if len(self.output_classes) == 1:
+                return f"the probability of class {self.output_classes[0]!r}"
+            return "each class's probability"
         if self.output == "log_odds":
             assert self.output_classes is not None
             return f"log-odds of class {self.output_classes[0]!r} (the margin before the sigmoid)"
@@ -227,6 +259,8 @@ class Explainer:
         z = self._encode(frame)
         if self.kind in LINEAR_ESTIMATORS:
             contribs, expected = self._linear(z)
+        elif self.twin is not None:
+            contribs, expected = self.twin.contributions(_dense(z))
         elif self.kind.startswith("XGB"):
             contribs, expected = self._xgboost(z)
         else:
@@ -245,7 +279,7 @@ class Explainer:
 
     def _linear(self, z: Any) -> tuple[np.ndarray, np.ndarray]:
         assert self.mean is not None
-        dense = z.toarray() if hasattr(z, "toarray") else np.asarray(z, dtype=np.float64)
+        dense = _dense(z)
         coef = np.atleast_2d(np.asarray(self.estimator.coef_, dtype=np.float64))
         intercept = np.atleast_1d(np.asarray(self.estimator.intercept_, dtype=np.float64))
         contribs = (dense - self.mean)[:, None, :] * coef[None, :, :]
@@ -254,8 +288,9 @@ class Explainer:
     def _xgboost(self, z: Any) -> tuple[np.ndarray, np.ndarray]:
         import xgboost
 
-        dense = z.toarray() if hasattr(z, "toarray") else np.asarray(z, dtype=np.float64)
+        dense = _dense(z)
         booster = self.estimator.get_booster()
+        booster.set_param({"nthread": 1})
         try:
             best = int(self.estimator.best_iteration)
             rounds = (0, best + 1)
@@ -265,9 +300,196 @@ class Explainer:
         return _split_bias(np.asarray(raw, dtype=np.float64), dense.shape[1])
 
     def _lightgbm(self, z: Any) -> tuple[np.ndarray, np.ndarray]:
-        dense = z.toarray() if hasattr(z, "toarray") else np.asarray(z, dtype=np.float64)
-        raw = np.asarray(self.estimator.predict(dense, pred_contrib=True), dtype=np.float64)
+        dense = _dense(z)
+        raw = np.asarray(self.estimator.predict(dense, pred_contrib=True, num_threads=1), dtype=np.float64)
         return _split_bias(raw, dense.shape[1])
+
+
+def _dense(z: Any) -> np.ndarray:
+    return z.toarray() if hasattr(z, "toarray") else np.asarray(z, dtype=np.float64)
+
+
+class _TreeTwin:
+    """A scikit-learn tree model rewritten as XGBoost boosters (one per explained output), so that XGBoost's own
+    TreeSHAP explains it: same splits, leaf values and node covers (weighted_n_node_samples, which is what
+    path-dependent TreeSHAP weighs by). Used only when it reproduces the model's outputs on probe rows that sit on
+    both sides of every split threshold (TWIN_TOLERANCE); otherwise Unexplainable says by how much it differs.
+    """
+
+    def __init__(self, estimator: Any, kind: str, classes: list[Any] | None) -> None:
+        self.estimator = estimator
+        self.width = int(estimator.n_features_in_)
+        boosting = kind in SKLEARN_BOOSTING_EXPLAINED
+        # A single decision tree is a forest of one.
+        stages = np.asarray(getattr(estimator, "estimators_", [estimator]), dtype=object)
+        grid = stages if boosting else stages.reshape(-1, 1)
+        outputs = grid.shape[1] if boosting else (len(classes) if classes else 1)
+        self.proba_columns: list[int] | None = None
+        if not boosting and classes is not None:
+            all_classes = list(estimator.classes_)
+            self.proba_columns = [all_classes.index(c) for c in classes]
+        self.boosters = [
+            _booster([self._tree(grid, k, i, boosting) for i in range(grid.shape[0])], self.width)
+            for k in range(outputs)
+        ]
+        self.init = np.zeros(outputs)
+        probe = _probe_rows(grid.ravel().tolist(), self.width)
+        reference = self._model_output(probe)
+        if boosting:  # the initial raw score (the prior) is what the trees do not account for
+            self.init = (reference - self._twin_output(probe)).mean(axis=0)
+        ours = self._twin_output(probe) + self.init
+        diff = float(np.max(np.abs(ours - reference)))
+        if not np.allclose(ours, reference, rtol=TWIN_TOLERANCE, atol=TWIN_TOLERANCE):
+            raise Unexplainable(
+                f"the TreeSHAP twin of this {kind} differs from it by up to {diff:.3g} on probe rows "
+                f"(tolerance {TWIN_TOLERANCE:g})"
+            )
+
+    def _tree(self, grid: np.ndarray, k: int, i: int, boosting: bool) -> dict[str, Any]:
+        tree = grid[i, k if boosting else 0].tree_
+        value = tree.value[:, 0, :]
+        if boosting:
+            leaf = value[:, 0] * float(self.estimator.learning_rate)
+        elif self.proba_columns is not None:
+            leaf = value[:, self.proba_columns[k]] / value.sum(axis=1) / grid.shape[0]
+        else:
+            leaf = value[:, 0] / grid.shape[0]
+        return _tree_json(tree, leaf, i, self.width)
+
+    def _model_output(self, z: np.ndarray) -> np.ndarray:
+        if self.proba_columns is not None:
+            return np.asarray(self.estimator.predict_proba(z))[:, self.proba_columns]
+        if hasattr(self.estimator, "decision_function"):
+            return np.asarray(self.estimator.decision_function(z), dtype=np.float64).reshape(len(z), -1)
+        return np.asarray(self.estimator.predict(z), dtype=np.float64).reshape(len(z), -1)
+
+    def _twin_output(self, z: np.ndarray) -> np.ndarray:
+        import xgboost
+
+        matrix = xgboost.DMatrix(z)
+        return np.stack([np.asarray(b.predict(matrix), dtype=np.float64) for b in self.boosters], axis=1)
+
+    def contributions(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, K, F) contributions and (K,) expected values, as _split_bias gives them."""
+        import xgboost
+
+        matrix = xgboost.DMatrix(z)
+        raw = np.stack([np.asarray(b.predict(matrix, pred_contribs=True)) for b in self.boosters], axis=1)
+        return raw[:, :, : self.width].astype(np.float64), raw[0, :, self.width] + self.init
+
+
+def _split_left_of(threshold: float) -> float:
+    """XGBoost's `x < split` for scikit-learn's `x <= threshold`, both on float32 inputs."""
+    low = np.float32(threshold)
+    if float(low) > threshold:
+        low = np.nextafter(low, np.float32(-np.inf))
+    return float(np.nextafter(low, np.float32(np.inf)))
+
+
+def _tree_json(tree: Any, leaf: np.ndarray, index: int, width: int) -> dict[str, Any]:
+    """One scikit-learn tree (`tree_`) in XGBoost's JSON tree format, with `leaf` as the leaves' values."""
+    # Breadth-first, each node's children adjacent (right = left + 1): XGBoost's traversal relies on it.
+    order: list[int] = []
+    queue = [0]
+    while queue:
+        node = queue.pop(0)
+        order.append(node)
+        if tree.children_left[node] >= 0:
+            queue += [int(tree.children_left[node]), int(tree.children_right[node])]
+    renamed = np.empty(len(order), dtype=np.int64)
+    renamed[order] = np.arange(len(order))
+    left, right, parents = [-1] * len(order), [-1] * len(order), [2147483647] * len(order)
+    conditions: list[float] = []
+    missing = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=np.uint8))
+    for new, old in enumerate(order):
+        if tree.children_left[old] >= 0:
+            left[new], right[new] = (
+                int(renamed[tree.children_left[old]]),
+                int(renamed[tree.children_right[old]]),
+            )
+            parents[left[new]] = parents[right[new]] = new
+            conditions.append(_split_left_of(float(tree.threshold[old])))
+        else:
+            conditions.append(float(leaf[old]))
+    n = len(order)
+    return {
+        "base_weights": [float(leaf[old]) for old in order],
+        "categories": [],
+        "categories_nodes": [],
+        "categories_segments": [],
+        "categories_sizes": [],
+        "default_left": [int(missing[old]) for old in order],
+        "id": index,
+        "left_children": left,
+        "right_children": right,
+        "loss_changes": [0.0] * n,
+        "parents": parents,
+        "split_conditions": conditions,
+        "split_indices": [max(int(tree.feature[old]), 0) for old in order],
+        "split_type": [0] * n,
+        "sum_hessian": [float(tree.weighted_n_node_samples[old]) for old in order],
+        "tree_param": {
+            "num_deleted": "0",
+            "num_feature": str(width),
+            "num_nodes": str(n),
+            "size_leaf_vector": "1",
+        },
+    }
+
+
+def _booster(trees: list[dict[str, Any]], width: int) -> Any:
+    """An XGBoost regression booster (identity link, base score 0) made of `trees`."""
+    import json
+
+    import xgboost
+
+    model = {
+        "learner": {
+            "attributes": {},
+            "feature_names": [],
+            "feature_types": [],
+            "gradient_booster": {
+                "model": {
+                    "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": str(len(trees))},
+                    "iteration_indptr": list(range(len(trees) + 1)),
+                    "tree_info": [0] * len(trees),
+                    "trees": trees,
+                },
+                "name": "gbtree",
+            },
+            "learner_model_param": {
+                "base_score": "[0E0]",
+                "boost_from_average": "0",
+                "num_class": "0",
+                "num_feature": str(width),
+                "num_target": "1",
+            },
+            "objective": {"name": "reg:squarederror", "reg_loss_param": {"scale_pos_weight": "1"}},
+        },
+        "version": [3, 0, 0],
+    }
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(json.dumps(model).encode()))
+    booster.set_param({"nthread": 1})
+    return booster
+
+
+def _probe_rows(trees: list[Any], width: int, rows: int = 64) -> np.ndarray:
+    """Rows on both sides of the trees' thresholds (just below or at one, and just above), seeded."""
+    rng = np.random.default_rng(0)
+    probe = rng.normal(size=(rows, width)) * 3
+    by_feature: dict[int, list[float]] = {}
+    for estimator in trees:
+        tree = estimator.tree_
+        for feature, threshold in zip(tree.feature, tree.threshold, strict=True):
+            if feature >= 0:
+                by_feature.setdefault(int(feature), []).append(float(threshold))
+    for feature, thresholds in by_feature.items():
+        picked = rng.choice(np.asarray(thresholds), size=rows)
+        above = np.array([_split_left_of(t) for t in picked], dtype=np.float32)
+        low = np.nextafter(above, np.float32(-np.inf))
+        probe[:, feature] = np.where(rng.random(rows) < 0.5, low, above)
+    return probe
 
 
 def _split_bias(raw: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -363,14 +585,18 @@ def rows_frame(rows: np.ndarray, features: Sequence[FeatureSpec]) -> Any:
     return frame
 
 
-def _worker_explain(rows: np.ndarray) -> Attributions:
+def _worker_explain(rows: np.ndarray) -> bytes:
+    # The answer is encoded here too: the server's event loop only passes bytes along.
+    import orjson
+
     if isinstance(_WORKER, Unexplainable):
         raise _WORKER
     assert _WORKER is not None
     try:
-        return _WORKER.explain(rows_frame(rows, _WORKER.features))
+        found = _WORKER.explain(rows_frame(rows, _WORKER.features))
     except (ValueError, TypeError) as exc:
         raise _Rejected(f"the model rejected the input: {exc}") from None
+    return orjson.dumps(explain_response(found), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class _Rejected(Exception):
@@ -412,8 +638,9 @@ class ExplainWorker:
             log.warning("explanations unavailable: %s", reason)
             self.reason = reason
 
-    async def explain(self, rows: np.ndarray) -> Attributions:
-        """Attributions for `rows` (a parsed batch), computed in the worker; RequestError 501 or 503 when not."""
+    async def explain(self, rows: np.ndarray) -> bytes:
+        """The JSON answer (explain_response) for `rows` (a parsed batch), computed and encoded in the worker;
+        RequestError 501 or 503 when it cannot be, 422 when the model rejects a row."""
         if self.reason is not None or self._pool is None:
             raise RequestError(501, self.reason or "explanations are not available")
         if self.pending >= self.queue:

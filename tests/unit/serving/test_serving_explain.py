@@ -54,10 +54,15 @@ def trained(tmp_path: Path, estimator: str, target: str, **params: Any) -> tuple
     return result, loaded.model, loaded.manifest
 
 
-def margin(pipeline: Any, x: pd.DataFrame, estimator: str) -> np.ndarray:
-    """What the explanation must add up to, straight from the model: margins of classifiers, else predictions."""
+def margin(pipeline: Any, x: pd.DataFrame, estimator: str, classes: list[Any] | None) -> np.ndarray:
+    """What the explanation must add up to, straight from the model: a forest's probabilities of `classes`, other
+    classifiers' margins, regressors' predictions."""
     z = pipeline[:-1].transform(x)
     final = pipeline[-1]
+    if "Forest" in estimator or "Trees" in estimator or "DecisionTree" in estimator:
+        if classes is None:
+            return np.asarray(final.predict(z), dtype=np.float64).reshape(len(x), 1)
+        return np.asarray(final.predict_proba(z))[:, [list(final.classes_).index(c) for c in classes]]
     if estimator.startswith("XGB"):
         out = final.get_booster().predict(xgboost.DMatrix(z), output_margin=True)
     elif estimator.startswith("LGBM"):
@@ -81,6 +86,13 @@ def margin(pipeline: Any, x: pd.DataFrame, estimator: str) -> np.ndarray:
         ("LogisticRegression", "label", {}, "log_odds", 1),
         ("LogisticRegression", "grade", {}, "logit", 3),
         ("Ridge", "amount", {}, "prediction", 1),
+        ("RandomForestClassifier", "label", {"n_estimators": 20}, "probability", 1),
+        ("RandomForestClassifier", "grade", {"n_estimators": 20}, "probability", 3),
+        ("ExtraTreesRegressor", "amount", {"n_estimators": 20}, "prediction", 1),
+        ("DecisionTreeClassifier", "grade", {}, "probability", 3),
+        ("GradientBoostingClassifier", "label", {"n_estimators": 30}, "log_odds", 1),
+        ("GradientBoostingClassifier", "grade", {"n_estimators": 30}, "logit", 3),
+        ("GradientBoostingRegressor", "amount", {"n_estimators": 30}, "prediction", 1),
     ],
 )
 def test_attributions_plus_the_expected_value_add_up_to_the_explained_output(
@@ -93,7 +105,8 @@ def test_attributions_plus_the_expected_value_add_up_to_the_explained_output(
     assert found.values.shape == (25, width, 4) and found.expected.shape == (width,)
     # One attribution per raw column: the three one-hot columns of `city` are summed into it.
     assert found.feature_names == ["a", "noise", "flat", "city"]
-    np.testing.assert_allclose(found.outputs(), margin(pipeline, x, estimator), rtol=1e-5, atol=1e-5)
+    expected = margin(pipeline, x, estimator, found.classes)
+    np.testing.assert_allclose(found.outputs(), expected, rtol=1e-5, atol=1e-5)
     if width == 1 and target != "amount":
         assert found.classes == [manifest.target.classes[1]]
     assert list(found.predictions) == list(pipeline.predict(x))
@@ -135,7 +148,7 @@ def test_a_feature_the_model_ignores_gets_zero(tmp_path: Path) -> None:
 def test_kinds_without_an_explainer_are_refused_with_the_reason(tmp_path: Path) -> None:
     _result, pipeline, manifest = trained(tmp_path, "KNeighborsClassifier", "label")
     reason = explain_support(manifest)
-    assert reason is not None and "KNeighborsClassifier" in reason and "XGBoost" in reason
+    assert reason is not None and "KNeighborsClassifier" in reason and "TreeSHAP" in reason
     with pytest.raises(Unexplainable, match="KNeighborsClassifier"):
         build_explainer(pipeline, manifest)
     linear_without_mean = manifest.model_copy(update={"estimator": "Ridge", "reference_mean": None})
