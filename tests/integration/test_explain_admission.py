@@ -13,7 +13,9 @@ def test_explanations_are_admitted_off_by_default_and_defaulted_when_on(custom: 
     model = {"model": {"trainingRunRef": {"name": "iris-rf"}}}
     off = custom.create("modeldeployments", "ModelDeployment", "plain", model)
     assert "explain" not in off["spec"]
-    on = custom.create("modeldeployments", "ModelDeployment", "explained", {**model, "explain": {"enabled": True}})
+    on = custom.create(
+        "modeldeployments", "ModelDeployment", "explained", {**model, "explain": {"enabled": True}}
+    )
     assert on["spec"]["explain"] == {"enabled": True, "maxRows": 100}
 
 
