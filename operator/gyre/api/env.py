@@ -25,6 +25,8 @@ __all__ = [
     "DEPLOYMENT",
     "DRAIN_SECONDS",
     "DRIFT_CONFIG",
+    "EXPLAIN",
+    "EXPLAIN_MAX_ROWS",
     "GCS_CREDENTIALS",
     "GCS_CREDENTIALS_KEY",
     "HEADER_TIMEOUT",
@@ -144,6 +146,8 @@ MAX_WAIT_MS = "GYRE_MAX_WAIT_MS"  # extra time a batch waits for company
 CACHE_DIR = "GYRE_CACHE_DIR"  # where remote model directories are downloaded
 DRAIN_SECONDS = "GYRE_DRAIN_SECONDS"  # after SIGTERM: seconds of not-ready serving before the listener closes
 SHUTDOWN_TIMEOUT = "GYRE_SHUTDOWN_TIMEOUT"  # longest wait for in-flight requests on shutdown
+EXPLAIN = "GYRE_EXPLAIN"  # whether :explain answers (feature attributions, in a worker process of their own)
+EXPLAIN_MAX_ROWS = "GYRE_EXPLAIN_MAX_ROWS"  # most rows one :explain request may ask about
 LOG_STORE = "GYRE_LOG_STORE"  # store URL of the prediction log; empty turns it off (default: ARTIFACT_STORE)
 LOG_SAMPLE_RATE = "GYRE_LOG_SAMPLE_RATE"  # fraction of rows written to the prediction log
 LOG_FLUSH_SECONDS = "GYRE_LOG_FLUSH_SECONDS"  # longest time between two prediction-log batches

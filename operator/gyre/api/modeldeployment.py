@@ -25,6 +25,7 @@ __all__ = [
     "CanarySpec",
     "CanaryStatus",
     "DeploymentPhase",
+    "Explanations",
     "HistoryEntry",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",
@@ -135,6 +136,16 @@ class PredictionLogging(ApiModel):
     """Write a batch when it reaches this many rows."""
 
 
+class Explanations(ApiModel):
+    """Per-prediction explanations: POST /v1/models/NAME:explain returns feature attributions for each row
+    (docs/explanations.md). They run in a worker process of their own, so they never slow :predict."""
+
+    enabled: bool = False
+    """Answer :explain (off: 404). XGBoost, LightGBM and linear models can be explained; others answer 501."""
+    max_rows: int = Field(default=100, ge=1, le=10000)
+    """Most rows one :explain request may ask about; more get 422."""
+
+
 class ModelDeploymentSpec(ApiModel):
     """Desired state of a ModelDeployment."""
 
@@ -173,6 +184,8 @@ class ModelDeploymentSpec(ApiModel):
     """Scale on CPU between minReplicas and maxReplicas."""
     prediction_logging: PredictionLogging | None = None
     """What the server logs for drift monitoring; enabled with defaults when unset."""
+    explain: Explanations | None = None
+    """Per-prediction explanations (:explain); off when unset."""
     max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     """Largest request body accepted; larger requests get 413."""
     resources: ResourceRequirements | None = None

@@ -32,7 +32,9 @@ __all__ = [
     "EarlyStopping",
     "EstimatorKind",
     "EstimatorSpec",
+    "FeatureImportance",
     "Gate",
+    "ImportanceSummary",
     "Lineage",
     "ModelCardStatus",
     "OnnxStatus",
@@ -46,6 +48,7 @@ __all__ = [
     "TrainingRunStatus",
     "TrialStatus",
     "default_goal",
+    "primary_metric",
     "task_of",
 ]
 
@@ -140,6 +143,14 @@ def task_of(kind: str) -> Task:
 def default_goal(metric: str) -> Literal["maximize", "minimize"]:
     """Whether a metric is better high (accuracy, r2) or low (rmse, log_loss)."""
     return "minimize" if metric in LOWER_IS_BETTER else "maximize"
+
+
+def primary_metric(spec: TrainingRunSpec) -> tuple[str, str]:
+    """(metric, goal) that ranks models: search.metric/goal, else the first metric, else the task's default."""
+    task = task_of(spec.estimator.kind)
+    metric = (spec.search.metric if spec.search else None) or (spec.metrics or DEFAULT_METRICS[task])[0]
+    goal = (spec.search.goal if spec.search else None) or default_goal(metric)
+    return metric, goal
 
 
 class DatasetReference(ApiModel):
@@ -460,6 +471,31 @@ class TrialStatus(StatusModel):
     """Why the trial failed."""
 
 
+class FeatureImportance(StatusModel):
+    """How much the primary metric worsens when one input column's values are shuffled on the test split."""
+
+    name: str
+    """The input column (as the user names it, before any spec.features transform)."""
+    mean: float
+    """Mean drop of the metric over the repeats (an error metric's rise): larger matters more, ~0 not at all."""
+    std: float
+    """Standard deviation of the drop over the repeats."""
+
+
+class ImportanceSummary(StatusModel):
+    """The model's most important input columns by permutation importance (all of them: manifest.json
+    `importances`)."""
+
+    metric: str
+    """The metric the importances are measured with (the primary metric when it was computable)."""
+    repeats: int
+    """Shuffles per column."""
+    rows: int
+    """Test rows the shuffles ran on (a seeded sample when the test split is larger)."""
+    top: list[FeatureImportance]
+    """The most important columns, most important first."""
+
+
 class Lineage(StatusModel):
     """Where the model came from."""
 
@@ -522,6 +558,8 @@ class TrainingRunStatus(StatusModel):
     """Search trials, by index."""
     best_trial: int | None = None
     """Index of the winning trial."""
+    importances: ImportanceSummary | None = None
+    """The (best) model's top input columns by permutation importance on the test split."""
     lineage: Lineage | None = None
     """Dataset, trigger and image that produced the model."""
     slices: SlicesStatus | None = None

@@ -144,6 +144,11 @@ def _server_env(
         {"name": env.CACHE_DIR, "value": "/tmp/models"},
         {"name": env.DRAIN_SECONDS, "value": str(_CLOSE_SECONDS)},
     ]
+    if spec.explain is not None and spec.explain.enabled:
+        variables += [
+            {"name": env.EXPLAIN, "value": "true"},
+            {"name": env.EXPLAIN_MAX_ROWS, "value": str(spec.explain.max_rows)},
+        ]
     if model.sha256:
         variables.append({"name": env.MODEL_SHA256, "value": model.sha256})
     if model.training_run:

@@ -25,7 +25,7 @@ from gyre.api.trainingrun import (
     TrainingRunSpec,
     TrainingRunStatus,
     TrialStatus,
-    default_goal,
+    primary_metric,
     task_of,
 )
 from gyre.builders.job import DatasetInput, build_training_job, training_job_name
@@ -90,14 +90,6 @@ class DatasetProblem:
     reason: Reason
     message: str
     permanent: bool
-
-
-def primary_metric(spec: TrainingRunSpec) -> tuple[str, str]:
-    """(metric, goal) that ranks models: search.metric/goal, else the first metric, else the task's default."""
-    task = task_of(spec.estimator.kind)
-    metric = (spec.search.metric if spec.search else None) or (spec.metrics or DEFAULT_METRICS[task])[0]
-    goal = (spec.search.goal if spec.search else None) or default_goal(metric)
-    return metric, goal
 
 
 def resolve_dataset(spec: TrainingRunSpec, dataset: DatasetView | None) -> DatasetInput | DatasetProblem:
@@ -453,6 +445,7 @@ def apply_training_result(
             markdown_uri=f"{best.model_uri.rstrip('/')}/{CARD_MARKDOWN}",
             html_uri=f"{best.model_uri.rstrip('/')}/{CARD_HTML}",
         )
+    status.importances = best.importances
     if spec.search is not None:
         status.best_trial = best_index
     conditions = set_condition(

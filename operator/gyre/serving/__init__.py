@@ -3,7 +3,7 @@ Protocol v2, with Prometheus metrics and sampled prediction logging. No kopf or 
 
 Modules: `model` (loading, sha256-first, onnxruntime or scikit-learn predictors), `schema` (request bodies ->
 feature matrix, checked against the manifest), `batching` (micro-batching of concurrent requests), `app` (aiohttp
-routes), `metrics`, `predlog` (prediction log buffer), `cli` (`gyre serve`).
+routes), `explain` (per-prediction attributions), `metrics`, `predlog` (prediction log buffer), `cli` (`gyre serve`).
 
 Protocol notes for clients:
 
@@ -16,6 +16,9 @@ Protocol notes for clients:
   tensor of any name; `data` may be flat (row-major) or nested. Outputs are `predict` and, when asked for in the
   request's `outputs` field, `predict_proba` (`[N, C]`). Without `outputs` only `predict` is returned (as MLServer
   does), so the common request pays for nothing it did not ask for. `id` is echoed.
+- v1 `POST /v1/models/MODEL:explain` (only with `--explain`, a ModelDeployment's `spec.explain.enabled`) takes
+  the same body and returns feature attributions per row, computed in a worker process of their own
+  (`explain`; docs/explanations.md).
 - `null` is a missing value, as in training: NaN for number features (imputed by the pipeline), "" for strings.
 - VERSION is the first 12 hex digits of the model's digest (sha256 of manifest.json). The `X-Gyre-Inference` response header, the
   `gyre_model_info` metric and the v2 metadata's `parameters.inference_path` say whether onnxruntime or

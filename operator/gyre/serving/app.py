@@ -6,6 +6,7 @@ Routes (MODEL is the served model's name, VERSION its version, the first 12 hex 
     GET  /v1/models                                   {"models": [MODEL]}
     GET  /v1/models/MODEL                             {"name": MODEL, "ready": bool}
     POST /v1/models/MODEL:predict                     {"instances": [...]} -> {"predictions": [...]}
+    POST /v1/models/MODEL:explain                     feature attributions per row, when enabled (gyre.serving.explain)
     GET  /v2                                          server metadata
     GET  /v2/health/live, /v2/health/ready            liveness, readiness (503 while starting or draining)
     GET  /v2/models                                   {"models": [MODEL]} (KServe's model list)
@@ -45,6 +46,7 @@ from multidict import CIMultiDict
 
 from gyre.serving.batching import MicroBatcher, PredictionFailed
 from gyre.serving.binary import HEADER_LENGTH, attach_binary, encode_tensor
+from gyre.serving.explain import ExplainWorker, explain_instances
 from gyre.serving.feedback import FeedbackWriter, LabelChecker, parse_feedback
 from gyre.serving.metrics import CONTENT_TYPE, ServerMetrics
 from gyre.serving.model import Prediction, ServedModel
@@ -95,6 +97,10 @@ class ServerConfig:
     """A request body must arrive whole this soon after its head, else the answer is 408 and the connection closes."""
     max_connections: int = 1024
     """Open connections beyond this many get a 503 and are closed at once."""
+    explain: bool = False
+    """Answer :explain (off: 404 saying how to turn it on)."""
+    explain_max_rows: int = 100
+    """Most rows one :explain request may ask about (more: 422)."""
 
 
 def _error(status: int, reason: str, headers: CIMultiDict[str] | None = None) -> web.Response:
@@ -146,6 +152,9 @@ class ModelServer:
             max_wait_s=self.config.max_wait_ms / 1000.0,
             executor=self.executor,
             on_batch=self.metrics.batch_rows.observe,
+        )
+        self.explainer = (
+            ExplainWorker(model.manifest, model.directory, model.sha256) if self.config.explain else None
         )
         self.prediction_logger = prediction_logger
         if prediction_logger is not None:
@@ -392,6 +401,27 @@ class ModelServer:
         self.metrics.feedback_requests.labels(str(response.status)).inc()
         return response
 
+    async def v1_explain(self, request: web.BaseRequest, _version: str | None = None) -> web.Response:
+        """KServe v1 explain: feature attributions per row, computed in the explanation worker."""
+        start = perf_counter()
+        try:
+            if self.explainer is None:
+                raise RequestError(
+                    404,
+                    "explanations are off for this model: set spec.explain.enabled on the ModelDeployment "
+                    "(gyre serve --explain)",
+                )
+            body = await self._read_json(request)
+            rows = self.schema.parse_instances(explain_instances(body, self.config.explain_max_rows))
+            response = web.Response(body=await self.explainer.explain(rows), content_type=_JSON)
+        except RequestError as exc:
+            response = self._refusal(request, exc)
+        except Exception:
+            log.exception("unexpected error in v1 explain")
+            response = _error(500, "internal server error")
+        self.metrics.observe_request("explain", response.status, perf_counter() - start)
+        return response
+
     def _refusal(self, request: web.BaseRequest, exc: RequestError) -> web.Response:
         # One line per refused request, at INFO: the client's mistake, not the server's.
         log.info("%s %s refused (%d): %s", request.method, request.path, exc.status, _one_line(exc.reason))
@@ -614,6 +644,7 @@ class ModelServer:
             ("GET", "/v1/models", self.list_models),
             ("GET", f"/v1/models/{name}", self.model_ready),
             ("POST", f"/v1/models/{name}:predict", self.v1_predict),
+            ("POST", f"/v1/models/{name}:explain", self.v1_explain),
             ("GET", "/v2", self.server_metadata),
             ("GET", "/v2/health/live", self.server_live),
             ("GET", "/v2/health/ready", self.server_ready),
@@ -676,6 +707,8 @@ class ModelServer:
             self.prediction_logger.start()
         if self.feedback_writer is not None:
             self.feedback_writer.start()
+        if self.explainer is not None:
+            self.explainer.start()
         self.ready = True
 
     def begin_drain(self) -> None:
@@ -693,6 +726,8 @@ class ModelServer:
             await self.feedback_writer.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+        if self.explainer is not None:
+            self.explainer.close()
 
 
 _BUSY = (

@@ -134,6 +134,19 @@ def register(subparsers: Any) -> None:
         help=f"threads running scikit-learn predictions [{env.SKLEARN_WORKERS}]",
     )
     p.add_argument(
+        "--explain",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool(env.EXPLAIN, False),
+        help="answer POST /v1/models/MODEL:explain with feature attributions, computed in a worker process of "
+        f"their own (docs/explanations.md) [{env.EXPLAIN}]",
+    )
+    p.add_argument(
+        "--explain-max-rows",
+        type=int,
+        default=_env(env.EXPLAIN_MAX_ROWS, "100"),
+        help=f"most rows one :explain request may ask about [{env.EXPLAIN_MAX_ROWS}]",
+    )
+    p.add_argument(
         "--cache-dir",
         default=_env(env.CACHE_DIR, os.path.join(os.path.expanduser("~"), ".cache", "gyre", "models")),
         help=f"where remote model directories are downloaded [{env.CACHE_DIR}]",
@@ -272,6 +285,8 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
         max_connections=args.max_connections,
+        explain=args.explain,
+        explain_max_rows=args.explain_max_rows,
     )
     # Signal handlers first: a SIGTERM that arrives as soon as readiness turns true must still drain gracefully.
     stop = asyncio.Event()
@@ -294,7 +309,7 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
         return 1
     await server.start()
     log.info(
-        "serving %s (version %s, %s) on http://%s:%d; prediction log %s, feedback %s",
+        "serving %s (version %s, %s) on http://%s:%d; prediction log %s, feedback %s; explanations %s",
         model.name,
         model.version,
         model.inference_path,
@@ -302,6 +317,7 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
         args.port,
         "on" if logger else "off",
         "on" if feedback else "off (no artifact store)",
+        "on" if args.explain else "off",
     )
     await stop.wait()
     log.info("shutting down: readiness off, draining for %.1fs", args.drain_seconds)

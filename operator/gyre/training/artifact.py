@@ -441,6 +441,8 @@ def write_model_dir(
         slices=result.slices.manifest() if result.slices is not None else None,
         evaluation=evaluation,
         data_summary=data_summary,
+        importances=result.importances,
+        reference_mean=result.reference_mean,
     )
     _write_atomic(directory / MANIFEST_FILE, manifest.to_bytes())
     return manifest

@@ -11,6 +11,7 @@ from gyre.api.trainingrun import BOOSTED_KINDS, ESTIMATOR_ALLOWLIST, Task
 
 __all__ = [
     "ESTIMATORS",
+    "LINEAR_ESTIMATORS",
     "PREPROCESSING_TYPES",
     "TREE_ESTIMATORS",
     "EstimatorError",
@@ -29,6 +30,12 @@ ESTIMATORS: dict[str, tuple[str, str, Task]] = {
 TREE_ESTIMATORS: frozenset[str] = frozenset(
     name for name in ESTIMATORS if "Forest" in name or "Trees" in name or "Tree" in name or "Boosting" in name
 ) | frozenset(BOOSTED_KINDS)
+
+# Linear in their inputs after preprocessing (a prediction, or a classifier's log-odds, is coef . x + intercept):
+# their per-prediction attributions are exact (gyre.serving.explain), from the mean training row the manifest keeps.
+LINEAR_ESTIMATORS: frozenset[str] = frozenset(
+    {"LogisticRegression", "LinearRegression", "Ridge", "Lasso", "ElasticNet"}
+)
 
 # The preprocessing steps the trainer builds around an estimator (gyre.training.preprocess). FunctionTransformer is
 # how a fitted ColumnTransformer holds "passthrough" (no function); a function inside one is refused on its own.

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gyre.api.dataset import ColumnKind
-from gyre.api.trainingrun import Task
+from gyre.api.trainingrun import FeatureImportance, Task
 
 __all__ = [
     "MANIFEST_FILE",
@@ -21,6 +21,7 @@ __all__ = [
     "DatasetRef",
     "Evaluation",
     "FeatureSpec",
+    "Importances",
     "Lineage",
     "MetricInterval",
     "ModelManifest",
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "manifest.json"
-_OMITTED_WHEN_NONE = ("native", "evaluation", "data_summary", "slices")
+_OMITTED_WHEN_NONE = ("native", "importances", "reference_mean", "evaluation", "data_summary", "slices")
 
 
 class _Model(BaseModel):
@@ -204,6 +205,22 @@ class DataSummary(_Model):
     columns: list[ColumnSummary]
 
 
+class Importances(_Model):
+    """Permutation importances of the raw input columns on the test split (gyre.training.importance)."""
+
+    method: Literal["permutation"] = "permutation"
+    metric: str
+    """The metric each shuffle is scored with: the run's primary metric when it is computable on the rows."""
+    repeats: int
+    """Shuffles per column."""
+    seed: int
+    """Seed of the row sample and of the shuffles: the same model, rows and seed give the same importances."""
+    rows: int
+    """Test rows used (a seeded sample when the test split has more)."""
+    features: list[FeatureImportance]
+    """Every input column, most important first: mean and standard deviation of the metric's drop."""
+
+
 class ModelManifest(_Model):
     """`manifest.json`: everything known about a model directory.
 
@@ -235,6 +252,11 @@ class ModelManifest(_Model):
     libraries: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     lineage: Lineage = Field(default_factory=Lineage)
+    importances: Importances | None = None
+    """Permutation importances on the test split; None for imported models."""
+    reference_mean: list[float] | None = None
+    """Linear models: the mean of the training rows after preprocessing, one value per column the estimator sees.
+    The reference point of their exact per-prediction attributions (gyre.serving.explain)."""
     slices: SliceSummary | None = None
     """spec.slices: metrics per slice of the test split; absent when the run names no slice columns."""
     evaluation: Evaluation | None = None

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gyre.api.slices import SlicesStatus
-from gyre.api.trainingrun import Task
+from gyre.api.trainingrun import ImportanceSummary, Task
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT
 
 __all__ = ["GateOutcome", "TrackingOutcome", "TrainReport"]
@@ -69,6 +69,8 @@ class TrainReport(_Report):
     """MLflow logging, when a tracking server applies."""
     card: bool | None = None
     """card.md and card.html were written beside the model (gyre.governance.card)."""
+    importances: ImportanceSummary | None = None
+    """The model's top input columns by permutation importance (all of them: manifest.json `importances`)."""
     error: str | None = None
     reason: str | None = None
     """CamelCase reason for a failure (InvalidSpec, DatasetMismatch, TrainingFailed, ...)."""
@@ -81,8 +83,8 @@ class TrainReport(_Report):
     def to_termination_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
         """Compact JSON guaranteed to fit in `limit` bytes.
 
-        Dropped in order until it fits: long error and ONNX reason text, params, the gate message, metrics other
-        than the first few. Phase, URIs, sha256, fingerprint and trial index are always kept.
+        Dropped in order until it fits: long error and ONNX reason text, params, the gate message, importances,
+        metrics other than the first few. Phase, URIs, sha256, fingerprint and trial index are always kept.
         """
         report = self.model_copy(deep=True)
         if report.error and len(report.error) > _ERROR_CHARS:
@@ -154,6 +156,10 @@ def _no_slice_list(r: TrainReport) -> None:
         r.slices = r.slices.model_copy(update={"slices": None})
 
 
+def _no_importances(r: TrainReport) -> None:
+    r.importances = None
+
+
 def _few_metrics(r: TrainReport) -> None:
     r.metrics = dict(list(r.metrics.items())[:8])
 
@@ -180,6 +186,7 @@ _SHRINK_STEPS: tuple[Callable[[TrainReport], None], ...] = (
     _short_tracking,
     _few_slices,
     _no_slice_list,
+    _no_importances,
     _few_metrics,
     _no_metrics,
     _no_gate_message,

@@ -12,7 +12,7 @@ from typing import Any
 
 from gyre.api.dataset import ColumnKind
 from gyre.api.gates import combine_verdicts, evaluate_slice_gates
-from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec
+from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec, primary_metric
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
 from gyre.data.sources import SourceFormat, load_source
@@ -23,6 +23,7 @@ from gyre.tracking.mlflow import TrackingTarget, log_training
 from gyre.tracking.records import ARTIFACT_FILES, build_record
 from gyre.training.artifact import UntrustedModelError, write_model_dir
 from gyre.training.gates import evaluate_gates
+from gyre.training.importance import summary
 from gyre.training.manifest import MANIFEST_FILE, DatasetRef, Lineage, ModelManifest
 from gyre.training.report import GateOutcome, TrackingOutcome, TrainReport
 from gyre.training.search import SearchError, trial_params
@@ -209,6 +210,7 @@ def _run(job: TrainJob) -> TrainReport:
         metrics=spec.metrics,
         early_stopping=spec.estimator.early_stopping,
         slices=spec.slices,
+        primary_metric=primary_metric(spec)[0],
     )
     result = train_model(frame, options)
     verdict = evaluate_gates(spec.gates, result.metrics)
@@ -269,6 +271,7 @@ def _run(job: TrainJob) -> TrainReport:
         gates=GateOutcome(passed=verdict.passed, message=verdict.message),
         slices=result.slices.status() if result.slices is not None else None,
         card=True,
+        importances=summary(result.importances) if result.importances is not None else None,
     )
     full = report.model_dump_json(by_alias=True, exclude_none=True, indent=1).encode()
     if job.out_dir is not None:

@@ -9,11 +9,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from gyre.api.dataset import ColumnKind
 from gyre.api.features import FeatureTransform
 from gyre.api.slices import SlicesSpec
-from gyre.api.trainingrun import BOOSTED_KINDS, ESTIMATOR_ALLOWLIST, EarlyStopping, Task
+from gyre.api.trainingrun import BOOSTED_KINDS, DEFAULT_METRICS, ESTIMATOR_ALLOWLIST, EarlyStopping, Task
 from gyre.data.schema import infer_schema
-from gyre.training.estimators import TREE_ESTIMATORS, EstimatorError, build_estimator, task_of
+from gyre.training.estimators import (
+    LINEAR_ESTIMATORS,
+    TREE_ESTIMATORS,
+    EstimatorError,
+    build_estimator,
+    task_of,
+)
 from gyre.training.features import coerce_features, feature_dtype
-from gyre.training.manifest import FeatureSpec, TargetSpec
+from gyre.training.manifest import FeatureSpec, Importances, TargetSpec
 from gyre.training.metrics import MetricError, compute_metrics
 from gyre.training.preprocess import (
     DEFAULT_MAX_CATEGORIES,
@@ -85,6 +91,11 @@ class TrainOptions:
     slices: SlicesSpec | None = None
     """spec.slices: measure the model per slice of the test rows (gyre.training.slices); its excludeFromFeatures
     columns are left out of the default features."""
+    primary_metric: str | None = None
+    """The metric permutation importances are scored with (gyre.api.trainingrun.primary_metric); None: the first
+    metric."""
+    importances: bool = True
+    """Compute permutation importances on the test split (gyre.training.importance)."""
 
 
 @dataclass
@@ -109,6 +120,10 @@ class TrainingResult:
     """Why the pipeline cannot have an ONNX twin (steps without a converter); empty: try the conversion."""
     slices: SliceEvaluation | None = None
     """Metrics per slice of the test split, when spec.slices is set."""
+    importances: Importances | None = None
+    """Permutation importances of the input columns on the test split."""
+    reference_mean: list[float] | None = None
+    """Linear estimators: the mean training row after preprocessing (gyre.training.manifest.ModelManifest)."""
 
 
 def _python(value: Any) -> Any:
@@ -305,6 +320,25 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         metrics["best_iteration"] = float(best_iteration)
     slices = _slices(options, task, pipeline, frame, x_test, y_test)
     classes = [_python(c) for c in pipeline.classes_] if task == "classification" else None
+    importances = None
+    if options.importances:
+        from gyre.training.importance import permutation_importances
+
+        importances = permutation_importances(
+            pipeline,
+            x_test,
+            y_test,
+            task=task,
+            metric=options.primary_metric or next(iter(metrics), DEFAULT_METRICS[task][0]),
+            seed=options.seed,
+            classes=list(pipeline.classes_) if task == "classification" else None,
+        )
+    reference_mean = None
+    if options.estimator in LINEAR_ESTIMATORS:
+        import numpy as np
+
+        encoded = pipeline[:-1].transform(x_train)
+        reference_mean = [float(v) for v in np.asarray(encoded.mean(axis=0)).ravel()]
     return TrainingResult(
         pipeline=pipeline,
         task=task,
@@ -320,6 +354,8 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         rows_test=len(x_test),
         transforms=[t.model_dump(by_alias=True, exclude_none=True) for t in options.transforms],
         onnx_blockers=onnx_blockers(options.transforms, features),
+        importances=importances,
+        reference_mean=reference_mean,
         slices=slices,
     )
 

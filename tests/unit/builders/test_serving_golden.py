@@ -141,3 +141,19 @@ def test_split_replicas(total: int, weight: int, stable: int, canary: int) -> No
 def test_split_reports_the_weight_whole_pods_allow() -> None:
     assert split_replicas(1, 10).canary_weight == 50
     assert split_replicas(4, 25).canary_weight == 25
+
+
+def test_explanations_are_passed_to_the_server_only_when_enabled() -> None:
+    from gyre.api import env
+
+    case = yaml.safe_load((DATA / "input" / "canary-pvc.yaml").read_text())
+
+    def server_env() -> dict[str, str]:
+        container = build(case)[1]["spec"]["template"]["spec"]["containers"][0]
+        return {v["name"]: v.get("value", "") for v in container["env"]}
+
+    assert env.EXPLAIN not in server_env()
+    case["spec"]["explain"] = {"enabled": False}
+    assert env.EXPLAIN not in server_env()
+    case["spec"]["explain"] = {"enabled": True, "maxRows": 20}
+    assert (server_env()[env.EXPLAIN], server_env()[env.EXPLAIN_MAX_ROWS]) == ("true", "20")

@@ -206,3 +206,18 @@ def test_a_model_whose_pod_wrote_no_card_links_none() -> None:
         TrainingRunStatus(), spec(), {0: _succeeded(0, 0.9, card=None)}, generation=1, finished_at=T0
     )
     assert status.phase == "Succeeded" and status.card is None
+
+
+def test_the_best_trials_top_importances_are_in_status() -> None:
+    from gyre.api.trainingrun import FeatureImportance, ImportanceSummary
+
+    def top(name: str) -> ImportanceSummary:
+        return ImportanceSummary(
+            metric="accuracy", repeats=5, rows=30, top=[FeatureImportance(name=name, mean=0.3, std=0.01)]
+        )
+
+    s = spec(search={"strategy": "grid", "space": {"n_estimators": {"values": [10, 20]}}})
+    status, _ = apply(s, {0: report(0.90, 0, importances=top("a")), 1: report(0.97, 1, importances=top("b"))})
+    assert status.importances == top("b")
+    dumped = status.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["importances"]["top"] == [{"name": "b", "mean": 0.3, "std": 0.01}]
