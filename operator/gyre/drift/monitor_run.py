@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gyre.api import env
+from gyre.api.driftmonitor import MetricPerformance
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT, write_termination_message
 
 __all__ = [
     "CheckFeature",
-    "CheckMetric",
     "CheckPerformance",
     "CheckReport",
     "add_run_parser",
@@ -47,20 +47,6 @@ class CheckFeature(_Model):
     status: str | None = None
 
 
-class CheckMetric(_Model):
-    """One metric of the performance check (gyre.performance.stats.MetricComparison.as_dict)."""
-
-    name: str
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    baseline: float | None = None
-    drop: float | None = None
-    drop_low: float | None = None
-    tolerance: float | None = None
-    degraded: bool = False
-
-
 class CheckPerformance(_Model):
     """The performance check's outcome, compact (at most six metrics: it always fits the message)."""
 
@@ -76,7 +62,8 @@ class CheckPerformance(_Model):
     unknown_ids: int = 0
     duplicate_labels: int = 0
     wrong_type_labels: int = 0
-    metrics: list[CheckMetric] = Field(default_factory=list)
+    metrics: list[MetricPerformance] = Field(default_factory=list)
+    """Each metric as status.performance.metrics shows it."""
     report_uri: str | None = None
     error: str | None = None
 
@@ -155,7 +142,8 @@ def add_run_parser(drift_subparsers: Any) -> None:
     parser.add_argument(
         "--performance-baseline",
         metavar="MODEL_URI",
-        help=f"also check performance against this model directory's manifest.json (config in ${env.PERFORMANCE_CONFIG})",
+        help="also check performance against this model directory's manifest.json: a path relative to --store or a "
+        f"URL (config in ${env.PERFORMANCE_CONFIG})",
     )
     parser.add_argument("--model-version", help="only predictions logged by this model version (TrainingRun)")
     parser.add_argument("--performance-max-rows", type=int, default=100_000)
@@ -171,9 +159,13 @@ def _performance(args: argparse.Namespace, store: Any) -> CheckPerformance:
     from gyre.training.manifest import MANIFEST_FILE, ModelManifest
 
     try:
-        manifest = ModelManifest.model_validate_json(
-            ArtifactStore(args.performance_baseline).read_bytes(MANIFEST_FILE)
+        ref = args.performance_baseline
+        raw = (
+            ArtifactStore(ref).read_bytes(MANIFEST_FILE)
+            if "://" in ref
+            else store.read_bytes(f"{ref.rstrip('/')}/{MANIFEST_FILE}")
         )
+        manifest = ModelManifest.model_validate_json(raw)
         baseline = Baseline.from_manifest(manifest, source=args.model_version or args.performance_baseline)
         config = PerformanceConfig.model_validate(json.loads(os.environ.get(env.PERFORMANCE_CONFIG) or "{}"))
         report, _ = check_feedback(
@@ -203,7 +195,7 @@ def _performance(args: argparse.Namespace, store: Any) -> CheckPerformance:
         unknown_ids=join["unknownIds"],
         duplicate_labels=join["duplicateLabels"],
         wrong_type_labels=join["wrongTypeLabels"],
-        metrics=[CheckMetric.model_validate(m) for m in report.metrics],
+        metrics=[MetricPerformance.model_validate(m) for m in report.metrics],
         report_uri=store.uri(path),
     )
 

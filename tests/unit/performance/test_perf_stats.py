@@ -71,6 +71,11 @@ def test_log_loss_is_left_out_when_probabilities_were_not_logged() -> None:
     assert "log_loss" not in est and "accuracy" in est
 
 
+def test_log_loss_is_left_out_when_the_probabilities_do_not_cover_every_row() -> None:
+    est = estimate_metrics("classification", [0, 1, 1], [0, 1, 0], probabilities=[], classes=[0, 1])
+    assert "log_loss" not in est and est["accuracy"].value == pytest.approx(2 / 3)
+
+
 def test_the_intervals_are_reproducible_for_a_seed() -> None:
     window = _classification_window(200, 0.8, seed=2)
     a = estimate_metrics("classification", window.labels, window.predictions, seed=7)
