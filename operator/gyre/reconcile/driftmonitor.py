@@ -498,9 +498,12 @@ def _fold_performance(
 ) -> bool | None:
     """The performance verdict into status.performance, the Degraded condition and Events; whether the model is
     degraded (None: no verdict, or spec.performance is off)."""
-    if spec.performance is None or not spec.performance.enabled:
-        return None
     status = plan.status
+    if spec.performance is None or not spec.performance.enabled:
+        # Turned off: a Degraded condition left from before would describe checks that no longer run.
+        if find_condition(status.conditions or [], ConditionType.DEGRADED) is not None:
+            status.conditions = [c for c in status.conditions or [] if c.type != ConditionType.DEGRADED]
+        return None
     previous = status.performance
     degraded_before = find_condition(status.conditions or [], ConditionType.DEGRADED)
     was_degraded = degraded_before is not None and degraded_before.status == "True"

@@ -263,3 +263,10 @@ def test_a_dry_run_on_degradation_records_it_in_the_shared_budget() -> None:
     assert condition(second, "Retraining") == ("False", "DryRun")
     assert events(second) == ["WouldRetrain"] and second.status.retrains_today == 1
     assert "degraded performance persists" in second.events[0].message
+
+
+def test_turning_performance_off_removes_the_degraded_condition() -> None:
+    (degraded,) = run_checks([("no_drift", perf())])
+    kept = degraded.status.model_dump(exclude={"job_name", "next_check_time"})
+    plan = collect(checking(**{**kept, "job_name": "iris-check-2"}), [pod(report("no_drift", check=2))])
+    assert condition(plan, "Degraded") is None and condition(plan, "Drifted") == ("False", "NoDrift")
