@@ -97,18 +97,20 @@ class CheckReport(_Model):
                 report.features_truncated = True
                 continue
             perf = report.performance
-            long_texts = [
-                t for t in (report.error, perf and perf.message, perf and perf.error) if t and len(t) > 200
-            ]
-            if not long_texts:
+            texts = [report.error, *((perf.message, perf.error) if perf is not None else ())]
+            if not any(t is not None and len(t) > _SHORT for t in texts):
                 return text[:TERMINATION_MESSAGE_LIMIT]
-            if report.error and len(report.error) > 200:
-                report.error = report.error[:200] + "..."
+            report.error = _shorten(report.error)
             if perf is not None:
-                perf.message = (
-                    perf.message[:200] + "..." if perf.message and len(perf.message) > 200 else perf.message
-                )
-                perf.error = perf.error[:200] + "..." if perf.error and len(perf.error) > 200 else perf.error
+                perf.message, perf.error = _shorten(perf.message), _shorten(perf.error)
+
+
+_SHORT = 200
+"""Characters a message keeps when the termination message must shrink (the full text is in the stored report)."""
+
+
+def _shorten(text: str | None) -> str | None:
+    return text[:_SHORT] + "..." if text is not None and len(text) > _SHORT else text
 
 
 def check_report_path(namespace: str, monitor: str, check: int) -> str:
