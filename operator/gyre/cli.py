@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "gyre.serving.cli",  # serve
     "gyre.serving.feedback_cli",  # feedback send
     "gyre.drift.cli",  # drift check, drift run
+    "gyre.performance.cli",  # perf check
     "gyre.controllers.drift_report",  # drift report (after gyre.drift.cli: it joins that group)
     "gyre.controllers.audit",  # history
     "gyre.controllers.cards",  # card, runs compare

@@ -53,6 +53,7 @@ __all__ = [
     "NETWORK_POLICY",
     "ONNX_THREADS",
     "OPERATOR_INSTANCE",
+    "PERFORMANCE_CONFIG",
     "POD_NAME",
     "POD_NAMESPACE",
     "PORT",
@@ -122,6 +123,9 @@ TRACKING_SECRET_KEYS = (TRACKING_TOKEN, TRACKING_USERNAME, TRACKING_PASSWORD)
 
 # The drift check Job (builders/drift.py -> `gyre drift run`).
 DRIFT_CONFIG = "GYRE_DRIFT_CONFIG"  # the DriftConfig as JSON (drift share, minimum rows, columns, overrides)
+PERFORMANCE_CONFIG = (
+    "GYRE_PERFORMANCE_CONFIG"  # spec.performance as a PerformanceConfig (JSON); unset: no check
+)
 
 # The model server (builders/serving.py -> `gyre serve`).
 MODEL_DIR = "GYRE_MODEL_DIR"  # model directory: a local path or a store URL

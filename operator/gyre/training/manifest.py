@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "manifest.json"
-_OMITTED_WHEN_NONE = ("native", "importances", "reference_mean", "evaluation", "data_summary", "slices")
+_OMITTED_WHEN_NONE = ("native", "test_rows", "importances", "reference_mean", "evaluation", "data_summary", "slices")
 
 
 class _Model(BaseModel):
@@ -240,6 +240,9 @@ class ModelManifest(_Model):
     inside the model file, so serving applies them exactly as training did."""
     target: TargetSpec
     metrics: dict[str, float] = Field(default_factory=dict)
+    test_rows: int | None = None
+    """Rows of the held-out split `metrics` were measured on (performance checks weigh the baseline's own
+    uncertainty with it); None for imported models and older manifests."""
     dataset: DatasetRef | None = None
     """The data the model was trained on; None for imported models."""
     artifact: ArtifactRef | None
