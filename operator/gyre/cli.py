@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "gyre.training.cli",  # train, model import
     "gyre.serving.cli",  # serve
     "gyre.drift.cli",  # drift check, drift run
+    "gyre.performance.cli",  # perf check
     "gyre.controllers.drift_report",  # drift report (after gyre.drift.cli: it joins that group)
 )
 

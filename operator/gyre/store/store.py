@@ -137,6 +137,25 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return sha256_stream(fh)
 
 
+def _modified(info: Mapping[str, Any]) -> float | None:
+    """A file's modification time from an fsspec info dict: `mtime` (local), `LastModified` (s3), `updated`
+    (gcs)."""
+    from datetime import datetime
+
+    for key in ("mtime", "LastModified", "updated", "last_modified"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
+
+
 class ArtifactStore:
     """A directory tree under one fsspec URL; every method takes paths relative to the root."""
 
@@ -197,6 +216,24 @@ class ArtifactStore:
         with self._access(relpath):
             found = self.fs.ls(self.path(relpath), detail=False)
         return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in found]
+
+    def find_files(self, relpath: str) -> list[tuple[str, float | None]]:
+        """Every file under `relpath` (recursively) as (store-relative path, modification time in unix seconds or
+        None when the backend does not say); an empty list when nothing is there."""
+        base = self.path(relpath)
+        with self._access(relpath):
+            try:
+                found = self.fs.find(base, detail=True)
+            except FileNotFoundError:
+                return []
+        root = self.root.rstrip("/")
+        out: list[tuple[str, float | None]] = []
+        for name, info in sorted(found.items()):
+            if info.get("type", "file") != "file":
+                continue
+            rel = posixpath.relpath(str(name), root) if root != "/" else str(name).lstrip("/")
+            out.append((rel, _modified(info)))
+        return out
 
     def read_bytes(self, relpath: str) -> bytes:
         """The whole content of a file."""

@@ -425,6 +425,7 @@ def write_model_dir(
         transforms=result.transforms or None,
         target=result.target,
         metrics=result.metrics,
+        test_rows=result.rows_test,
         dataset=dataset,
         artifact=ArtifactRef(path=MODEL_FILE, sha256=hashlib.sha256(model_bytes).hexdigest()),
         native=native,

@@ -134,6 +134,9 @@ class ModelManifest(_Model):
     inside the model file, so serving applies them exactly as training did."""
     target: TargetSpec
     metrics: dict[str, float] = Field(default_factory=dict)
+    test_rows: int | None = None
+    """Rows of the held-out split `metrics` were measured on (performance checks weigh the baseline's own
+    uncertainty with it); None for imported models and older manifests."""
     dataset: DatasetRef | None = None
     """The data the model was trained on; None for imported models."""
     artifact: ArtifactRef | None
@@ -148,11 +151,10 @@ class ModelManifest(_Model):
     lineage: Lineage = Field(default_factory=Lineage)
 
     def to_json(self) -> str:
-        """The manifest as written to manifest.json (camelCase keys); `native` only when there is one, so the
-        manifests of other models keep their exact bytes."""
-        return self.model_dump_json(
-            by_alias=True, indent=2, exclude={"native"} if self.native is None else None
-        )
+        """The manifest as written to manifest.json (camelCase keys); `native` and `testRows` only when set, so
+        the manifests of other models keep their exact bytes."""
+        exclude = {name for name in ("native", "test_rows") if getattr(self, name) is None}
+        return self.model_dump_json(by_alias=True, indent=2, exclude=exclude or None)
 
     def to_bytes(self) -> bytes:
         """The exact bytes of manifest.json: the input of the model's digest."""
