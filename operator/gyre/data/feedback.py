@@ -89,23 +89,24 @@ def build_feedback_table(
     import pandas as pd
 
     from gyre.api.common import parse_duration
+    from gyre.performance.join import join_feedback
 
     name = target or manifest.target.name
     features = [f.name for f in manifest.features]
     if name in features:
         raise DataError(f"target column {name!r} is also one of the model's features", reason="TargetMissing")
     deployment = source.deployment_ref.name
-    joined = _join(
+    joined = join_feedback(
         store,
         namespace,
         deployment,
         task=manifest.task,
         classes=manifest.target.classes,
-        max_age=parse_duration(source.max_age).total_seconds(),
+        max_age=parse_duration(source.max_age),
         max_rows=source.max_rows,
         now=time.time() if now is None else now,
     )
-    stats = joined.stats
+    stats = joined.stats.as_dict()
     if len(joined) < source.min_rows:
         raise DataError(
             f"{len(joined)} labelled predictions of ModelDeployment {deployment} in the last {source.max_age}, "
@@ -178,130 +179,3 @@ def read_merge_version(store: ArtifactStore, namespace: str, dataset: str, finge
             reason="SourceNotFound",
         ) from exc
     return pd.read_parquet(io.BytesIO(raw))
-
-
-@dataclass
-class _Joined:
-    ids: list[str]
-    inputs: list[dict[str, Any]]
-    labels: list[Any]
-    prediction_ts: list[float]
-    stats: dict[str, Any]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def _label_files(store: ArtifactStore, prefix: str) -> list[str]:
-    try:
-        found = store.fs.find(store.path(prefix))
-    except FileNotFoundError:
-        return []
-    root = store.path("")
-    names = [str(p)[len(root) :].lstrip("/") for p in found]
-    return sorted(n for n in names if n.lower().endswith((".jsonl.gz", ".csv", ".csv.gz", ".parquet")))
-
-
-def _label_rows(name: str, data: bytes) -> list[dict[str, Any]]:
-    import gzip
-
-    import orjson
-    import pandas as pd
-
-    if name.lower().endswith(".jsonl.gz"):
-        return [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line.strip()]
-    buffer = io.BytesIO(data)
-    if name.lower().endswith(".parquet"):
-        frame = pd.read_parquet(buffer)
-    else:
-        frame = pd.read_csv(buffer, compression="gzip" if name.lower().endswith(".gz") else None)
-    return list(frame.astype(object).where(frame.notna(), None).to_dict("records"))
-
-
-def _coerce(raw: Any, task: str, classes: Sequence[Any] | None) -> Any:
-    if raw is None or (isinstance(raw, float) and raw != raw):
-        return None
-    if task == "regression":
-        try:
-            return float(raw)
-        except (TypeError, ValueError):
-            return None
-    by_text = {str(c): c for c in classes or []}
-    text = str(raw)
-    if text in by_text:
-        return by_text[text]
-    try:
-        number = float(text)
-    except ValueError:
-        return raw
-    return by_text.get(str(int(number)) if number.is_integer() else str(number), raw)
-
-
-def _join(
-    store: ArtifactStore,
-    namespace: str,
-    deployment: str,
-    *,
-    task: str,
-    classes: Sequence[Any] | None,
-    max_age: float,
-    max_rows: int,
-    now: float,
-) -> _Joined:
-    """The prediction window joined with its labels by id, first label (by ts, then file) of an id winning."""
-    from gyre.drift.window import iter_prediction_batches
-    from gyre.store import feedback_dir
-
-    predictions: dict[str, dict[str, Any]] = {}
-    read = 0
-    for batch in iter_prediction_batches(
-        store, namespace, deployment, max_rows=max_rows, max_age=max_age, now=now
-    ):
-        for row in batch.rows:
-            read += 1
-            if isinstance(row.get("id"), str):
-                predictions.setdefault(row["id"], row)
-    labels: list[tuple[float, int, str, Any]] = []
-    for name in _label_files(store, feedback_dir(namespace, deployment)):
-        try:
-            rows = _label_rows(name, store.read_bytes(name))
-        except Exception:  # an unreadable file is skipped, never fatal
-            continue
-        for row in rows:
-            if row.get("id") is not None:
-                ts = row.get("ts")
-                labels.append(
-                    (
-                        float(ts) if isinstance(ts, int | float) else float("inf"),
-                        len(labels),
-                        str(row["id"]),
-                        row.get("label"),
-                    )
-                )
-    first: dict[str, Any] = {}
-    unknown = wrong = 0
-    for _ts, _order, ident, raw in sorted(labels):
-        if ident in first:
-            continue
-        if ident not in predictions:
-            unknown += 1
-            continue
-        value = _coerce(raw, task, classes)
-        if value is None:
-            wrong += 1
-            continue
-        first[ident] = value
-    joined = _Joined(
-        [],
-        [],
-        [],
-        [],
-        {"predictionRows": read, "labelRows": len(labels), "unknownIds": unknown, "wrongTypeLabels": wrong},
-    )
-    for ident, value in first.items():
-        row = predictions[ident]
-        joined.ids.append(ident)
-        joined.inputs.append(dict(row.get("inputs") or {}))
-        joined.labels.append(value)
-        joined.prediction_ts.append(float(row.get("ts") or 0.0))
-    return joined
