@@ -15,7 +15,8 @@ Invariants:
   policy change that allows it starts the read.
 - A feedback source's Job starts only once its deployment serves a model (whose manifest names the columns) and
   its mergeWith version exists; until then the Dataset is Pending with reason FeedbackNotReady, and every reconcile
-  (a timer while it waits) looks again.
+  (a timer while it waits) looks again. A read that finds fewer labelled rows than minRows leaves a Dataset
+  without a version Pending (InsufficientFeedback), not Failed: a DriftMonitor may still ask it to re-read.
 """
 
 from __future__ import annotations
@@ -168,9 +169,12 @@ def plan_dataset(obs: ObservedDataset) -> Plan[DatasetStatus]:
 
 
 def _refresh_due(spec: DatasetSpec, status: DatasetStatus, now: datetime) -> bool:
-    if spec.refresh_interval is None or status.phase not in ("Ready", "Failed"):
-        return False
     ready = find_condition(status.conditions or [], ConditionType.READY)
+    too_few_labels = (
+        status.phase == "Pending" and ready is not None and ready.reason == Reason.INSUFFICIENT_FEEDBACK
+    )
+    if spec.refresh_interval is None or (status.phase not in ("Ready", "Failed") and not too_few_labels):
+        return False
     last = status.last_profile_time or (ready.last_transition_time if ready else None)
     return last is None or now - last >= parse_duration(spec.refresh_interval)
 
@@ -428,7 +432,9 @@ def apply_profile_result(
                 conditions, ConditionType.REFRESHING, "False", reason, message, generation=generation
             )
         else:
-            status.phase = "Failed"
+            # Too few labels yet is a wait, not a fault: a feedback Dataset without a version stays Pending.
+            waiting = reason == Reason.INSUFFICIENT_FEEDBACK and not status.fingerprint
+            status.phase = "Pending" if waiting else "Failed"
             status.conditions = set_condition(
                 conditions, ConditionType.READY, "False", reason, message, generation=generation
             )

@@ -165,3 +165,51 @@ def test_a_merge_version_counts_from_one() -> None:
     merge = {"datasetRef": {"name": "y"}, "version": 0}
     with pytest.raises(ValidationError, match="version"):
         spec(mergeWith=merge)
+
+
+def test_too_few_labels_on_the_first_read_leave_the_dataset_pending_not_failed() -> None:
+    from gyre.data.report import ProfileReport
+    from gyre.reconcile.dataset import apply_profile_result
+
+    report = ProfileReport(phase="Failed", reason="InsufficientFeedback", error="0 labelled predictions")
+    status, reason, _ = apply_profile_result(
+        DatasetStatus(phase="Profiling"),
+        report,
+        history_limit=10,
+        generation=1,
+        finished_at=NOW,
+        refresh=False,
+    )
+    assert status.phase == "Pending" and reason == "InsufficientFeedback"
+    assert ready(status) == ("False", "InsufficientFeedback", "0 labelled predictions")
+    other = ProfileReport(phase="Failed", reason="SchemaMismatch", error="columns differ")
+    failed, _, _ = apply_profile_result(
+        DatasetStatus(phase="Profiling"),
+        other,
+        history_limit=10,
+        generation=1,
+        finished_at=NOW,
+        refresh=False,
+    )
+    assert failed.phase == "Failed"
+
+
+def test_a_feedback_dataset_waiting_for_labels_is_re_read_on_its_schedule() -> None:
+    from datetime import timedelta
+
+    from gyre.api.common import set_condition
+
+    dataset_spec = DatasetSpec.model_validate(
+        {"source": {"feedback": {"deploymentRef": {"name": "iris"}}}, "refreshInterval": "10m"}
+    )
+    conditions = set_condition([], "Ready", "False", "InsufficientFeedback", "0 labelled", generation=1)
+    waiting = DatasetStatus(
+        phase="Pending",
+        observed_generation=1,
+        conditions=conditions,
+        last_profile_time=NOW - timedelta(hours=1),
+    )
+    obs = observed(dataset_spec, FeedbackInputs(deployment=SERVING), waiting)
+    plan = plan_dataset(ObservedDataset(**{**obs.__dict__, "refresh_due_check": True}))
+    assert job_args(plan.actions)
+    assert find_condition(plan.status.conditions or [], "Refreshing") is not None
