@@ -241,7 +241,9 @@ def gyre_server(
     batching: bool = True,
     extra: list[str] | None = None,
     imported: bool = False,
+    tree: Path | None = None,
 ) -> Server:
+    """`gyre serve` of this checkout, or of the source tree `tree` (same venv: a baseline of the same code base)."""
     port = free_port()
     python = ROOT / ".venv" / "bin" / "python"
     directory = model.imported_dir if imported else model.gyre_dir
@@ -251,8 +253,10 @@ def gyre_server(
         *(extra or []),
     ]  # fmt: skip
     env = {"GYRE_LOG_STORE": "", "GYRE_ARTIFACT_STORE": ""}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree / "operator")  # ahead of the venv's editable install of this checkout
     base = f"http://127.0.0.1:{port}"
-    return Server("gyre", cmd, f"{base}/v2/health/ready", base, env=env)
+    return Server("gyre-base" if tree else "gyre", cmd, f"{base}/v2/health/ready", base, env=env)
 
 
 def mlserver_server(model: BenchModel, work: Path, *, adaptive: bool) -> Server:
@@ -530,6 +534,13 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=2, help="rounds over all servers; the best run of each cell is kept"
     )
     parser.add_argument("--json", type=Path, help="also write raw results here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="TREE",
+        help="also run gyre-base-v2/-v1: `gyre serve` from another source tree of Gyre (e.g. `git archive main` "
+        "unpacked), in the same rounds, to measure what a change costs",
+    )
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is required: apt-get install wrk", file=sys.stderr)
@@ -554,10 +565,13 @@ def main(argv: list[str] | None = None) -> int:
         "kserve": lambda: kserve_server(model, work),
         "echo": lambda: echo_server(work),
         "echo-lowlevel": lambda: echo_lowlevel_server(work),
+        "gyre-base": lambda: gyre_server(model, tree=args.baseline),
     }
     plan = [
         ("gyre-v2", "gyre", "/v2/models/iris/infer", "v2"),
         ("gyre-v1", "gyre", "/v1/models/iris:predict", "v1"),
+        ("gyre-base-v2", "gyre-base", "/v2/models/iris/infer", "v2"),
+        ("gyre-base-v1", "gyre-base", "/v1/models/iris:predict", "v1"),
         ("gyre-v2-nobatch", "gyre-nobatch", "/v2/models/iris/infer", "v2"),
         ("gyre-v2-sklearn", "gyre-sklearn", "/v2/models/iris/infer", "v2"),
         ("gyre-imported-v2", "gyre-imported", "/v2/models/iris/infer", "v2"),
@@ -568,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         ("echo", "echo", "/echo", "echo"),
         ("echo-lowlevel", "echo-lowlevel", "/echo", "echo"),
     ]
-    plan = [p for p in plan if not only or p[0] in only]
+    plan = [p for p in plan if (not only or p[0] in only) and (args.baseline or p[1] != "gyre-base")]
     started: dict[str, Server] = {}
     results: dict[str, dict[str, Cell]] = {label: {} for label, *_ in plan}
     try:
@@ -668,6 +682,8 @@ def render(
             f"- {rows} row(s): scikit-learn predict {lim['sklearn']:,.0f}/s, onnxruntime {lim['onnx']:,.0f}/s"
         )
     pairs = [
+        ("gyre-v2", "gyre-base-v2"),
+        ("gyre-v1", "gyre-base-v1"),
         ("gyre-v2", "mlserver"),
         ("gyre-v2", "mlserver-adaptive"),
         ("gyre-v1", "kserve"),

@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "gyre.data.cli",  # profile
     "gyre.training.cli",  # train, model import
     "gyre.serving.cli",  # serve
+    "gyre.serving.feedback_cli",  # feedback send
     "gyre.drift.cli",  # drift check, drift run
     "gyre.performance.cli",  # perf check
     "gyre.controllers.drift_report",  # drift report (after gyre.drift.cli: it joins that group)

@@ -10,7 +10,6 @@ that to skip whole files older than the window.
 from __future__ import annotations
 
 import gzip
-import math
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +21,7 @@ import orjson
 
 from gyre.drift.check import CurrentData, DriftConfig, DriftReport, check, resolve_columns
 from gyre.drift.profile import ReferenceProfile
+from gyre.store.batches import encode_jsonl_gz, write_stamped_batch
 from gyre.store.layout import prediction_batch_path, predictions_dir
 from gyre.store.store import ArtifactStore
 
@@ -35,8 +35,6 @@ __all__ = [
     "write_prediction_batch",
 ]
 
-_ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
 
 def _store(root: str | ArtifactStore) -> ArtifactStore:
     return root if isinstance(root, ArtifactStore) else ArtifactStore(root)
@@ -44,9 +42,7 @@ def _store(root: str | ArtifactStore) -> ArtifactStore:
 
 def encode_prediction_batch(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """Gzipped JSON lines of prediction rows (numpy scalars and arrays allowed; NaN becomes null)."""
-    lines = b"".join(orjson.dumps(row, option=_ORJSON_OPTS) + b"\n" for row in rows)
-    # mtime=0 keeps the bytes deterministic; level 6 is the usual speed/size balance.
-    return gzip.compress(lines, compresslevel=6, mtime=0)
+    return encode_jsonl_gz(rows)
 
 
 def write_prediction_batch(
@@ -64,14 +60,9 @@ def write_prediction_batch(
     time (`now_ms`, default now), which must not be older than any row. Local stores write atomically (temp file and
     rename), so a concurrent reader never sees half a batch. Blocking: call it from a thread in async code.
     """
-    if not rows:
-        return None
-    stamp = int(time.time() * 1000) if now_ms is None else int(now_ms)
-    newest = max((float(r["ts"]) for r in rows if isinstance(r.get("ts"), int | float)), default=0.0)
-    stamp = max(stamp, math.ceil(newest * 1000))
-    path = prediction_batch_path(namespace, deployment, stamp, pod)
-    _store(fs_root).write_bytes(path, encode_prediction_batch(rows))
-    return path
+    return write_stamped_batch(
+        _store(fs_root), rows, lambda ms: prediction_batch_path(namespace, deployment, ms, pod), now_ms=now_ms
+    )
 
 
 @dataclass

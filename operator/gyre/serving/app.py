@@ -13,11 +13,16 @@ Routes (MODEL is the served model's name, VERSION its version, the first 12 hex 
     GET  /v2/models/MODEL[/versions/VERSION]          model metadata (inputs, outputs, inference path)
     GET  /v2/models/MODEL[/versions/VERSION]/ready    model readiness
     POST /v2/models/MODEL[/versions/VERSION]/infer    OIP v2 inference
+    POST /v2/models/MODEL/feedback                    ground-truth labels for earlier predictions (gyre.serving.feedback)
     GET  /metrics                                     Prometheus text format
 
 v2 inference also speaks the binary tensor data extension (gyre.serving.binary), in requests and in responses.
 Request bodies may be gzip or deflate encoded. Every error is JSON `{"error": "..."}` with a 4xx status for anything
 the client can fix.
+
+Every answered prediction has an id (docs/architecture.md, "Prediction log"): the v2 request's `id`, echoed, or a
+generated uuid4 hex in the response's `id`; in v1 the `Gyre-Prediction-Id` response header, which a client may set
+on its request to choose the id. Row `i` of a batch is `{id}.{i}` in the prediction log.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
+from uuid import uuid4
 
 import numpy as np
 import orjson
@@ -39,17 +46,20 @@ from multidict import CIMultiDict
 
 from gyre.serving.batching import MicroBatcher, PredictionFailed
 from gyre.serving.binary import HEADER_LENGTH, attach_binary, encode_tensor
+from gyre.serving.feedback import FeedbackWriter, LabelChecker, parse_feedback
 from gyre.serving.metrics import CONTENT_TYPE, ServerMetrics
 from gyre.serving.model import Prediction, ServedModel
 from gyre.serving.predlog import PredictionLogger
-from gyre.serving.schema import RequestError, v2_datatype
+from gyre.serving.schema import RequestError, load_json_body, v2_datatype
 
-__all__ = ["INFERENCE_HEADER", "ModelServer", "ServerConfig"]
+__all__ = ["INFERENCE_HEADER", "PREDICTION_ID_HEADER", "ModelServer", "ServerConfig"]
 
 log = logging.getLogger(__name__)
 
 INFERENCE_HEADER = "X-Gyre-Inference"
 """Response header naming the inference path (onnx or sklearn) that produced a prediction."""
+PREDICTION_ID_HEADER = "Gyre-Prediction-Id"
+"""KServe v1: the prediction id, in the response; a request may carry it to choose the id itself."""
 
 _JSON = "application/json"
 _OCTETS = "application/octet-stream"
@@ -107,6 +117,7 @@ class ModelServer:
         config: ServerConfig | None = None,
         *,
         prediction_logger: PredictionLogger | None = None,
+        feedback_writer: FeedbackWriter | None = None,
         track: str = "",
     ) -> None:
         self.model = model
@@ -142,6 +153,12 @@ class ModelServer:
             prediction_logger.on_dropped = self.metrics.log_dropped.inc
             prediction_logger.on_written = self.metrics.log_written.inc
             prediction_logger.on_error = self.metrics.log_errors.inc
+        self.feedback_writer = feedback_writer
+        if feedback_writer is not None:
+            feedback_writer.on_dropped = self.metrics.feedback_labels.labels("dropped").inc
+            feedback_writer.on_written = self.metrics.feedback_written.inc
+            feedback_writer.on_error = self.metrics.feedback_errors.inc
+        self.labels = LabelChecker(model.manifest.task, model.manifest.target.classes)
         self.has_proba = bool(getattr(model.predictor, "has_proba", False)) and self.classification
         self._label_datatype, self._proba_datatype = self._warm_up()
         self._headers: CIMultiDict[str] = CIMultiDict(
@@ -150,6 +167,8 @@ class ModelServer:
         self._v1_single: dict[Any, bytes] = {}
         self._v2_single: dict[Any, bytes] = {}
         self._v2_head = {"model_name": model.name, "model_version": model.version}
+        # A v2 answer is this, the id as a JSON string, and a cached tail for the commonest outputs.
+        self._v2_id_head = orjson.dumps(self._v2_head)[:-1] + b',"id":'
         self._metadata_body = orjson.dumps(self.metadata())
         self._build_routes()
 
@@ -257,12 +276,7 @@ class ModelServer:
 
     @staticmethod
     def _parse_json(raw: bytes | memoryview) -> dict[str, Any]:
-        if not raw:
-            raise RequestError(400, "empty request body; send a JSON object")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise RequestError(400, f"malformed JSON: {exc}") from None
+        body = load_json_body(raw, "a JSON object")
         if type(body) is not dict:
             raise RequestError(400, "the request body must be a JSON object")
         return body
@@ -288,14 +302,14 @@ class ModelServer:
         view = memoryview(raw)
         return self._parse_json(view[:length]), view[length:]
 
-    async def _predict(self, rows: np.ndarray, want_proba: bool) -> Prediction:
+    async def _predict(self, rows: np.ndarray, want_proba: bool, request_id: str) -> Prediction:
         try:
             prediction = await self.batcher.predict(rows, want_proba)
         except PredictionFailed as exc:
             raise RequestError(422, f"the model rejected the input: {exc}") from None
         self.metrics.observe_predictions(prediction.predict, self.classification)
         if self.prediction_logger is not None:
-            self.prediction_logger.record(rows, prediction)
+            self.prediction_logger.record(rows, prediction, request_id)
         return prediction
 
     async def v1_predict(self, request: web.BaseRequest, _version: str | None = None) -> web.Response:
@@ -314,8 +328,10 @@ class ModelServer:
             if want_proba and not self.has_proba:
                 raise RequestError(422, "this model has no predict_proba output")
             rows = self.schema.parse_instances(instances)
-            prediction = await self._predict(rows, want_proba)
+            request_id = request.headers.get(PREDICTION_ID_HEADER) or uuid4().hex
+            prediction = await self._predict(rows, want_proba, request_id)
             response = web.Response(body=self._v1_body(prediction), headers=self._headers)
+            response.headers[PREDICTION_ID_HEADER] = request_id
         except RequestError as exc:
             response = self._refusal(request, exc)
         except Exception:
@@ -333,6 +349,7 @@ class ModelServer:
             request_id = body.get("id")
             if request_id is not None and type(request_id) is not str:
                 raise RequestError(422, '"id" must be a string')
+            request_id = request_id or uuid4().hex
             parameters = body.get("parameters")
             binary_default = type(parameters) is dict and parameters.get("binary_data_output") is True
             names, binary_names = self._requested_outputs(body.get("outputs"), binary_default)
@@ -340,7 +357,7 @@ class ModelServer:
             if binary is not None:
                 inputs = attach_binary(inputs, binary)
             rows = self.schema.parse_v2_inputs(inputs)
-            prediction = await self._predict(rows, "predict_proba" in names)
+            prediction = await self._predict(rows, "predict_proba" in names, request_id)
             if binary_names:
                 response = self._v2_binary_response(prediction, names, request_id, binary_names)
             else:
@@ -353,6 +370,27 @@ class ModelServer:
             log.exception("unexpected error in v2 infer")
             response = _error(500, "internal server error")
         self.metrics.observe_request("v2", response.status, perf_counter() - start)
+        return response
+
+    async def feedback(self, request: web.BaseRequest, _version: str | None = None) -> web.Response:
+        """POST /v2/models/MODEL/feedback: labels for earlier predictions, checked, buffered, written in the
+        background; 200 with per-item counts and reasons when any was accepted, else a 4xx saying why."""
+        try:
+            if self.feedback_writer is None:
+                raise RequestError(503, "feedback is off: this server has no artifact store (GYRE_LOG_STORE)")
+            report = parse_feedback(await self._read_body(request), self.labels, time.time())
+            counted = self.metrics.feedback_labels
+            counted.labels("invalid").inc(report.invalid)
+            counted.labels("duplicate").inc(report.duplicate)
+            if report.rows and not self.feedback_writer.add(report.rows, len(report.rows)):
+                raise RequestError(503, "the feedback buffer is full; retry later")
+            counted.labels("accepted").inc(len(report.rows))
+            self.metrics.feedback_unknown_class.inc(report.unknown_class)
+            status, payload = report.answer()
+            response = self._json(payload, status)
+        except RequestError as exc:
+            response = self._refusal(request, exc)
+        self.metrics.feedback_requests.labels(str(response.status)).inc()
         return response
 
     def _refusal(self, request: web.BaseRequest, exc: RequestError) -> web.Response:
@@ -397,24 +435,24 @@ class ModelServer:
     def _output_names(self) -> tuple[str, ...]:
         return _OUTPUTS if self.has_proba else ("predict",)
 
-    def _v2_body(self, prediction: Prediction, names: tuple[str, ...], request_id: str | None) -> bytes:
-        # The commonest answer (one row, one label, no id) is prebuilt per class.
-        single = request_id is None and names == _PREDICT_ONLY and len(prediction.predict) == 1
-        if single and self.classification:
+    def _v2_body(self, prediction: Prediction, names: tuple[str, ...], request_id: str) -> bytes:
+        # The commonest answer (one row, one label) has a tail prebuilt per class: only the id is encoded.
+        if names == _PREDICT_ONLY and len(prediction.predict) == 1 and self.classification:
             key = prediction.predict[0]
-            cached = self._v2_single.get(key)
-            if cached is None:
-                cached = orjson.dumps(self._v2_payload(prediction, names, None), option=_NUMPY)
+            tail = self._v2_single.get(key)
+            if tail is None:
+                outputs = self._v2_payload(prediction, names, request_id)["outputs"]
+                tail = b',"outputs":' + orjson.dumps(outputs, option=_NUMPY) + b"}"
                 if len(self._v2_single) < 1024:
-                    self._v2_single[key] = cached
-            return cached
+                    self._v2_single[key] = tail
+            return b"".join((self._v2_id_head, orjson.dumps(request_id), tail))
         return orjson.dumps(self._v2_payload(prediction, names, request_id), option=_NUMPY)
 
     def _v2_binary_response(
         self,
         prediction: Prediction,
         names: tuple[str, ...],
-        request_id: str | None,
+        request_id: str,
         binary_names: tuple[str, ...],
     ) -> web.Response:
         """JSON header, then the raw bytes of each binary output in the order the header lists them."""
@@ -431,9 +469,7 @@ class ModelServer:
         headers[HEADER_LENGTH] = str(len(header))
         return web.Response(body=b"".join([header, *blobs]), headers=headers)
 
-    def _v2_payload(
-        self, prediction: Prediction, names: tuple[str, ...], request_id: str | None
-    ) -> dict[str, Any]:
+    def _v2_payload(self, prediction: Prediction, names: tuple[str, ...], request_id: str) -> dict[str, Any]:
         outputs: list[dict[str, Any]] = []
         n = len(prediction.predict)
         for name in names:
@@ -457,8 +493,7 @@ class ModelServer:
                     }
                 )
         payload: dict[str, Any] = dict(self._v2_head)
-        if request_id is not None:
-            payload["id"] = request_id
+        payload["id"] = request_id
         payload["outputs"] = outputs
         return payload
 
@@ -588,6 +623,7 @@ class ModelServer:
             ("GET", f"/v2/models/{name}", self.v2_metadata),
             ("GET", f"/v2/models/{name}/ready", self.model_ready),
             ("POST", f"/v2/models/{name}/infer", self.v2_infer),
+            ("POST", f"/v2/models/{name}/feedback", self.feedback),
             ("GET", "/metrics", self.metrics_endpoint),
         ):
             self._exact.setdefault(path, {})[method] = handler
@@ -639,6 +675,8 @@ class ModelServer:
         """Start background work (the prediction-log flusher) and report ready."""
         if self.prediction_logger is not None:
             self.prediction_logger.start()
+        if self.feedback_writer is not None:
+            self.feedback_writer.start()
         self.ready = True
 
     def begin_drain(self) -> None:
@@ -652,6 +690,8 @@ class ModelServer:
         await self.batcher.drain()
         if self.prediction_logger is not None:
             await self.prediction_logger.close()
+        if self.feedback_writer is not None:
+            await self.feedback_writer.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
 

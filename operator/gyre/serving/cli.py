@@ -141,7 +141,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--log-store",
         default=_env(env.LOG_STORE, _env(env.ARTIFACT_STORE, "")),
-        help=f"artifact store URL for the prediction log; empty disables it [{env.LOG_STORE}, {env.ARTIFACT_STORE}]",
+        help="artifact store URL for the prediction log and the feedback endpoint's labels; empty disables both "
+        f"[{env.LOG_STORE}, {env.ARTIFACT_STORE}]",
     )
     p.add_argument(
         "--log-sample-rate",
@@ -232,10 +233,11 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from gyre.serving.app import ModelServer, ServerConfig
-    from gyre.serving.predlog import PredictionLogger
+    from gyre.serving.feedback import FeedbackWriter
+    from gyre.serving.predlog import PredictionLogger, WriterOptions
 
-    logger = None
-    if args.log_store and args.log_sample_rate > 0:
+    logger = feedback = None
+    if args.log_store:
         from gyre.store.store import ArtifactStore, StoreError
 
         try:
@@ -243,18 +245,24 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
         except StoreError as exc:
             print(f"gyre serve: prediction log store: {exc}", file=sys.stderr)
             return 1
-        logger = PredictionLogger(
-            store,
+        # The prediction log and the feedback endpoint's labels: same store, same flushing.
+        where = WriterOptions(
             namespace=args.namespace,
             deployment=args.deployment or model.name,
             pod=_pod_name(args.pod),
-            model=model.name,
-            version=model.version,
-            feature_names=model.schema.names,
-            sample_rate=args.log_sample_rate,
             max_batch_rows=args.log_max_batch_rows,
             flush_interval_s=args.log_flush_seconds,
         )
+        feedback = FeedbackWriter(store, **where)
+        if args.log_sample_rate > 0:
+            logger = PredictionLogger(
+                store,
+                model=model.name,
+                version=model.version,
+                feature_names=model.schema.names,
+                sample_rate=args.log_sample_rate,
+                **where,
+            )
     config = ServerConfig(
         max_body_bytes=args.max_body_bytes,
         batching=args.batching,
@@ -270,7 +278,7 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = ModelServer(model, config, prediction_logger=logger, track=args.track)
+    server = ModelServer(model, config, prediction_logger=logger, feedback_writer=feedback, track=args.track)
     runner = web.ServerRunner(server.server(access_log=None), shutdown_timeout=args.shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=2048, reuse_address=True)
@@ -286,13 +294,14 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
         return 1
     await server.start()
     log.info(
-        "serving %s (version %s, %s) on http://%s:%d; prediction log %s",
+        "serving %s (version %s, %s) on http://%s:%d; prediction log %s, feedback %s",
         model.name,
         model.version,
         model.inference_path,
         args.host,
         args.port,
         "on" if logger else "off",
+        "on" if feedback else "off (no artifact store)",
     )
     await stop.wait()
     log.info("shutting down: readiness off, draining for %.1fs", args.drain_seconds)

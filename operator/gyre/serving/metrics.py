@@ -17,12 +17,14 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "METRIC_NAMES", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE", "FEEDBACK_OUTCOMES", "LATENCY_BUCKETS", "METRIC_NAMES", "ServerMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+FEEDBACK_OUTCOMES = ("accepted", "invalid", "duplicate", "dropped")
+"""What becomes of a label sent to the feedback endpoint (`outcome` of gyre_feedback_labels_total)."""
 
 METRIC_NAMES: frozenset[str] = frozenset(
     {
@@ -34,6 +36,11 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "gyre_prediction_log_written_rows_total",
         "gyre_prediction_log_write_errors_total",
         "gyre_model_info",
+        "gyre_feedback_requests_total",
+        "gyre_feedback_labels_total",
+        "gyre_feedback_unknown_class_labels_total",
+        "gyre_feedback_written_labels_total",
+        "gyre_feedback_write_errors_total",
     }
 )
 """Every series name a model server exports (a unit test proves each appears in a scrape)."""
@@ -114,6 +121,36 @@ class ServerMetrics:
         self.log_errors = Counter(
             "gyre_prediction_log_write_errors",
             "Prediction-log batches that could not be written.",
+            registry=self.registry,
+        )
+        self.feedback_requests = Counter(
+            "gyre_feedback_requests",
+            "Requests to the feedback endpoint, by HTTP status code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.feedback_labels = Counter(
+            "gyre_feedback_labels",
+            "Labels received on the feedback endpoint, by outcome: accepted (buffered for the store), invalid "
+            "(wrong type, missing or bad field), duplicate (an id repeated within one request), dropped (buffer full).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in FEEDBACK_OUTCOMES:
+            self.feedback_labels.labels(outcome)
+        self.feedback_unknown_class = Counter(
+            "gyre_feedback_unknown_class_labels",
+            "Accepted classification labels that are not among the model's classes.",
+            registry=self.registry,
+        )
+        self.feedback_written = Counter(
+            "gyre_feedback_written_labels",
+            "Feedback labels written to the artifact store.",
+            registry=self.registry,
+        )
+        self.feedback_errors = Counter(
+            "gyre_feedback_write_errors",
+            "Feedback batches that could not be written.",
             registry=self.registry,
         )
         self.model_info = Gauge(

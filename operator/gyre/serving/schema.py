@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from gyre.training.features import MISSING_CATEGORY
 from gyre.training.manifest import FeatureSpec
@@ -25,6 +26,7 @@ __all__ = [
     "FeatureSchema",
     "RequestError",
     "binary_data_size",
+    "load_json_body",
     "tensor_shape_and_datatype",
     "v2_datatype",
 ]
@@ -49,6 +51,16 @@ class RequestError(Exception):
         self.status = status
         self.reason = reason
         self.close = close
+
+
+def load_json_body(raw: bytes | memoryview, expected: str) -> Any:
+    """A request body as JSON; empty or malformed is a 400 (`expected` says what to send instead of nothing)."""
+    if not raw:
+        raise RequestError(400, f"empty request body; send {expected}")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(400, f"malformed JSON: {exc}") from None
 
 
 def v2_datatype(array: np.ndarray) -> str:

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient
 
 from gyre.serving.app import ModelServer, ServerConfig
+from gyre.serving.feedback import FeedbackWriter
 from gyre.serving.model import ServedModel
 from gyre.serving.predlog import PredictionLogger
 from gyre.training import artifact
@@ -92,9 +93,10 @@ async def serve(
     model: ServedModel,
     config: ServerConfig | None = None,
     logger: PredictionLogger | None = None,
+    feedback: FeedbackWriter | None = None,
 ) -> AsyncIterator[tuple[TestClient[Any, Any], ModelServer]]:
     """A running server on a loopback port and a client for it."""
-    server = ModelServer(model, config, prediction_logger=logger)
+    server = ModelServer(model, config, prediction_logger=logger, feedback_writer=feedback)
     client: TestClient[Any, Any] = TestClient(_ModelTestServer(server))
     await client.start_server()
     await server.start()

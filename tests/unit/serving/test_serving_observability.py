@@ -97,7 +97,7 @@ async def test_prediction_log_flushed_in_the_documented_format(
         for p in logger.written_paths
     )
     for row, (_, source), label in zip(logged, rows.iterrows(), expected, strict=True):
-        assert set(row) == {"ts", "model", "version", "inputs", "outputs"}
+        assert set(row) == {"id", "ts", "model", "version", "inputs", "outputs"}
         assert row["model"] == "mixed" and row["version"] == model.version
         assert row["inputs"] == {
             "size": source["size"],
@@ -106,6 +106,10 @@ async def test_prediction_log_flushed_in_the_documented_format(
         }
         assert row["outputs"]["predict"] == label
     assert "predict_proba" in logged[-1]["outputs"] and "predict_proba" not in logged[0]["outputs"]
+    # The three rows of the first request are {its id}.0 to .2; the single row of the second has its id.
+    batch_id = logged[0]["id"].rsplit(".", 1)[0]
+    assert [row["id"] for row in logged[:3]] == [f"{batch_id}.{i}" for i in range(3)]
+    assert "." not in logged[3]["id"] and logged[3]["id"] != batch_id
 
 
 async def test_prediction_log_buffer_is_bounded_and_sampled(tmp_path: Path) -> None:
@@ -123,14 +127,14 @@ async def test_prediction_log_buffer_is_bounded_and_sampled(tmp_path: Path) -> N
         on_dropped=dropped.append,
     )
     prediction = Prediction(np.zeros(3), None)
-    logger.record(np.zeros((3, 1)), prediction)
-    logger.record(np.zeros((3, 1)), prediction)  # would exceed 5: dropped and counted
+    logger.record(np.zeros((3, 1)), prediction, "a")
+    logger.record(np.zeros((3, 1)), prediction, "b")  # would exceed 5: dropped and counted
     assert dropped == [3]
     sampled = PredictionLogger(
         ArtifactStore(f"file://{tmp_path}"), namespace="ns", deployment="d", pod="p", model="m", version="v",
         feature_names=("a",), sample_rate=0.0,
     )  # fmt: skip
-    sampled.record(np.zeros((50, 1)), Prediction(np.zeros(50), None))
+    sampled.record(np.zeros((50, 1)), Prediction(np.zeros(50), None), "c")
     await sampled.close()
     await logger.close()
     assert sampled.written_paths == [] and len(logger.written_paths) == 1

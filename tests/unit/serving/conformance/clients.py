@@ -53,7 +53,12 @@ def triton(spec: dict[str, Any]) -> dict[str, Any]:
         "index": client.get_model_repository_index(),
     }
     # The default: binary inputs, and (no outputs named) binary_data_output for every output.
-    out["default"] = _labels(client.infer(model, _triton_inputs(spec, binary=True)).as_numpy("predict"))
+    default = client.infer(model, _triton_inputs(spec, binary=True))
+    out["default"] = _labels(default.as_numpy("predict"))
+    out["generated_id"] = default.get_response().get("id")
+    # A request id set by the client comes back as the response's id.
+    chosen = client.infer(model, _triton_inputs(spec, binary=True), request_id="triton-request-7")
+    out["request_id"] = chosen.get_response().get("id")
     # Named outputs, binary by default for each (InferRequestedOutput's binary_data=True).
     named = client.infer(
         model,
@@ -114,6 +119,12 @@ async def kserve(spec: dict[str, Any]) -> dict[str, Any]:
     )
     out["v2"] = _labels(response.outputs[0].as_numpy())
     out["v2_model_name"] = response.model_name
+    chosen = await v2.infer(
+        url,
+        InferRequest(model_name=model, infer_inputs=_kserve_inputs(spec), request_id="kserve-request-7"),
+        model_name=model,
+    )
+    out["v2_request_id"] = chosen.id
     binary_out = await v2.infer(
         url,
         InferRequest(

@@ -8,6 +8,7 @@ their pinned requirements are unchanged), because their dependencies are not the
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from contextlib import ExitStack
 from pathlib import Path
@@ -65,6 +66,10 @@ def test_tritonclient_and_kserve_sdk_get_scikit_learns_answers(trained: dict[str
             if call in triton:
                 assert triton[call] == expected, (where, call)
         np.testing.assert_allclose(triton["named_proba"], pipeline.predict_proba(rows), atol=1e-5)
+        # Prediction ids: the client's request id round-trips; without one the server generates a uuid4 hex.
+        assert triton["request_id"] == "triton-request-7", where
+        assert re.fullmatch(r"[0-9a-f]{32}", triton["generated_id"] or ""), where
+        assert kserve["v2_request_id"] == "kserve-request-7", where
         assert (kserve["v2_live"], kserve["v2_ready"], kserve["v2_model_ready"]) == (True, True, True), where
         assert (kserve["v1_live"], kserve["v1_model_ready"]) == (True, True), where
         assert kserve["v2_model_name"] == name
