@@ -17,6 +17,7 @@ __all__ = [
     "QUANTITY_PATTERN",
     "REFRESH_ANNOTATION",
     "TRIGGER_ANNOTATION",
+    "TRIGGER_CAUSE_ANNOTATION",
     "VERSION",
     "ApiModel",
     "Condition",
@@ -42,6 +43,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 # Set on a TrainingRun by whoever created it (a DriftMonitor, a search, a person); copied into status.lineage.
 TRIGGER_ANNOTATION = "gyre.dev/trigger"
+# Beside TRIGGER_ANNOTATION on a DriftMonitor's retrain: what it answers, input_drift or performance.
+TRIGGER_CAUSE_ANNOTATION = "gyre.dev/trigger-cause"
 # Set on a Dataset (by a DriftMonitor about to retrain, or a person) to re-read its source now; the value, a
 # timestamp, names the request, so the same value never starts a second read.
 REFRESH_ANNOTATION = "gyre.dev/refresh-requested-at"

@@ -135,6 +135,12 @@ KINDS: tuple[CrdKind, ...] = (
             _col("Deployment", "string", ".spec.deploymentRef.name", "Monitored ModelDeployment"),
             _col("Drifted", "boolean", ".status.drifted", "Whether the last check found drift"),
             _col("Share", "number", ".status.driftShare", "Fraction of drifted features"),
+            _col(
+                "Performance",
+                "string",
+                ".status.performance.verdict",
+                "Last performance verdict (spec.performance)",
+            ),
             _col("Checks", "integer", ".status.checkCount", "Checks run"),
             _col("Last Check", "date", ".status.lastCheckTime", "Time of the last check"),
             _col("Last Retrain", "string", ".status.lastRetrainRun", "Last retraining run", priority=1),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -17,11 +17,19 @@ from gyre.api.common import (
 )
 
 __all__ = [
+    "CLASSIFICATION_PERFORMANCE_METRICS",
+    "REGRESSION_PERFORMANCE_METRICS",
     "DriftMethod",
     "DriftMonitorSpec",
     "DriftMonitorStatus",
     "FeatureDrift",
     "FeatureThreshold",
+    "MetricPerformance",
+    "PerformanceMetricName",
+    "PerformanceSpec",
+    "PerformanceStatus",
+    "PerformanceTolerance",
+    "PerformanceWindow",
     "ReferenceSpec",
     "RetrainSpec",
     "RetrainTemplate",
@@ -31,6 +39,13 @@ __all__ = [
 ]
 
 DriftMethod = Literal["psi", "ks", "ks_welch", "chisquare", "z", "jensenshannon", "wasserstein"]
+PerformanceMetricName = Literal["accuracy", "f1_macro", "log_loss", "rmse", "mae", "r2"]
+CLASSIFICATION_PERFORMANCE_METRICS: tuple[PerformanceMetricName, ...] = ("accuracy", "f1_macro", "log_loss")
+REGRESSION_PERFORMANCE_METRICS: tuple[PerformanceMetricName, ...] = ("rmse", "mae", "r2")
+
+
+def _cel_list(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{n}'" for n in names) + "]"
 
 
 class ReferenceSpec(ApiModel):
@@ -141,6 +156,82 @@ class RetrainSpec(ApiModel):
     """Record (condition and Event) what would be retrained, without creating a TrainingRun."""
 
 
+class PerformanceWindow(ApiModel):
+    """Which labelled predictions a performance check reads."""
+
+    max_age: Duration = "24h"
+    """Only predictions made within this time before the check; their labels may arrive any time until then."""
+    max_rows: int = Field(default=100_000, ge=1, le=1_000_000)
+    """Read at most this many of the newest logged predictions."""
+    min_labelled_rows: int = Field(default=200, ge=10, le=1_000_000)
+    """Below this many predictions joined with a label, the check gives insufficient_data (no verdict)."""
+
+
+class PerformanceTolerance(ApiModel):
+    """How much worse than its test metrics the live model may be before it counts as degraded."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.maxDrop) || self.maxDrop.all(k, k in "
+                    + _cel_list(CLASSIFICATION_PERFORMANCE_METRICS + REGRESSION_PERFORMANCE_METRICS)
+                    + ")",
+                    "message": "maxDrop keys must be metric names: "
+                    + ", ".join(CLASSIFICATION_PERFORMANCE_METRICS + REGRESSION_PERFORMANCE_METRICS),
+                }
+            ]
+        }
+    )
+
+    relative_drop: float = Field(default=0.05, ge=0, le=10)
+    """Tolerated drop as a fraction of the baseline's magnitude: 0.05 tolerates accuracy 0.95 -> 0.9025 or RMSE
+    2.0 -> 2.1."""
+    max_drop: dict[str, Annotated[float, Field(ge=0)]] | None = Field(default=None, max_length=6)
+    """Metric name -> tolerated drop in the metric's own units (e.g. `{accuracy: 0.02}`); overrides relativeDrop
+    for that metric."""
+    confidence: float = Field(default=0.95, ge=0.8, le=0.999)
+    """Confidence of the intervals: a metric degrades only when its drop beyond the tolerance is this certain, so
+    a small window cannot trigger (docs/monitoring.md)."""
+
+
+class PerformanceSpec(ApiModel):
+    """Live model performance: logged predictions joined with ground-truth labels, compared with the served
+    model's test metrics (docs/monitoring.md)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.metrics) || self.metrics.all(m, m in "
+                    + _cel_list(CLASSIFICATION_PERFORMANCE_METRICS)
+                    + ") || self.metrics.all(m, m in "
+                    + _cel_list(REGRESSION_PERFORMANCE_METRICS)
+                    + ")",
+                    "message": "metrics must all be classification metrics ("
+                    + ", ".join(CLASSIFICATION_PERFORMANCE_METRICS)
+                    + ") or all regression metrics ("
+                    + ", ".join(REGRESSION_PERFORMANCE_METRICS)
+                    + ")",
+                }
+            ]
+        }
+    )
+
+    enabled: bool = True
+    """Run the performance check with every scheduled check."""
+    window: PerformanceWindow | None = None
+    """Which labelled predictions to read."""
+    metrics: list[PerformanceMetricName] | None = Field(default=None, min_length=1, max_length=3)
+    """Metrics to compare; default: every metric of the served model's task (accuracy, f1_macro and log_loss, the
+    last only when probabilities were logged; or rmse, mae and r2)."""
+    tolerance: PerformanceTolerance | None = None
+    """The tolerated drop and the confidence required."""
+    retrain: bool = True
+    """Whether a persistent degradation starts a retrain, under spec.retrain's guard rails (which it shares with
+    input drift: one cooldown, one daily cap)."""
+
+
 class DriftMonitorSpec(ApiModel):
     """Desired state of a DriftMonitor."""
 
@@ -156,6 +247,8 @@ class DriftMonitorSpec(ApiModel):
     """When features and the dataset count as drifted."""
     retrain: RetrainSpec | None = None
     """What to do about drift."""
+    performance: PerformanceSpec | None = None
+    """Also check the served model's accuracy (or error) on predictions that received ground-truth labels."""
     successful_jobs_history_limit: int = Field(default=3, ge=0, le=100)
     """How many finished check Jobs that succeeded to keep (with their pods, for `kubectl logs`); older ones are
     deleted, as a CronJob does. The Job of the check under way is never deleted."""
@@ -180,6 +273,64 @@ class FeatureDrift(StatusModel):
     """Whether the feature drifted (in its values, or in a rising missing rate)."""
     status: str | None = None
     """ok, all_missing, mostly_missing or insufficient_data."""
+
+
+class MetricPerformance(StatusModel):
+    """One metric of the last performance check."""
+
+    name: str
+    """accuracy, f1_macro, log_loss, rmse, mae or r2."""
+    value: float | None = None
+    """On the labelled window."""
+    low: float | None = None
+    """Lower end of its bootstrap interval."""
+    high: float | None = None
+    """Upper end of its bootstrap interval."""
+    baseline: float | None = None
+    """The served model's value on its test split; unset when the model does not record it."""
+    drop: float | None = None
+    """How much worse than the baseline (positive: worse), in the metric's units."""
+    drop_low: float | None = None
+    """The drop the window shows with confidence (lower end of the drop's interval)."""
+    tolerance: float | None = None
+    """The drop tolerated, in the metric's units."""
+    degraded: bool = False
+    """dropLow exceeds tolerance."""
+
+
+class PerformanceStatus(StatusModel):
+    """The last performance check."""
+
+    verdict: Literal["degraded", "ok", "insufficient_data"] | None = None
+    """degraded, ok, or insufficient_data (fewer labelled rows than window.minLabelledRows, or no baseline)."""
+    check: int | None = None
+    """The check number it ran in."""
+    message: str | None = None
+    """Why the verdict, or why the check could not run."""
+    model_version: str | None = None
+    """The TrainingRun whose predictions were evaluated (rows logged by other versions are left out)."""
+    metrics: list[MetricPerformance] | None = None
+    """Each metric with its interval, baseline and tolerance."""
+    labelled_rows: int | None = None
+    """Predictions of the window joined with a valid label."""
+    prediction_rows: int | None = None
+    """Predictions of the window read."""
+    baseline_test_rows: int | None = None
+    """Size of the test split the baseline was measured on (its uncertainty counts when known)."""
+    label_delay_seconds: float | None = None
+    """Median time from prediction to label."""
+    label_delay_p90_seconds: float | None = None
+    """90th percentile of the label delay."""
+    unknown_ids: int | None = None
+    """Labels whose id no prediction of the window carries."""
+    duplicate_labels: int | None = None
+    """Further labels of an already labelled id (the first label wins)."""
+    wrong_type_labels: int | None = None
+    """Labels that cannot be a value of the target (a string for a regressor, null)."""
+    consecutive_degraded: int | None = None
+    """Degraded checks in a row."""
+    report_uri: str | None = None
+    """Full JSON report of the last performance check in the artifact store."""
 
 
 class DriftMonitorStatus(StatusModel):
@@ -221,9 +372,14 @@ class DriftMonitorStatus(StatusModel):
     """The same report as a self-contained HTML page (`gyre drift report NAMESPACE/NAME` fetches it)."""
     pending_retrain_check: int | None = None
     """A retrain decided at this check, waiting for the Dataset to re-read its source first."""
+    pending_retrain_cause: Literal["input_drift", "performance"] | None = None
+    """What the pending retrain answers: input drift, or degraded performance."""
+    performance: PerformanceStatus | None = None
+    """The last performance check (spec.performance)."""
     refresh_requested_at: datetime | None = None
     """When the Dataset was asked to re-read its source for the pending retrain."""
     conditions: list[Condition] | None = None
-    """Drifted: whether the live data differs from the reference; Retraining when a retrain is under way."""
+    """Drifted: whether the live data differs from the reference; Degraded: whether the served model performs
+    worse than on its test split (spec.performance); Retraining when a retrain is under way."""
     observed_generation: int | None = None
     """The metadata.generation this status describes."""

@@ -51,6 +51,7 @@ __all__ = [
     "NETWORK_POLICY",
     "ONNX_THREADS",
     "OPERATOR_INSTANCE",
+    "PERFORMANCE_CONFIG",
     "POD_NAME",
     "POD_NAMESPACE",
     "PORT",
@@ -99,6 +100,9 @@ JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in an Indexed
 
 # The drift check Job (builders/drift.py -> `gyre drift run`).
 DRIFT_CONFIG = "GYRE_DRIFT_CONFIG"  # the DriftConfig as JSON (drift share, minimum rows, columns, overrides)
+PERFORMANCE_CONFIG = (
+    "GYRE_PERFORMANCE_CONFIG"  # spec.performance as a PerformanceConfig (JSON); unset: no check
+)
 
 # The model server (builders/serving.py -> `gyre serve`).
 MODEL_DIR = "GYRE_MODEL_DIR"  # model directory: a local path or a store URL

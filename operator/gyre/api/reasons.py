@@ -131,3 +131,10 @@ class Reason(StrEnum):
     RETRAIN_IMPOSSIBLE = "RetrainImpossible"
     NO_SERVED_RUN = "NoServedRun"
     DATASET_FAILED = "DatasetFailed"
+    # DriftMonitor spec.performance
+    PERFORMANCE_DEGRADED = "PerformanceDegraded"
+    PERFORMANCE_RECOVERED = "PerformanceRecovered"
+    PERFORMANCE_OK = "PerformanceOk"
+    INSUFFICIENT_LABELS = "InsufficientLabels"
+    PERFORMANCE_CHECK_FAILED = "PerformanceCheckFailed"
+    DEGRADATION_PERSISTED = "DegradationPersisted"

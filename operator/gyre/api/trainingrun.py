@@ -401,7 +401,13 @@ class Lineage(StatusModel):
     dataset_fingerprint: Fingerprint | None = None
     """Fingerprint of the content trained on."""
     trigger: str | None = None
-    """What started the run: manual, or drift:<namespace>/<monitor> for a retrain."""
+    """What started the run: manual, or drift:<namespace>/<monitor>#<check> for a DriftMonitor's retrain."""
+    cause: Literal["manual", "input_drift", "performance"] | None = None
+    """Why: manual, or what the DriftMonitor's retrain answered (input drift, or degraded performance)."""
+    monitor: str | None = None
+    """The DriftMonitor (same namespace) whose check started the run."""
+    check: int | None = None
+    """That monitor's check number."""
     image: str | None = None
     """The image that trained the model."""
 

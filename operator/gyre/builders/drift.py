@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from gyre.api.common import API_VERSION, TRIGGER_ANNOTATION, parse_duration
-from gyre.api.driftmonitor import DriftMonitorSpec, Thresholds, Window
-from gyre.api.env import DRIFT_CONFIG
+from gyre.api.common import API_VERSION, TRIGGER_ANNOTATION, TRIGGER_CAUSE_ANNOTATION, parse_duration
+from gyre.api.driftmonitor import (
+    DriftMonitorSpec,
+    PerformanceTolerance,
+    PerformanceWindow,
+    Thresholds,
+    Window,
+)
+from gyre.api.env import DRIFT_CONFIG, PERFORMANCE_CONFIG
 from gyre.builders.meta import Owner, child_name, labels_for
 from gyre.builders.pods import build_job, container_resources
 from gyre.builders.settings import OperatorSettings
@@ -15,11 +23,13 @@ from gyre.builders.settings import OperatorSettings
 __all__ = [
     "CHECKER",
     "LABEL_RETRAINED_BY",
+    "PerformanceTarget",
     "build_check_job",
     "build_retrain_run",
     "check_job_name",
     "drift_config",
     "merge_spec",
+    "performance_config",
     "retrain_run_name",
 ]
 
@@ -60,6 +70,39 @@ def drift_config(spec: DriftMonitorSpec, features: list[str]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class PerformanceTarget:
+    """The served model a performance check compares with."""
+
+    model_uri: str
+    """Its model directory (a store URL): manifest.json there holds the task, classes and test metrics."""
+    model_version: str
+    """Its TrainingRun: the version the server logs with each prediction."""
+
+
+def performance_config(spec: DriftMonitorSpec, check: int) -> dict[str, Any] | None:
+    """The gyre.performance PerformanceConfig (JSON-ready, camelCase) of spec.performance; None when it is off.
+
+    The bootstrap seed is the check number: a check's intervals can be recomputed exactly, and successive checks
+    do not share their resampling noise.
+    """
+    perf = spec.performance
+    if perf is None or not perf.enabled:
+        return None
+    window = perf.window or PerformanceWindow()
+    tolerance = perf.tolerance or PerformanceTolerance()
+    config: dict[str, Any] = {
+        "relativeDrop": tolerance.relative_drop,
+        "maxDrop": dict(sorted((tolerance.max_drop or {}).items())),
+        "minLabelledRows": window.min_labelled_rows,
+        "confidence": tolerance.confidence,
+        "seed": check,
+    }
+    if perf.metrics:
+        config["metrics"] = list(perf.metrics)
+    return config
+
+
 def build_check_job(
     owner: Owner,
     spec: DriftMonitorSpec,
@@ -69,8 +112,11 @@ def build_check_job(
     deployment: str,
     profile_path: str,
     config_json: str,
+    performance: PerformanceTarget | None = None,
 ) -> dict[str, Any]:
-    """The Job that runs check number `check` (`gyre drift run`) against `deployment`'s prediction log."""
+    """The Job that runs check number `check` (`gyre drift run`) against `deployment`'s prediction log; with
+    `performance` (and spec.performance enabled) it also checks the served model's performance on labelled
+    predictions."""
     window = spec.window or Window()
     args = [
         "drift",
@@ -92,13 +138,28 @@ def build_check_job(
         "--max-age-seconds",
         str(int(parse_duration(window.max_age).total_seconds())),
     ]
+    env = [{"name": DRIFT_CONFIG, "value": config_json}]
+    perf_config = performance_config(spec, check) if performance is not None else None
+    if performance is not None and perf_config is not None and spec.performance is not None:
+        perf_window = spec.performance.window or PerformanceWindow()
+        args += [
+            "--performance-baseline",
+            performance.model_uri,
+            "--model-version",
+            performance.model_version,
+            "--performance-max-rows",
+            str(perf_window.max_rows),
+            "--performance-max-age-seconds",
+            str(int(parse_duration(perf_window.max_age).total_seconds())),
+        ]
+        env.append({"name": PERFORMANCE_CONFIG, "value": json.dumps(perf_config, sort_keys=True)})
     return build_job(
         owner=owner,
         name=check_job_name(owner, check),
         component=CHECKER,
         image=settings.image,
         args=args,
-        env=[{"name": DRIFT_CONFIG, "value": config_json}],
+        env=env,
         resources=container_resources(None, _CHECK_RESOURCES),
         settings=settings,
         active_deadline_seconds=600,
@@ -130,8 +191,12 @@ def build_retrain_run(
     check: int,
     served_run_spec: dict[str, Any],
     served_run_labels: dict[str, str],
+    cause: Literal["input_drift", "performance"] = "input_drift",
 ) -> dict[str, Any]:
     """A TrainingRun like the one behind the served model, on the Dataset's latest version.
+
+    Its annotations name the trigger (`drift:<ns>/<monitor>#<check>`) and the cause (input_drift or performance),
+    which the TrainingRun copies into status.lineage.
 
     The served run's fingerprint pin is dropped (retraining exists to see new data), the template's spec is merged
     over it, and labels carry over so the ModelDeployment's promotion selector still matches the new run.
@@ -156,7 +221,10 @@ def build_retrain_run(
             "name": retrain_run_name(owner, check),
             "namespace": owner.namespace,
             "labels": labels,
-            "annotations": {TRIGGER_ANNOTATION: f"drift:{owner.namespace}/{owner.name}#{check}"},
+            "annotations": {
+                TRIGGER_ANNOTATION: f"drift:{owner.namespace}/{owner.name}#{check}",
+                TRIGGER_CAUSE_ANNOTATION: cause,
+            },
         },
         "spec": run_spec,
     }

@@ -29,7 +29,7 @@ from gyre.api.driftmonitor import DriftMonitorStatus
 from gyre.api.reasons import ConditionType, Reason
 from gyre.api.trainingrun import TrainingRunStatus
 from gyre.builders.meta import Owner
-from gyre.drift.monitor_run import CheckReport
+from gyre.drift.monitor_run import CheckPerformance, CheckReport
 from gyre.reconcile.driftmonitor import DriftMonitorPlan
 from gyre.reconcile.plan import Plan
 
@@ -38,6 +38,7 @@ __all__ = [
     "METRIC_NAMES",
     "ObjectPhases",
     "export_drift",
+    "export_performance",
     "forget_object",
     "observe_plan",
     "reconciled",
@@ -126,6 +127,41 @@ DRIFT_SHARE = Gauge(
 DRIFT_DETECTED = Gauge(
     "gyre_drift_detected", "1 when the last check found dataset drift", ["object_namespace", "monitor"]
 )
+_PERF = ["object_namespace", "monitor"]
+PERFORMANCE_METRIC = Gauge(
+    "gyre_performance_metric",
+    "A metric of the served model on the last performance check's labelled window (spec.performance)",
+    [*_PERF, "metric"],
+)
+PERFORMANCE_METRIC_LOW = Gauge(
+    "gyre_performance_metric_low", "Lower end of the metric's bootstrap interval", [*_PERF, "metric"]
+)
+PERFORMANCE_METRIC_HIGH = Gauge(
+    "gyre_performance_metric_high", "Upper end of the metric's bootstrap interval", [*_PERF, "metric"]
+)
+PERFORMANCE_BASELINE = Gauge(
+    "gyre_performance_baseline",
+    "The served model's value of the metric on its test split",
+    [*_PERF, "metric"],
+)
+PERFORMANCE_DEGRADED = Gauge(
+    "gyre_performance_degraded", "1 when the last performance check found the served model degraded", _PERF
+)
+PERFORMANCE_LABELLED_ROWS = Gauge(
+    "gyre_performance_labelled_rows",
+    "Predictions joined with a valid label in the last performance check",
+    _PERF,
+)
+PERFORMANCE_LABEL_DELAY = Gauge(
+    "gyre_performance_label_delay_seconds",
+    "Time from prediction to label in the last performance check, by quantile (0.5, 0.9)",
+    [*_PERF, "quantile"],
+)
+PERFORMANCE_BAD_LABELS = Gauge(
+    "gyre_performance_bad_labels",
+    "Labels the last performance check could not use, by kind (unknown_id, duplicate, wrong_type)",
+    [*_PERF, "kind"],
+)
 
 
 class ObjectPhases(Collector):
@@ -177,6 +213,14 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "gyre_drift_feature_drifted",
         "gyre_drift_share",
         "gyre_drift_detected",
+        "gyre_performance_metric",
+        "gyre_performance_metric_low",
+        "gyre_performance_metric_high",
+        "gyre_performance_baseline",
+        "gyre_performance_degraded",
+        "gyre_performance_labelled_rows",
+        "gyre_performance_label_delay_seconds",
+        "gyre_performance_bad_labels",
         ObjectPhases.NAME,
     }
 )
@@ -310,6 +354,8 @@ def observe_plan(owner: Owner, old: BaseModel, plan: Plan[Any]) -> None:
         _observe_drift(owner, plan)
         if plan.report is not None:
             export_drift(owner.namespace, owner.name, plan.report)
+        if plan.performance is not None:
+            export_performance(owner.namespace, owner.name, plan.performance)
     elif owner.kind == "ModelDeployment":
         _observe_rollout(owner, plan)
     if owner.kind == "DriftMonitor" and isinstance(plan.status, DriftMonitorStatus):
@@ -328,3 +374,28 @@ def export_drift(namespace: str, monitor: str, report: CheckReport) -> None:
         FEATURE_DRIFTED.labels(namespace, monitor, feature.name).set(1.0 if feature.drifted else 0.0)
         if feature.score is not None and feature.method is not None:
             FEATURE_SCORE.labels(namespace, monitor, feature.name, feature.method).set(feature.score)
+
+
+def export_performance(namespace: str, monitor: str, perf: CheckPerformance) -> None:
+    """The last performance verdict as gauges: each metric with its interval and baseline, degraded, the labelled
+    rows, the label delay and the labels that could not be used (the same values as status.performance)."""
+    PERFORMANCE_DEGRADED.labels(namespace, monitor).set(1.0 if perf.verdict == "degraded" else 0.0)
+    PERFORMANCE_LABELLED_ROWS.labels(namespace, monitor).set(perf.labelled_rows)
+    for quantile, delay in (("0.5", perf.label_delay_seconds), ("0.9", perf.label_delay_p90_seconds)):
+        if delay is not None:
+            PERFORMANCE_LABEL_DELAY.labels(namespace, monitor, quantile).set(delay)
+    for kind, count in (
+        ("unknown_id", perf.unknown_ids),
+        ("duplicate", perf.duplicate_labels),
+        ("wrong_type", perf.wrong_type_labels),
+    ):
+        PERFORMANCE_BAD_LABELS.labels(namespace, monitor, kind).set(count)
+    for metric in perf.metrics:
+        for gauge, number in (
+            (PERFORMANCE_METRIC, metric.value),
+            (PERFORMANCE_METRIC_LOW, metric.low),
+            (PERFORMANCE_METRIC_HIGH, metric.high),
+            (PERFORMANCE_BASELINE, metric.baseline),
+        ):
+            if number is not None:
+                gauge.labels(namespace, monitor, metric.name).set(number)

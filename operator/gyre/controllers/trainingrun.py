@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from gyre.api.common import GROUP, TRIGGER_ANNOTATION, VERSION, utcnow
+from gyre.api.common import GROUP, TRIGGER_ANNOTATION, TRIGGER_CAUSE_ANNOTATION, VERSION, utcnow
 from gyre.api.reasons import ConditionType
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.meta import LABEL_OWNER_KIND, MANAGED_BY
@@ -54,6 +54,7 @@ def _observe(
         settings=settings(),
         now=utcnow(),
         trigger=(body["metadata"].get("annotations") or {}).get(TRIGGER_ANNOTATION, "manual"),
+        trigger_cause=(body["metadata"].get("annotations") or {}).get(TRIGGER_CAUSE_ANNOTATION),
         dataset=dataset,
         job=job,
         pods=finished_pods(owner.namespace, job) if status.phase == "Running" else (),

@@ -18,7 +18,17 @@ from pydantic.alias_generators import to_camel
 from gyre.api import env
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT, write_termination_message
 
-__all__ = ["CheckFeature", "CheckReport", "add_run_parser", "check_html_path", "check_report_path", "run"]
+__all__ = [
+    "CheckFeature",
+    "CheckMetric",
+    "CheckPerformance",
+    "CheckReport",
+    "add_run_parser",
+    "check_html_path",
+    "check_report_path",
+    "performance_report_path",
+    "run",
+]
 
 
 class _Model(BaseModel):
@@ -37,6 +47,40 @@ class CheckFeature(_Model):
     status: str | None = None
 
 
+class CheckMetric(_Model):
+    """One metric of the performance check (gyre.performance.stats.MetricComparison.as_dict)."""
+
+    name: str
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    baseline: float | None = None
+    drop: float | None = None
+    drop_low: float | None = None
+    tolerance: float | None = None
+    degraded: bool = False
+
+
+class CheckPerformance(_Model):
+    """The performance check's outcome, compact (at most six metrics: it always fits the message)."""
+
+    verdict: str | None = None
+    """degraded, ok or insufficient_data; None when the performance check failed (`error`)."""
+    message: str | None = None
+    model_version: str | None = None
+    labelled_rows: int = 0
+    prediction_rows: int = 0
+    baseline_test_rows: int | None = None
+    label_delay_seconds: float | None = None
+    label_delay_p90_seconds: float | None = None
+    unknown_ids: int = 0
+    duplicate_labels: int = 0
+    wrong_type_labels: int = 0
+    metrics: list[CheckMetric] = Field(default_factory=list)
+    report_uri: str | None = None
+    error: str | None = None
+
+
 class CheckReport(_Model):
     """What a check Job reports through its termination message (at most 4 KiB)."""
 
@@ -50,16 +94,34 @@ class CheckReport(_Model):
     report_uri: str | None = None
     html_report_uri: str | None = None
     error: str | None = None
+    performance: CheckPerformance | None = None
+    """The performance check, when spec.performance asked for one."""
 
     def to_termination_message(self) -> str:
-        """JSON within the termination-message limit: features are dropped from the end before anything else."""
+        """JSON within the termination-message limit: features are dropped from the end before anything else (the
+        full report is in the store), then long messages are shortened."""
         report = self.model_copy(deep=True)
         while True:
             text = report.model_dump_json(by_alias=True, exclude_none=True)
-            if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT or not report.features:
+            if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
+                return text
+            if report.features:
+                report.features = report.features[:-1]
+                report.features_truncated = True
+                continue
+            perf = report.performance
+            long_texts = [
+                t for t in (report.error, perf and perf.message, perf and perf.error) if t and len(t) > 200
+            ]
+            if not long_texts:
                 return text[:TERMINATION_MESSAGE_LIMIT]
-            report.features = report.features[:-1]
-            report.features_truncated = True
+            if report.error and len(report.error) > 200:
+                report.error = report.error[:200] + "..."
+            if perf is not None:
+                perf.message = (
+                    perf.message[:200] + "..." if perf.message and len(perf.message) > 200 else perf.message
+                )
+                perf.error = perf.error[:200] + "..." if perf.error and len(perf.error) > 200 else perf.error
 
 
 def check_report_path(namespace: str, monitor: str, check: int) -> str:
@@ -70,6 +132,11 @@ def check_report_path(namespace: str, monitor: str, check: int) -> str:
 def check_html_path(namespace: str, monitor: str, check: int) -> str:
     """`drift/{ns}/{monitor}/{check}.html`: the report as a page, beside its JSON."""
     return check_report_path(namespace, monitor, check).removesuffix(".json") + ".html"
+
+
+def performance_report_path(namespace: str, monitor: str, check: int) -> str:
+    """`drift/{ns}/{monitor}/{check}.performance.json`: the performance report, beside the drift report."""
+    return check_report_path(namespace, monitor, check).removesuffix(".json") + ".performance.json"
 
 
 def add_run_parser(drift_subparsers: Any) -> None:
@@ -85,7 +152,60 @@ def add_run_parser(drift_subparsers: Any) -> None:
     parser.add_argument("--profile", required=True, help="reference profile.json, relative to the store root")
     parser.add_argument("--max-rows", type=int, default=10000)
     parser.add_argument("--max-age-seconds", type=float, default=None)
+    parser.add_argument(
+        "--performance-baseline",
+        metavar="MODEL_URI",
+        help=f"also check performance against this model directory's manifest.json (config in ${env.PERFORMANCE_CONFIG})",
+    )
+    parser.add_argument("--model-version", help="only predictions logged by this model version (TrainingRun)")
+    parser.add_argument("--performance-max-rows", type=int, default=100_000)
+    parser.add_argument("--performance-max-age-seconds", type=float, default=None)
     parser.set_defaults(func=run)
+
+
+def _performance(args: argparse.Namespace, store: Any) -> CheckPerformance:
+    """The performance check of this Job; a failure is reported in `error`, never raised (the drift verdict
+    stands on its own)."""
+    from gyre.performance.check import Baseline, PerformanceConfig, check_feedback
+    from gyre.store.store import ArtifactStore
+    from gyre.training.manifest import MANIFEST_FILE, ModelManifest
+
+    try:
+        manifest = ModelManifest.model_validate_json(
+            ArtifactStore(args.performance_baseline).read_bytes(MANIFEST_FILE)
+        )
+        baseline = Baseline.from_manifest(manifest, source=args.model_version or args.performance_baseline)
+        config = PerformanceConfig.model_validate(json.loads(os.environ.get(env.PERFORMANCE_CONFIG) or "{}"))
+        report, _ = check_feedback(
+            store,
+            args.namespace,
+            args.deployment,
+            baseline,
+            config=config,
+            max_age=args.performance_max_age_seconds,
+            max_rows=args.performance_max_rows,
+            model_version=args.model_version,
+        )
+        path = performance_report_path(args.namespace, args.monitor, args.check)
+        store.write_bytes(path, report.to_json().encode())
+    except Exception as exc:  # shown in status.performance.message and an Event; the drift check still counts
+        return CheckPerformance(model_version=args.model_version, error=f"{type(exc).__name__}: {exc}")
+    join = report.join
+    return CheckPerformance(
+        verdict=report.verdict,
+        message=report.message,
+        model_version=args.model_version,
+        labelled_rows=report.labelled_rows,
+        prediction_rows=join["predictionRows"],
+        baseline_test_rows=report.baseline_test_rows,
+        label_delay_seconds=join["labelDelayP50Seconds"],
+        label_delay_p90_seconds=join["labelDelayP90Seconds"],
+        unknown_ids=join["unknownIds"],
+        duplicate_labels=join["duplicateLabels"],
+        wrong_type_labels=join["wrongTypeLabels"],
+        metrics=[CheckMetric.model_validate(m) for m in report.metrics],
+        report_uri=store.uri(path),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         ],
         report_uri=store.uri(path),
         html_report_uri=store.uri(html_path),
+        performance=_performance(args, store) if args.performance_baseline else None,
     )
     write_termination_message(summary.to_termination_message())
     return 0

@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from gyre.api.driftmonitor import PerformanceWindow
 from gyre.performance.join import JoinedWindow, Task, join_feedback
 from gyre.performance.stats import PERFORMANCE_METRICS, MetricComparison, compare, estimate_metrics
 
@@ -76,7 +77,7 @@ class PerformanceConfig(_Model):
     """Tolerated drop as a fraction of |baseline| (0.05: 5 % worse)."""
     max_drop: dict[str, float] = Field(default_factory=dict)
     """Per-metric tolerated drop in the metric's own units; overrides relative_drop for that metric."""
-    min_labelled_rows: int = Field(default=100, ge=1)
+    min_labelled_rows: int = Field(default=PerformanceWindow().min_labelled_rows, ge=1)
     """Fewer joined rows than this give insufficient_data."""
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     resamples: int = Field(default=1000, ge=100, le=100_000)
@@ -209,6 +210,7 @@ def check_feedback(
     max_age: float | timedelta | None = None,
     max_rows: int | None = 100_000,
     now: float | None = None,
+    model_version: str | None = None,
 ) -> tuple[PerformanceReport, JoinedWindow]:
     """Join the deployment's window with its labels (join_feedback) and check it (check_joined).
 
@@ -225,5 +227,6 @@ def check_feedback(
         max_age=max_age,
         max_rows=max_rows,
         now=now,
+        model_version=model_version,
     )
     return check_joined(joined, baseline, config), joined

@@ -44,7 +44,13 @@ def register(subparsers: Any) -> None:
     chk.add_argument("--output", metavar="OUT.json", help="write the report here instead of stdout")
     chk.add_argument("--max-age", metavar="DURATION", help="ignore predictions older than this (e.g. 24h)")
     chk.add_argument("--now", type=float, metavar="UNIX_S", help="the window's end (default: now)")
-    chk.add_argument("--min-labelled-rows", type=int, default=100, help="below this, insufficient_data (100)")
+    chk.add_argument(
+        "--min-labelled-rows",
+        type=int,
+        default=200,
+        help="below this, insufficient_data (200, as the monitor)",
+    )
+    chk.add_argument("--model-version", help="only predictions logged by this model version")
     chk.add_argument(
         "--metric", action="append", default=[], help="metric to check; repeatable (default: all)"
     )

@@ -47,6 +47,10 @@ class JoinStats:
     """Rows of the prediction window read."""
     predictions_without_id: int = 0
     """Window rows with no `id` (logged before ids existed): they can never be labelled."""
+    other_version_rows: int = 0
+    """Window rows logged by another model version than the one checked (before a rollout): left out."""
+    other_version_labels: int = 0
+    """Labels of those rows: known ids, but not of the model checked."""
     label_rows: int = 0
     """Labels read (with an id)."""
     labelled_rows: int = 0
@@ -67,6 +71,8 @@ class JoinStats:
         return {
             "predictionRows": self.prediction_rows,
             "predictionsWithoutId": self.predictions_without_id,
+            "otherVersionRows": self.other_version_rows,
+            "otherVersionLabels": self.other_version_labels,
             "labelRows": self.label_rows,
             "labelledRows": self.labelled_rows,
             "unknownIds": self.unknown_ids,
@@ -208,20 +214,27 @@ def join_rows(
     task: Task,
     classes: Sequence[Any] | None = None,
     label_read: LabelRead | None = None,
+    model_version: str | None = None,
 ) -> JoinedWindow:
     """Join prediction-log rows with label records by id (pure; see the module docstring for what is counted).
 
     `classes` are the model's target classes (the manifest's `target.classes`); without them a classifier's label
-    type is inferred from the logged predictions. Rows are returned in prediction order. Never raises on bad
-    labels or rows: they are counted in `stats`.
+    type is inferred from the logged predictions. With `model_version`, only rows logged by that version (their
+    `version`) are joined: a model is judged on its own answers. Rows are returned in prediction order. Never
+    raises on bad labels or rows: they are counted in `stats`.
     """
     stats = JoinStats()
     by_id: dict[str, Mapping[str, Any]] = {}
+    other: set[str] = set()
     for row in predictions:
         stats.prediction_rows += 1
         ident = row.get("id")
         if not isinstance(ident, str) or not ident:
             stats.predictions_without_id += 1
+            continue
+        if model_version is not None and str(row.get("version")) != model_version:
+            stats.other_version_rows += 1
+            other.add(ident)
             continue
         by_id.setdefault(ident, row)
     if label_read is not None:
@@ -243,7 +256,10 @@ def join_rows(
             continue
         seen.add(record.id)
         if record.id not in by_id:
-            stats.unknown_ids += 1
+            if record.id in other:
+                stats.other_version_labels += 1
+            else:
+                stats.unknown_ids += 1
             continue
         value = coerce(record.label)
         if value is None:
@@ -290,9 +306,11 @@ def join_feedback(
     max_age: float | timedelta | None = None,
     max_rows: int | None = 100_000,
     now: float | None = None,
+    model_version: str | None = None,
 ) -> JoinedWindow:
     """Read a window of the deployment's prediction log (newest `max_rows` rows, none older than `max_age`
-    seconds before `now`) and every label that can belong to it, and join them by id (`join_rows`).
+    seconds before `now`) and every label that can belong to it, and join them by id (`join_rows`; with
+    `model_version`, only that version's predictions).
 
     Blocking I/O and CPU: run it in a thread or a Job, never on the event loop.
     """
@@ -305,4 +323,6 @@ def join_feedback(
     ):
         rows.extend(batch.rows)
     labels = read_labels(fs_root, namespace, deployment, since=info.oldest_ts)
-    return join_rows(rows, labels.records, task=task, classes=classes, label_read=labels)
+    return join_rows(
+        rows, labels.records, task=task, classes=classes, label_read=labels, model_version=model_version
+    )

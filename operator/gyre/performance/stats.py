@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from gyre.api.driftmonitor import CLASSIFICATION_PERFORMANCE_METRICS, REGRESSION_PERFORMANCE_METRICS
+
 __all__ = [
     "HIGHER_IS_BETTER",
     "PERFORMANCE_METRICS",
@@ -35,8 +37,8 @@ __all__ = [
 ]
 
 PERFORMANCE_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("accuracy", "f1_macro", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
+    "classification": CLASSIFICATION_PERFORMANCE_METRICS,
+    "regression": REGRESSION_PERFORMANCE_METRICS,
 }
 """The metrics a performance check computes, by task (names as in TrainingRun status.metrics)."""
 

@@ -12,7 +12,11 @@ Invariants:
 - One check Job per check number (`<monitor>-check-<n>`); `Create` is planned only when no Job of that name is
   observed, so a lost status write never runs a check twice.
 - A check is collected once: collecting clears status.jobName and counts the check.
-- insufficient_data is neither drift nor its absence: the hysteresis counter and the Drifted condition stay.
+- insufficient_data is neither drift nor its absence: the hysteresis counter and the Drifted condition stay. The
+  same holds for the performance check's insufficient_data and the Degraded condition.
+- Input drift and degraded performance share one retrain budget: one pending retrain, one cooldown, one daily
+  cap. When both call for a retrain in the same check, performance is named as the cause (it is what the users
+  of the model see).
 - At most one retrain is pending; the retrain run's name is deterministic (`<monitor>-retrain-<check>`) and it is
   created only when no TrainingRun of that name is observed.
 - The Job status.jobName names is never pruned; of the finished ones, the newest successfulJobsHistoryLimit that
@@ -34,6 +38,8 @@ from gyre.api.driftmonitor import (
     DriftMonitorSpec,
     DriftMonitorStatus,
     FeatureDrift,
+    MetricPerformance,
+    PerformanceStatus,
     RetrainSpec,
     Schedule,
 )
@@ -42,6 +48,7 @@ from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from gyre.builders.drift import (
     CHECKER,
+    PerformanceTarget,
     build_check_job,
     build_retrain_run,
     check_job_name,
@@ -49,7 +56,7 @@ from gyre.builders.drift import (
 )
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
-from gyre.drift.monitor_run import CheckReport
+from gyre.drift.monitor_run import CheckPerformance, CheckReport
 from gyre.reconcile.history import prune_finished_jobs
 from gyre.reconcile.observed import JobView, PodResult, untrusted_result
 from gyre.reconcile.plan import Create, MergePatch, Plan, create_with_claim
@@ -60,6 +67,7 @@ __all__ = [
     "REFRESH_TIMEOUT",
     "DriftMonitorPlan",
     "ObservedDriftMonitor",
+    "RetrainCause",
     "RetrainDecision",
     "ServedRun",
     "check_report",
@@ -87,6 +95,16 @@ def next_check_time(schedule: Schedule, last: datetime | None, now: datetime) ->
     return nxt
 
 
+RetrainCause = Literal["input_drift", "performance"]
+"""What a retrain answers: drift of the live inputs, or the served model's degraded performance."""
+
+_CAUSE_WORDS: dict[RetrainCause, tuple[str, str]] = {
+    # (what persisted, what a check found)
+    "input_drift": ("drift", "drifted"),
+    "performance": ("degraded performance", "degraded"),
+}
+
+
 @dataclass(frozen=True)
 class RetrainDecision:
     """What to do after a check, and why (the reason is shown in the Retraining condition)."""
@@ -94,6 +112,7 @@ class RetrainDecision:
     action: Literal["none", "retrain", "dry_run", "held"]
     reason: Reason
     message: str
+    cause: RetrainCause = "input_drift"
 
 
 def decide_retrain(
@@ -105,35 +124,51 @@ def decide_retrain(
     retrains_today: int,
     pending: bool,
     now: datetime,
+    cause: RetrainCause = "input_drift",
 ) -> RetrainDecision:
-    """The guard rails, in order: enabled, drift, hysteresis, one retrain at a time, cooldown, daily cap, dry run."""
+    """The guard rails, in order: enabled, the cause, hysteresis, one retrain at a time, cooldown, daily cap, dry
+    run.
+
+    `drifted` says whether this check found the cause (input drift, or degraded performance for `cause`
+    performance), `consecutive` in how many checks in a row. The cooldown, the daily cap and the pending retrain are
+    the monitor's, whatever the cause.
+    """
+    what, found = _CAUSE_WORDS[cause]
     if retrain is None or not retrain.enabled:
-        return RetrainDecision("none", Reason.DISABLED, "retraining is not enabled")
+        return RetrainDecision("none", Reason.DISABLED, "retraining is not enabled", cause)
     if not drifted:
-        return RetrainDecision("none", Reason.NO_DRIFT, "the last check found no drift")
+        if cause == "performance":
+            return RetrainDecision(
+                "none", Reason.PERFORMANCE_OK, "the last check found no degradation", cause
+            )
+        return RetrainDecision("none", Reason.NO_DRIFT, "the last check found no drift", cause)
     if consecutive < retrain.consecutive_checks:
         return RetrainDecision(
             "held",
             Reason.HYSTERESIS,
-            f"drifted in {consecutive} of {retrain.consecutive_checks} consecutive checks needed",
+            f"{found} in {consecutive} of {retrain.consecutive_checks} consecutive checks needed",
+            cause,
         )
     if pending:
-        return RetrainDecision("held", Reason.RETRAIN_PENDING, "a retrain is already waiting for the Dataset")
+        return RetrainDecision(
+            "held", Reason.RETRAIN_PENDING, "a retrain is already waiting for the Dataset", cause
+        )
     cooldown = parse_duration(retrain.cooldown)
     if last_retrain is not None and now - last_retrain < cooldown:
         left = cooldown - (now - last_retrain)
         return RetrainDecision(
-            "held", Reason.COOLDOWN, f"cooldown: next retrain allowed in {int(left.total_seconds())}s"
+            "held", Reason.COOLDOWN, f"cooldown: next retrain allowed in {int(left.total_seconds())}s", cause
         )
     if retrains_today >= retrain.max_per_day:
         return RetrainDecision(
-            "held", Reason.DAILY_CAP, f"daily cap of {retrain.max_per_day} retrains reached"
+            "held", Reason.DAILY_CAP, f"daily cap of {retrain.max_per_day} retrains reached", cause
         )
     if retrain.dry_run:
         return RetrainDecision(
-            "dry_run", Reason.DRY_RUN, "drift persists: a retrain would start now (dry run)"
+            "dry_run", Reason.DRY_RUN, f"{what} persists: a retrain would start now (dry run)", cause
         )
-    return RetrainDecision("retrain", Reason.DRIFT_PERSISTED, f"drift in {consecutive} consecutive checks")
+    persisted = Reason.DEGRADATION_PERSISTED if cause == "performance" else Reason.DRIFT_PERSISTED
+    return RetrainDecision("retrain", persisted, f"{what} in {consecutive} consecutive checks", cause)
 
 
 @dataclass(frozen=True)
@@ -179,6 +214,8 @@ class DriftMonitorPlan(Plan[DriftMonitorStatus]):
     """A Plan, plus the report of a check that reached a verdict in this tick (the controller exports it)."""
 
     report: CheckReport | None = None
+    performance: CheckPerformance | None = None
+    """The performance check that reached a verdict in this tick (the controller exports it as gauges)."""
     decision: RetrainDecision | None = None
     """The retrain decision taken after this tick's check, if one was (the controller counts it)."""
 
@@ -316,6 +353,7 @@ def _start_check(
             deployment=ref.deployment,
             profile_path=dataset_profile_path(obs.owner.namespace, ref.dataset, ref.fingerprint),
             config_json=json.dumps(drift_config(spec, ref.features), sort_keys=True),
+            performance=_performance_target(obs),
         )
         plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
     status.job_name = name
@@ -328,6 +366,14 @@ def _start_check(
         f"check {check} running in Job {name}",
         generation=generation,
     )
+
+
+def _performance_target(obs: ObservedDriftMonitor) -> PerformanceTarget | None:
+    """The served model a performance check compares with: the deployment's TrainingRun and its model."""
+    run = obs.served_run
+    if run is None or not run.status.model_uri:
+        return None
+    return PerformanceTarget(model_uri=run.status.model_uri, model_version=run.name)
 
 
 def check_report(results: Sequence[PodResult]) -> CheckReport | None:
@@ -374,6 +420,18 @@ def _collect(
         )
         plan.event(EventType.WARNING, Reason.CHECK_FAILED, f"check {check}: {why}")
         return
+    drifted = _fold_drift(plan, report, check=check, generation=generation, now=now)
+    degraded = _fold_performance(plan, spec, report.performance, check=check, generation=generation)
+    if drifted is None and degraded is None:
+        return  # no verdict at all: hysteresis counters stay as they were
+    _decide(plan, spec, check=check, drifted=drifted, degraded=degraded, generation=generation, now=now)
+
+
+def _fold_drift(
+    plan: DriftMonitorPlan, report: CheckReport, *, check: int, generation: int, now: datetime
+) -> bool | None:
+    """The drift verdict into status, conditions and Events; whether it drifted (None: insufficient data)."""
+    status = plan.status
     was_drifted = _drifted_now(status)
     status.verdict = report.verdict  # type: ignore[assignment]
     status.report_uri = report.report_uri
@@ -389,7 +447,7 @@ def _collect(
             f"check {check}: only {report.current_rows} rows in the window; no verdict",
             generation=generation,
         )
-        return  # neither drift nor its absence: hysteresis counters stay as they were
+        return None  # neither drift nor its absence
     drifted = report.verdict == "drift"
     status.drifted = drifted
     status.drift_share = report.drift_share
@@ -422,7 +480,90 @@ def _collect(
         plan.event(EventType.WARNING, Reason.DRIFT_DETECTED, message)
     elif was_drifted and not drifted:
         plan.event(EventType.NORMAL, Reason.DRIFT_RESOLVED, message)
-    _decide(plan, spec, check=check, drifted=drifted, generation=generation, now=now)
+    return drifted
+
+
+def _performance_status(
+    previous: PerformanceStatus | None, perf: CheckPerformance, check: int
+) -> PerformanceStatus:
+    """status.performance from a check's performance summary; the degraded-checks counter is carried over."""
+    return PerformanceStatus(
+        verdict=perf.verdict,  # type: ignore[arg-type]
+        check=check,
+        message=perf.message,
+        model_version=perf.model_version,
+        metrics=[MetricPerformance.model_validate(m.model_dump()) for m in perf.metrics],
+        labelled_rows=perf.labelled_rows,
+        prediction_rows=perf.prediction_rows,
+        baseline_test_rows=perf.baseline_test_rows,
+        label_delay_seconds=perf.label_delay_seconds,
+        label_delay_p90_seconds=perf.label_delay_p90_seconds,
+        unknown_ids=perf.unknown_ids,
+        duplicate_labels=perf.duplicate_labels,
+        wrong_type_labels=perf.wrong_type_labels,
+        consecutive_degraded=previous.consecutive_degraded if previous is not None else None,
+        report_uri=perf.report_uri,
+    )
+
+
+def _fold_performance(
+    plan: DriftMonitorPlan,
+    spec: DriftMonitorSpec,
+    perf: CheckPerformance | None,
+    *,
+    check: int,
+    generation: int,
+) -> bool | None:
+    """The performance verdict into status.performance, the Degraded condition and Events; whether the model is
+    degraded (None: no verdict, or spec.performance is off)."""
+    if spec.performance is None or not spec.performance.enabled:
+        return None
+    status = plan.status
+    previous = status.performance
+    degraded_before = find_condition(status.conditions or [], ConditionType.DEGRADED)
+    was_degraded = degraded_before is not None and degraded_before.status == "True"
+    if perf is None:
+        status.performance = (previous or PerformanceStatus()).model_copy(
+            update={"check": check, "message": "not checked: the deployment serves no model of a TrainingRun"}
+        )
+        return None
+    if perf.error or perf.verdict is None:
+        why = perf.error or "the performance check gave no verdict"
+        status.performance = (previous or PerformanceStatus()).model_copy(
+            update={"check": check, "message": why}
+        )
+        plan.event(EventType.WARNING, Reason.PERFORMANCE_CHECK_FAILED, f"check {check}: {why}")
+        return None
+    status.performance = _performance_status(previous, perf, check)
+    if perf.verdict == "insufficient_data":
+        if degraded_before is None:
+            status.conditions = set_condition(
+                status.conditions or [],
+                ConditionType.DEGRADED,
+                "Unknown",
+                Reason.INSUFFICIENT_LABELS,
+                f"check {check}: {perf.message}",
+                generation=generation,
+            )
+        return None
+    plan.performance = perf
+    degraded = perf.verdict == "degraded"
+    before = (previous.consecutive_degraded or 0) if previous is not None else 0
+    status.performance.consecutive_degraded = before + 1 if degraded else 0
+    message = f"check {check}: {perf.message}"
+    status.conditions = set_condition(
+        status.conditions or [],
+        ConditionType.DEGRADED,
+        "True" if degraded else "False",
+        Reason.PERFORMANCE_DEGRADED if degraded else Reason.PERFORMANCE_OK,
+        message,
+        generation=generation,
+    )
+    if degraded and not was_degraded:
+        plan.event(EventType.WARNING, Reason.PERFORMANCE_DEGRADED, message)
+    elif was_degraded and not degraded:
+        plan.event(EventType.NORMAL, Reason.PERFORMANCE_RECOVERED, message)
+    return degraded
 
 
 def _decide(
@@ -430,24 +571,42 @@ def _decide(
     spec: DriftMonitorSpec,
     *,
     check: int,
-    drifted: bool,
+    drifted: bool | None,
+    degraded: bool | None,
     generation: int,
     now: datetime,
 ) -> None:
-    """After a check with a verdict: apply the guard rails, and record a retrain (or a dry run) when they allow."""
+    """After a check with a verdict: apply the guard rails, and record a retrain (or a dry run) when they allow.
+
+    Each cause found (degraded performance when spec.performance.retrain, input drift) is put through the same
+    guard rails with its own hysteresis counter; the first that may retrain (performance first) wins, else the
+    first one held says why.
+    """
     status = plan.status
     day = now.strftime("%Y-%m-%d")
     if status.retrain_day != day:
         status.retrain_day, status.retrains_today = day, 0
-    decision = decide_retrain(
-        spec.retrain,
-        drifted=drifted,
-        consecutive=status.consecutive_drifted or 0,
-        last_retrain=status.last_retrain_time,
-        retrains_today=status.retrains_today or 0,
-        pending=status.pending_retrain_check is not None,
-        now=now,
-    )
+    causes: list[tuple[RetrainCause, int]] = []
+    if degraded and spec.performance is not None and spec.performance.retrain:
+        perf = status.performance
+        causes.append(("performance", (perf.consecutive_degraded or 0) if perf is not None else 0))
+    if drifted:
+        causes.append(("input_drift", status.consecutive_drifted or 0))
+
+    def decide(cause: RetrainCause, found: bool, consecutive: int) -> RetrainDecision:
+        return decide_retrain(
+            spec.retrain,
+            drifted=found,
+            consecutive=consecutive,
+            last_retrain=status.last_retrain_time,
+            retrains_today=status.retrains_today or 0,
+            pending=status.pending_retrain_check is not None,
+            now=now,
+            cause=cause,
+        )
+
+    decisions = [decide(cause, True, n) for cause, n in causes] or [decide("input_drift", False, 0)]
+    decision = next((d for d in decisions if d.action in ("retrain", "dry_run")), decisions[0])
     plan.decision = decision
     if decision.action == "none":
         return
@@ -471,6 +630,7 @@ def _decide(
         )
         return
     status.pending_retrain_check = check
+    status.pending_retrain_cause = decision.cause
     plan.event(
         EventType.NORMAL,
         Reason.RETRAIN_REQUESTED,
@@ -507,7 +667,7 @@ def _advance_retrain(plan: DriftMonitorPlan, obs: ObservedDriftMonitor, spec: Dr
             message = (
                 f"the spec of the served TrainingRun {run.name} does not validate; it cannot be retrained"
             )
-        status.pending_retrain_check = None
+        status.pending_retrain_check, status.pending_retrain_cause = None, None
         _retraining(plan, generation, "False", Reason.NO_SERVED_RUN, message)
         plan.event(EventType.WARNING, Reason.RETRAIN_IMPOSSIBLE, message)
         return
@@ -527,6 +687,7 @@ def _advance_retrain(plan: DriftMonitorPlan, obs: ObservedDriftMonitor, spec: Dr
     dstatus = dataset.status
     if dstatus.phase == "Failed":
         status.pending_retrain_check, status.refresh_requested_at = None, None
+        status.pending_retrain_cause = None
         _retraining(
             plan, generation, "False", Reason.DATASET_FAILED, "the Dataset failed to re-read its source"
         )
@@ -538,6 +699,7 @@ def _advance_retrain(plan: DriftMonitorPlan, obs: ObservedDriftMonitor, spec: Dr
     if profiled is None or profiled < status.refresh_requested_at:
         if now - status.refresh_requested_at > REFRESH_TIMEOUT:
             status.pending_retrain_check, status.refresh_requested_at = None, None
+            status.pending_retrain_cause = None
             plan.event(
                 EventType.WARNING,
                 Reason.RETRAIN_FAILED,
@@ -550,12 +712,15 @@ def _advance_retrain(plan: DriftMonitorPlan, obs: ObservedDriftMonitor, spec: Dr
         check=check,
         served_run_spec=run.spec.model_dump(mode="json", by_alias=True, exclude_unset=True),
         served_run_labels=dict(run.labels),
+        cause=status.pending_retrain_cause or "input_drift",
     )
     name = body["metadata"]["name"]
     if name not in obs.run_names:
         plan.actions.append(Create(body))
     status.last_retrain_run = name
+    cause = status.pending_retrain_cause or "input_drift"
     status.pending_retrain_check, status.refresh_requested_at = None, None
+    status.pending_retrain_cause = None
     _retraining(
         plan,
         generation,
@@ -564,5 +729,7 @@ def _advance_retrain(plan: DriftMonitorPlan, obs: ObservedDriftMonitor, spec: Dr
         f"TrainingRun {name} retrains on Dataset {dataset_name} version {dstatus.version}",
     )
     plan.event(
-        EventType.NORMAL, Reason.RETRAIN_CREATED, f"created TrainingRun {name} after drift in check {check}"
+        EventType.NORMAL,
+        Reason.RETRAIN_CREATED,
+        f"created TrainingRun {name} after {_CAUSE_WORDS[cause][0]} in check {check}",
     )

@@ -8,9 +8,11 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from gyre.api.common import Condition, set_condition
 from gyre.api.dataset import DatasetSpec, DatasetStatus
@@ -44,6 +46,7 @@ __all__ = [
     "primary_metric",
     "resolve_dataset",
     "training_reports",
+    "trigger_lineage",
 ]
 
 MAX_TRIALS = 500
@@ -59,6 +62,22 @@ class DatasetView:
     status: DatasetStatus
 
 
+_MONITOR_TRIGGER = re.compile(r"^drift:(?P<ns>[^/#]+)/(?P<monitor>[^/#]+)(#(?P<check>\d+))?$")
+
+
+def trigger_lineage(
+    trigger: str, cause: str | None
+) -> tuple[Literal["manual", "input_drift", "performance"] | None, str | None, int | None]:
+    """(cause, monitor, check) of a run's trigger: a DriftMonitor's `drift:<ns>/<monitor>#<check>` names the
+    monitor and check, its cause annotation says performance or input drift (input drift when absent: retrains
+    made before performance checks existed); `manual` is manual; anything else (search, import) has no cause."""
+    match = _MONITOR_TRIGGER.match(trigger)
+    if match is None:
+        return ("manual" if trigger == "manual" else None), None, None
+    check = int(match["check"]) if match["check"] else None
+    return ("performance" if cause == "performance" else "input_drift"), match["monitor"], check
+
+
 @dataclass(frozen=True)
 class ObservedTrainingRun:
     """Everything a TrainingRun's plan reads."""
@@ -71,6 +90,8 @@ class ObservedTrainingRun:
     settings: OperatorSettings
     now: datetime
     trigger: str = "manual"
+    trigger_cause: str | None = None
+    """The gyre.dev/trigger-cause annotation: input_drift or performance on a DriftMonitor's retrain."""
     dataset: DatasetView | None = None
     job: JobView | None = None
     pods: Sequence[PodResult] = ()
@@ -276,11 +297,15 @@ def _start(
     status.dataset_fingerprint = dataset.fingerprint
     status.dataset_version = dataset.version
     status.dataset_uri = dataset.uri
+    cause, monitor, check = trigger_lineage(obs.trigger, obs.trigger_cause)
     status.lineage = Lineage(
         dataset=dataset.name,
         dataset_version=dataset.version,
         dataset_fingerprint=dataset.fingerprint,
         trigger=obs.trigger,
+        cause=cause,
+        monitor=monitor,
+        check=check,
         image=spec.image or obs.settings.image,
     )
     status.observed_generation = generation

@@ -16,7 +16,7 @@ from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.api.trainingrun import Lineage, TrainingRunStatus
 from gyre.builders.meta import Owner
 from gyre.controllers import metrics
-from gyre.drift.monitor_run import CheckFeature, CheckReport
+from gyre.drift.monitor_run import CheckFeature, CheckMetric, CheckPerformance, CheckReport
 from gyre.reconcile.driftmonitor import DriftMonitorPlan, RetrainDecision
 from gyre.reconcile.plan import Plan
 from gyre.serving.metrics import ServerMetrics
@@ -153,6 +153,35 @@ def test_a_check_report_sets_the_drift_gauges_under_object_namespace() -> None:
     )
 
 
+def test_a_performance_verdict_sets_the_performance_gauges_with_the_status_values() -> None:
+    perf = CheckPerformance(
+        verdict="degraded",
+        labelled_rows=800,
+        label_delay_seconds=30.0,
+        label_delay_p90_seconds=120.0,
+        unknown_ids=3,
+        duplicate_labels=2,
+        wrong_type_labels=1,
+        metrics=[CheckMetric(name="accuracy", value=0.75, low=0.72, high=0.78, baseline=0.92, degraded=True)],
+    )
+    plan = DriftMonitorPlan(status=DriftMonitorStatus(), performance=perf)
+    metrics.observe_plan(owner("DriftMonitor", "perf"), DriftMonitorStatus(), plan)
+    labels = {"object_namespace": "ml", "monitor": "perf"}
+    assert value("gyre_performance_degraded", **labels) == 1
+    assert value("gyre_performance_labelled_rows", **labels) == 800
+    assert value("gyre_performance_label_delay_seconds", quantile="0.9", **labels) == 120
+    assert value("gyre_performance_bad_labels", kind="unknown_id", **labels) == 3
+    assert value("gyre_performance_metric", metric="accuracy", **labels) == 0.75
+    assert value("gyre_performance_metric_low", metric="accuracy", **labels) == 0.72
+    assert value("gyre_performance_metric_high", metric="accuracy", **labels) == 0.78
+    assert value("gyre_performance_baseline", metric="accuracy", **labels) == 0.92
+    recovered = DriftMonitorPlan(
+        status=DriftMonitorStatus(), performance=perf.model_copy(update={"verdict": "ok"})
+    )
+    metrics.observe_plan(owner("DriftMonitor", "perf"), DriftMonitorStatus(), recovered)
+    assert value("gyre_performance_degraded", **labels) == 0
+
+
 def test_rollout_events_are_counted_by_outcome() -> None:
     labels = {"object_namespace": "ml", "modeldeployment": "iris"}
     plan: Plan[ModelDeploymentStatus] = Plan(status=ModelDeploymentStatus(phase="Ready"))
@@ -224,6 +253,7 @@ def test_every_declared_operator_metric_appears_in_a_scrape() -> None:
         RetrainDecision("held", Reason.DAILY_CAP, ""), "gyre_retrains_suppressed_total", {"reason": "cap"}
     )
     test_a_check_report_sets_the_drift_gauges_under_object_namespace()
+    test_a_performance_verdict_sets_the_performance_gauges_with_the_status_values()
     test_rollout_events_are_counted_by_outcome()
     missing = metrics.METRIC_NAMES - set(scraped())
     assert not missing
