@@ -92,6 +92,14 @@ class Loop:
             main([*args, "--model-uri", self.model_uri, "--model-sha256", self.sha, *extra])
         return ProfileReport.from_termination_message(self.log.read_text())
 
+    def earlier_version(self, earlier: pd.DataFrame) -> list[str]:
+        """Store `earlier` as a version of Dataset `base`, label one prediction; the profile args to merge with it."""
+        fingerprint = "sha256:" + "e" * 64
+        self.store.write_bytes(dataset_data_path("ns", "base", fingerprint), earlier.to_parquet(index=False))
+        self.predict([("a", 1.0, 2.0)])
+        self.label([("a", 0)])
+        return ["--merge-dataset", "base", "--merge-fingerprint", fingerprint]
+
     def table(self, report: ProfileReport) -> pd.DataFrame:
         assert report.data_uri is not None
         return pd.read_parquet(report.data_uri.removeprefix("file://"))
@@ -144,24 +152,14 @@ def test_predictions_older_than_max_age_are_left_out(loop: Loop) -> None:
 
 
 def test_merge_with_appends_the_feedback_to_an_earlier_version(loop: Loop) -> None:
-    earlier = pd.DataFrame({"x2": [0.5], "x1": [0.25], "y": [1]})
-    fingerprint = "sha256:" + "e" * 64
-    loop.store.write_bytes(dataset_data_path("ns", "base", fingerprint), earlier.to_parquet(index=False))
-    loop.predict([("a", 1.0, 2.0)])
-    loop.label([("a", 0)])
-    merge = ["--merge-dataset", "base", "--merge-fingerprint", fingerprint]
+    merge = loop.earlier_version(pd.DataFrame({"x2": [0.5], "x1": [0.25], "y": [1]}))
     report = loop.profile({"mergeWith": {"datasetRef": {"name": "base"}}}, *merge)
     assert report.phase == "Succeeded", report.error
     assert loop.table(report).to_dict("list") == {"x2": [0.5, 2.0], "x1": [0.25, 1.0], "y": [1, 0]}
 
 
 def test_a_merge_version_with_other_columns_fails_naming_them(loop: Loop) -> None:
-    earlier = pd.DataFrame({"x1": [0.25], "x2": [0.5], "id": [7], "y": [1]})
-    fingerprint = "sha256:" + "f" * 64
-    loop.store.write_bytes(dataset_data_path("ns", "base", fingerprint), earlier.to_parquet(index=False))
-    loop.predict([("a", 1.0, 2.0)])
-    loop.label([("a", 0)])
-    merge = ["--merge-dataset", "base", "--merge-fingerprint", fingerprint]
+    merge = loop.earlier_version(pd.DataFrame({"x1": [0.25], "x2": [0.5], "id": [7], "y": [1]}))
     report = loop.profile({"mergeWith": {"datasetRef": {"name": "base"}}}, *merge)
     assert report.phase == "Failed" and report.reason == "SchemaMismatch"
     assert report.error is not None and "columns the feedback table lacks: id" in report.error
