@@ -36,7 +36,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
-from uuid import uuid4
 
 import numpy as np
 import orjson
@@ -49,7 +48,7 @@ from gyre.serving.binary import HEADER_LENGTH, attach_binary, encode_tensor
 from gyre.serving.feedback import FeedbackWriter, LabelChecker, parse_feedback
 from gyre.serving.metrics import CONTENT_TYPE, ServerMetrics
 from gyre.serving.model import Prediction, ServedModel
-from gyre.serving.predlog import PredictionLogger
+from gyre.serving.predlog import PredictionLogger, new_prediction_id
 from gyre.serving.schema import RequestError, load_json_body, v2_datatype
 
 __all__ = ["INFERENCE_HEADER", "PREDICTION_ID_HEADER", "ModelServer", "ServerConfig"]
@@ -158,7 +157,7 @@ class ModelServer:
             feedback_writer.on_dropped = self.metrics.feedback_labels.labels("dropped").inc
             feedback_writer.on_written = self.metrics.feedback_written.inc
             feedback_writer.on_error = self.metrics.feedback_errors.inc
-        self.labels = LabelChecker(model.manifest.task, model.manifest.target.classes)
+        self.label_checker = LabelChecker(model.manifest.task, model.manifest.target.classes)
         self.has_proba = bool(getattr(model.predictor, "has_proba", False)) and self.classification
         self._label_datatype, self._proba_datatype = self._warm_up()
         self._headers: CIMultiDict[str] = CIMultiDict(
@@ -328,7 +327,7 @@ class ModelServer:
             if want_proba and not self.has_proba:
                 raise RequestError(422, "this model has no predict_proba output")
             rows = self.schema.parse_instances(instances)
-            request_id = request.headers.get(PREDICTION_ID_HEADER) or uuid4().hex
+            request_id = request.headers.get(PREDICTION_ID_HEADER) or new_prediction_id()
             prediction = await self._predict(rows, want_proba, request_id)
             response = web.Response(body=self._v1_body(prediction), headers=self._headers)
             response.headers[PREDICTION_ID_HEADER] = request_id
@@ -349,7 +348,7 @@ class ModelServer:
             request_id = body.get("id")
             if request_id is not None and type(request_id) is not str:
                 raise RequestError(422, '"id" must be a string')
-            request_id = request_id or uuid4().hex
+            request_id = request_id or new_prediction_id()
             parameters = body.get("parameters")
             binary_default = type(parameters) is dict and parameters.get("binary_data_output") is True
             names, binary_names = self._requested_outputs(body.get("outputs"), binary_default)
@@ -378,7 +377,7 @@ class ModelServer:
         try:
             if self.feedback_writer is None:
                 raise RequestError(503, "feedback is off: this server has no artifact store (GYRE_LOG_STORE)")
-            report = parse_feedback(await self._read_body(request), self.labels, time.time())
+            report = parse_feedback(await self._read_body(request), self.label_checker, time.time())
             counted = self.metrics.feedback_labels
             counted.labels("invalid").inc(report.invalid)
             counted.labels("duplicate").inc(report.duplicate)

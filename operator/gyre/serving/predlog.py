@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -24,7 +25,14 @@ from gyre.store.batches import write_stamped_batch
 from gyre.store.layout import prediction_batch_path
 from gyre.store.store import ArtifactStore
 
-__all__ = ["BatchWriter", "PredictionLogger", "WriterOptions", "encode_rows", "prediction_ids"]
+__all__ = [
+    "BatchWriter",
+    "PredictionLogger",
+    "WriterOptions",
+    "encode_rows",
+    "new_prediction_id",
+    "prediction_ids",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,16 @@ def _value(value: Any) -> Any:
     if type(value) is float and value != value:
         return None
     return value
+
+
+_UUID4_KEEP = ((1 << 128) - 1) ^ (0xF000 << 64) ^ (0xC000 << 48)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def new_prediction_id() -> str:
+    """A random uuid4 as 32 hex digits, as `uuid.uuid4().hex` gives, for a third of its cost (no UUID object:
+    it runs once per request that brings no id)."""
+    return f"{int.from_bytes(os.urandom(16)) & _UUID4_KEEP | _UUID4_SET:032x}"
 
 
 def prediction_ids(request_id: str, rows: int, positions: np.ndarray | None = None) -> list[str]:

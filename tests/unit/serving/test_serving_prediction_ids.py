@@ -4,6 +4,7 @@ each row's id, `{request id}.{row}` within a batch, also when rows are sampled."
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from serving_helpers import Trained, serve
 from gyre.drift.window import iter_prediction_batches
 from gyre.serving.app import PREDICTION_ID_HEADER
 from gyre.serving.model import Prediction, ServedModel
-from gyre.serving.predlog import PredictionLogger, prediction_ids
+from gyre.serving.predlog import PredictionLogger, new_prediction_id, prediction_ids
 from gyre.store.store import ArtifactStore
 
 UUID_HEX = re.compile(r"[0-9a-f]{32}")
@@ -164,6 +165,14 @@ async def test_sampled_batches_keep_each_row_with_its_own_id(tmp_path: Path) -> 
         assert row["inputs"] == {"x": place}
         assert row["outputs"] == {"predict": place, "predict_proba": [place, -place]}
     assert all(row["id"] == "single" for row in logged if not row["id"].startswith("req."))
+
+
+def test_generated_ids_are_random_uuid4s() -> None:
+    ids = [new_prediction_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 def test_prediction_ids_follow_the_documented_rule() -> None:
