@@ -73,7 +73,7 @@ class Timeline:
     def stages(self) -> dict[str, float]:
         order = ["check", "refresh requested", "refreshed", "trained", "validated", "serving"]
         times = [self.seen[s] for s in order]
-        return {name: round(b - a, 2) for name, a, b in zip(STAGES, times, times[1:], strict=True)}
+        return {name: round(b - a, 2) for name, a, b in zip(STAGES, times[:-1], times[1:], strict=True)}
 
 
 def _time(value: Any) -> datetime | None:
@@ -285,6 +285,9 @@ def report(name: str, result: dict[str, Any]) -> dict[str, Any]:
         "dominant": slowest,
         "datasetRows": result["datasetRows"],
         "seenAt": tl.wall,
+        "secondsAfterCheck": {
+            k: round(v - tl.seen["check"], 2) for k, v in sorted(tl.seen.items(), key=lambda kv: kv[1])
+        },
         "traffic": {k: v for k, v in result["traffic"].items() if k != "feedback"},
     }
 
