@@ -35,10 +35,12 @@ __all__ = [
     "SlowProxy",
     "condition",
     "events",
+    "kubelet_env",
     "operator_processes",
     "read_or_none",
     "ready_dataset",
     "rejection",
+    "run_job",
     "running_operator",
     "wait_for",
 ]
@@ -353,3 +355,50 @@ class SlowProxy:
 
         self._loop.call_soon_threadsafe(stop)
         self._thread.join(10)
+
+
+def kubelet_env(container: dict[str, Any], secrets: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The environment a container gets from its spec: values, and secretKeyRefs resolved (optional ones
+    skipped when missing), as the kubelet does."""
+    out = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            out[item["name"]] = item["value"]
+            continue
+        ref = item["valueFrom"]["secretKeyRef"]
+        value = secrets.get(ref["name"], {}).get(ref["key"])
+        if value is None:
+            assert ref.get("optional"), f"{item['name']}: a required key would keep the pod from starting"
+            continue
+        out[item["name"]] = value
+    assert "envFrom" not in container
+    return out
+
+
+def run_job(
+    job: dict[str, Any],
+    secrets: dict[str, dict[str, str]],
+    tmp_path: Path,
+    *,
+    pvc_mount: Path | None = None,
+) -> tuple[str, str, str]:
+    """Run a Job's container command here, with the pod's environment; returns (report, stdout, stderr).
+
+    `pvc_mount`: where the artifact claim's content is on this machine (the pod mounts it at its usual path).
+    """
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GYRE_"))}
+    env.update(kubelet_env(container, secrets))
+    log = tmp_path / f"{job['metadata']['name']}.termination-log"
+    env.update(GYRE_TERMINATION_LOG=str(log), HOME=str(tmp_path))
+    if pvc_mount is not None:
+        env["GYRE_PVC_MOUNT"] = str(pvc_mount)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gyre", *container["args"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return (log.read_text() if log.exists() else ""), proc.stdout, proc.stderr

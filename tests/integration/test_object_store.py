@@ -10,8 +10,6 @@ No cluster is needed; the S3 server is started here and the module fails (never 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from botocore.exceptions import ClientError
+from kubetest import run_job
 
 from gyre.api.dataset import DatasetSpec
 from gyre.api.reasons import Reason
@@ -151,42 +150,6 @@ def test_a_shared_bucket_keeps_each_namespace_to_its_prefix(as_namespace: Any) -
     ):
         with pytest.raises(StoreError, match=r"^access denied to s3://shared/gyre/team-b/models/team-b/r"):
             attempt()
-
-
-def kubelet_env(container: dict[str, Any], secrets: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The environment a container gets from its spec: values, and secretKeyRefs resolved (optional ones
-    skipped when missing), as the kubelet does."""
-    out = {}
-    for item in container.get("env", []):
-        if "value" in item:
-            out[item["name"]] = item["value"]
-            continue
-        ref = item["valueFrom"]["secretKeyRef"]
-        value = secrets.get(ref["name"], {}).get(ref["key"])
-        if value is None:
-            assert ref.get("optional"), f"{item['name']}: a required key would keep the pod from starting"
-            continue
-        out[item["name"]] = value
-    assert "envFrom" not in container
-    return out
-
-
-def run_job(job: dict[str, Any], secrets: dict[str, dict[str, str]], tmp_path: Path) -> tuple[str, str, str]:
-    """Run a Job's container command here, with the pod's environment; returns (report, stdout, stderr)."""
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GYRE_"))}
-    env.update(kubelet_env(container, secrets))
-    log = tmp_path / f"{job['metadata']['name']}.termination-log"
-    env.update(GYRE_TERMINATION_LOG=str(log), HOME=str(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, "-m", "gyre", *container["args"]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    return (log.read_text() if log.exists() else ""), proc.stdout, proc.stderr
 
 
 def test_profile_and_train_jobs_write_to_the_namespaces_own_part(

@@ -18,7 +18,8 @@ from gyre.api.driftmonitor import (
 from gyre.api.env import DRIFT_CONFIG, PERFORMANCE_CONFIG
 from gyre.builders.meta import Owner, child_name, labels_for
 from gyre.builders.pods import build_job, container_resources
-from gyre.builders.settings import OperatorSettings
+from gyre.builders.settings import PVC_MOUNT_PATH, OperatorSettings
+from gyre.store.store import resolve_store_url
 
 __all__ = [
     "CHECKER",
@@ -78,6 +79,13 @@ class PerformanceTarget:
     """Its model directory (a store URL): manifest.json there holds the task, classes and test metrics."""
     model_version: str
     """Its TrainingRun: the version the server logs with each prediction."""
+
+
+def _model_ref(settings: OperatorSettings, namespace: str, model_uri: str) -> str:
+    """The model directory as the check pod reads it: a path relative to its store root when the model lives in
+    that store (read through the same mount and credentials as the prediction log), else the full URL."""
+    root = resolve_store_url(settings.store_url(namespace), pvc_mount=PVC_MOUNT_PATH).rstrip("/") + "/"
+    return model_uri.removeprefix(root) if model_uri.startswith(root) else model_uri
 
 
 def performance_config(spec: DriftMonitorSpec, check: int) -> dict[str, Any] | None:
@@ -144,7 +152,7 @@ def build_check_job(
         perf_window = spec.performance.window or PerformanceWindow()
         args += [
             "--performance-baseline",
-            performance.model_uri,
+            _model_ref(settings, owner.namespace, performance.model_uri),
             "--model-version",
             performance.model_version,
             "--performance-max-rows",

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from gyre.api import env
+from gyre.api.driftmonitor import MetricPerformance
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT, write_termination_message
 
 __all__ = [
     "CheckFeature",
-    "CheckMetric",
     "CheckPerformance",
     "CheckReport",
     "add_run_parser",
@@ -47,20 +47,6 @@ class CheckFeature(_Model):
     status: str | None = None
 
 
-class CheckMetric(_Model):
-    """One metric of the performance check (gyre.performance.stats.MetricComparison.as_dict)."""
-
-    name: str
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    baseline: float | None = None
-    drop: float | None = None
-    drop_low: float | None = None
-    tolerance: float | None = None
-    degraded: bool = False
-
-
 class CheckPerformance(_Model):
     """The performance check's outcome, compact (at most six metrics: it always fits the message)."""
 
@@ -76,7 +62,8 @@ class CheckPerformance(_Model):
     unknown_ids: int = 0
     duplicate_labels: int = 0
     wrong_type_labels: int = 0
-    metrics: list[CheckMetric] = Field(default_factory=list)
+    metrics: list[MetricPerformance] = Field(default_factory=list)
+    """Each metric as status.performance.metrics shows it."""
     report_uri: str | None = None
     error: str | None = None
 
@@ -110,18 +97,20 @@ class CheckReport(_Model):
                 report.features_truncated = True
                 continue
             perf = report.performance
-            long_texts = [
-                t for t in (report.error, perf and perf.message, perf and perf.error) if t and len(t) > 200
-            ]
-            if not long_texts:
+            texts = [report.error, *((perf.message, perf.error) if perf is not None else ())]
+            if not any(t is not None and len(t) > _SHORT for t in texts):
                 return text[:TERMINATION_MESSAGE_LIMIT]
-            if report.error and len(report.error) > 200:
-                report.error = report.error[:200] + "..."
+            report.error = _shorten(report.error)
             if perf is not None:
-                perf.message = (
-                    perf.message[:200] + "..." if perf.message and len(perf.message) > 200 else perf.message
-                )
-                perf.error = perf.error[:200] + "..." if perf.error and len(perf.error) > 200 else perf.error
+                perf.message, perf.error = _shorten(perf.message), _shorten(perf.error)
+
+
+_SHORT = 200
+"""Characters a message keeps when the termination message must shrink (the full text is in the stored report)."""
+
+
+def _shorten(text: str | None) -> str | None:
+    return text[:_SHORT] + "..." if text is not None and len(text) > _SHORT else text
 
 
 def check_report_path(namespace: str, monitor: str, check: int) -> str:
@@ -155,7 +144,8 @@ def add_run_parser(drift_subparsers: Any) -> None:
     parser.add_argument(
         "--performance-baseline",
         metavar="MODEL_URI",
-        help=f"also check performance against this model directory's manifest.json (config in ${env.PERFORMANCE_CONFIG})",
+        help="also check performance against this model directory's manifest.json: a path relative to --store or a "
+        f"URL (config in ${env.PERFORMANCE_CONFIG})",
     )
     parser.add_argument("--model-version", help="only predictions logged by this model version (TrainingRun)")
     parser.add_argument("--performance-max-rows", type=int, default=100_000)
@@ -171,9 +161,13 @@ def _performance(args: argparse.Namespace, store: Any) -> CheckPerformance:
     from gyre.training.manifest import MANIFEST_FILE, ModelManifest
 
     try:
-        manifest = ModelManifest.model_validate_json(
-            ArtifactStore(args.performance_baseline).read_bytes(MANIFEST_FILE)
+        ref = args.performance_baseline
+        raw = (
+            ArtifactStore(ref).read_bytes(MANIFEST_FILE)
+            if "://" in ref
+            else store.read_bytes(f"{ref.rstrip('/')}/{MANIFEST_FILE}")
         )
+        manifest = ModelManifest.model_validate_json(raw)
         baseline = Baseline.from_manifest(manifest, source=args.model_version or args.performance_baseline)
         config = PerformanceConfig.model_validate(json.loads(os.environ.get(env.PERFORMANCE_CONFIG) or "{}"))
         report, _ = check_feedback(
@@ -203,7 +197,7 @@ def _performance(args: argparse.Namespace, store: Any) -> CheckPerformance:
         unknown_ids=join["unknownIds"],
         duplicate_labels=join["duplicateLabels"],
         wrong_type_labels=join["wrongTypeLabels"],
-        metrics=[CheckMetric.model_validate(m) for m in report.metrics],
+        metrics=[MetricPerformance.model_validate(m) for m in report.metrics],
         report_uri=store.uri(path),
     )
 

@@ -181,10 +181,11 @@ def check_joined(
         )
 
     if n < config.min_labelled_rows:
-        return report(
-            "insufficient_data",
-            f"{n} labelled rows in the window, fewer than minLabelledRows {config.min_labelled_rows}",
-        )
+        stats = joined.stats
+        why = f"{n} labelled rows in the window, fewer than minLabelledRows {config.min_labelled_rows}"
+        if stats.predictions_without_id:
+            why += f" ({stats.predictions_without_id} logged predictions carry no id to join labels to)"
+        return report("insufficient_data", why)
     compared = [c for c in comparisons if c.baseline is not None]
     if not compared:
         return report("insufficient_data", f"the served model records no baseline for {', '.join(names)}")

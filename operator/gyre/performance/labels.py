@@ -1,6 +1,7 @@
 """Ground-truth labels under a deployment's feedback prefix (docs/architecture.md, "Ground-truth feedback").
 
-Two kinds of file, both rows of `id`, `label` and optional `ts` (unix seconds the label was observed):
+Two kinds of file, both rows of `id`, `label` and optional `ts` (when the label was observed: unix seconds; bulk
+files may also hold ISO 8601 text or a timestamp column, naive times being UTC):
 
 - `{YYYY-MM-DD}/{unix_ms}-{pod}.jsonl.gz` batches the model server's feedback endpoint writes;
 - bulk `.csv`, `.csv.gz` and `.parquet` files users drop anywhere under the prefix; a row without `ts` takes the
@@ -18,6 +19,7 @@ import math
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -91,7 +93,20 @@ def _as_id(value: Any) -> str | None:
 
 
 def _as_ts(value: Any, default: float | None) -> float | None:
+    """Unix seconds from a number, a numeric or ISO 8601 string, or a datetime (naive means UTC); else
+    `default` (the file's time)."""
     value = _plain(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return default
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return default

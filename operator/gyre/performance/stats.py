@@ -121,7 +121,7 @@ def _row_log_loss(
 ) -> np.ndarray | None:
     """Per-row -log(p(true class)), clipped as scikit-learn does; None unless every row logged probabilities with
     one column per known class. A label outside the known classes had probability 0."""
-    if n_classes < 2 or any(p is None or len(p) != n_classes for p in proba):
+    if n_classes < 2 or len(proba) != len(y_codes) or any(p is None or len(p) != n_classes for p in proba):
         return None
     matrix = np.asarray(proba, dtype=np.float64)
     matrix = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1e-300, None)
@@ -177,7 +177,7 @@ def estimate_metrics(
         correct = (y == p).astype(np.float64)
         samplers["accuracy"] = lambda idx: correct[idx].mean(axis=1)
         samplers["f1_macro"] = lambda idx: _macro_f1(y, p, k, idx)
-        if probabilities is not None and classes:
+        if probabilities is not None and classes and "log_loss" in wanted:
             ll = _row_log_loss(y, probabilities, len(classes))
             if ll is not None:
                 samplers["log_loss"] = lambda idx: ll[idx].mean(axis=1)

@@ -38,7 +38,6 @@ from gyre.api.driftmonitor import (
     DriftMonitorSpec,
     DriftMonitorStatus,
     FeatureDrift,
-    MetricPerformance,
     PerformanceStatus,
     RetrainSpec,
     Schedule,
@@ -492,7 +491,7 @@ def _performance_status(
         check=check,
         message=perf.message,
         model_version=perf.model_version,
-        metrics=[MetricPerformance.model_validate(m.model_dump()) for m in perf.metrics],
+        metrics=[m.model_copy() for m in perf.metrics],
         labelled_rows=perf.labelled_rows,
         prediction_rows=perf.prediction_rows,
         baseline_test_rows=perf.baseline_test_rows,
@@ -516,9 +515,12 @@ def _fold_performance(
 ) -> bool | None:
     """The performance verdict into status.performance, the Degraded condition and Events; whether the model is
     degraded (None: no verdict, or spec.performance is off)."""
-    if spec.performance is None or not spec.performance.enabled:
-        return None
     status = plan.status
+    if spec.performance is None or not spec.performance.enabled:
+        # Turned off: a Degraded condition left from before would describe checks that no longer run.
+        if find_condition(status.conditions or [], ConditionType.DEGRADED) is not None:
+            status.conditions = [c for c in status.conditions or [] if c.type != ConditionType.DEGRADED]
+        return None
     previous = status.performance
     degraded_before = find_condition(status.conditions or [], ConditionType.DEGRADED)
     was_degraded = degraded_before is not None and degraded_before.status == "True"

@@ -10,13 +10,13 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gyre.api.common import Condition
-from gyre.api.driftmonitor import DriftMonitorStatus
+from gyre.api.driftmonitor import DriftMonitorStatus, MetricPerformance
 from gyre.api.modeldeployment import ModelDeploymentStatus
 from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.api.trainingrun import Lineage, TrainingRunStatus
 from gyre.builders.meta import Owner
 from gyre.controllers import metrics
-from gyre.drift.monitor_run import CheckFeature, CheckMetric, CheckPerformance, CheckReport
+from gyre.drift.monitor_run import CheckFeature, CheckPerformance, CheckReport
 from gyre.reconcile.driftmonitor import DriftMonitorPlan, RetrainDecision
 from gyre.reconcile.plan import Plan
 from gyre.serving.metrics import ServerMetrics
@@ -162,7 +162,9 @@ def test_a_performance_verdict_sets_the_performance_gauges_with_the_status_value
         unknown_ids=3,
         duplicate_labels=2,
         wrong_type_labels=1,
-        metrics=[CheckMetric(name="accuracy", value=0.75, low=0.72, high=0.78, baseline=0.92, degraded=True)],
+        metrics=[
+            MetricPerformance(name="accuracy", value=0.75, low=0.72, high=0.78, baseline=0.92, degraded=True)
+        ],
     )
     plan = DriftMonitorPlan(status=DriftMonitorStatus(), performance=perf)
     metrics.observe_plan(owner("DriftMonitor", "perf"), DriftMonitorStatus(), plan)

@@ -343,6 +343,15 @@ def test_driftmonitor(argocd_lua: str) -> None:
         conditions=[cond("Drifted", "True", "DriftDetected", "share 0.6")],
     )
     assert health(argocd_lua, drifted) == ("Degraded", "share 0.6")
+    worse = obj(
+        "DriftMonitor",
+        lastCheckTime=checked,
+        conditions=[
+            cond("Drifted", "False", "NoDrift", "share 0.0"),
+            cond("Degraded", "True", "PerformanceDegraded", "accuracy 0.7 vs baseline 0.9"),
+        ],
+    )
+    assert health(argocd_lua, worse) == ("Degraded", "accuracy 0.7 vs baseline 0.9")
     thin = obj(
         "DriftMonitor",
         lastCheckTime=checked,

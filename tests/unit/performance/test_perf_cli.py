@@ -3,36 +3,38 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from perf_factories import model_manifest
 
 from gyre.cli import main
 from gyre.drift.window import write_prediction_batch
-from gyre.training.manifest import ArtifactRef, FeatureSpec, ModelManifest, OnnxInfo, TargetSpec
 
 NOW = 1_800_000_000.0
 
 
 def _manifest(path: Path, accuracy: float) -> Path:
-    manifest = ModelManifest(
-        name="churn",
-        task="classification",
-        estimator="LogisticRegression",
-        features=[FeatureSpec(name="x", kind="numeric")],
-        target=TargetSpec(name="churned", classes=["no", "yes"]),
-        metrics={"accuracy": accuracy, "f1_macro": accuracy},
-        test_rows=1000,
-        artifact=ArtifactRef(sha256="0" * 64),
-        onnx=OnnxInfo(status="unavailable"),
-        seed=0,
-        created_at=datetime(2027, 1, 1, tzinfo=UTC),
+    path.write_bytes(
+        model_manifest(["no", "yes"], {"accuracy": accuracy, "f1_macro": accuracy}, test_rows=1000).to_bytes()
     )
-    path.write_bytes(manifest.to_bytes())
     return path
+
+
+def check_args(files: tuple[Path, Path], manifest: Path) -> list[str]:
+    predictions, labels = files
+    return [
+        "perf",
+        "check",
+        "--predictions",
+        str(predictions),
+        "--labels",
+        str(labels),
+        "--baseline",
+        str(manifest),
+    ]
 
 
 @pytest.fixture
@@ -57,20 +59,8 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 def test_check_reports_a_degraded_model_with_its_join_counts(
     files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    predictions, labels = files
     manifest = _manifest(tmp_path / "manifest.json", 0.92)
-    code = main(
-        [
-            "perf",
-            "check",
-            "--predictions",
-            str(predictions),
-            "--labels",
-            str(labels),
-            "--baseline",
-            str(manifest),
-        ]
-    )
+    code = main(check_args(files, manifest))
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["verdict"] == "degraded"
@@ -84,19 +74,9 @@ def test_check_reports_a_degraded_model_with_its_join_counts(
 def test_check_of_a_model_performing_as_tested_is_ok(
     files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    predictions, labels = files
     manifest = _manifest(tmp_path / "manifest.json", 0.75)
     out = tmp_path / "report.json"
-    args = [
-        "perf",
-        "check",
-        "--predictions",
-        str(predictions),
-        "--labels",
-        str(labels),
-        "--baseline",
-        str(manifest),
-    ]
+    args = check_args(files, manifest)
     assert main([*args, "--output", str(out)]) == 0
     assert json.loads(out.read_text())["verdict"] == "ok"
     assert capsys.readouterr().err.startswith("ok: ")
@@ -105,18 +85,8 @@ def test_check_of_a_model_performing_as_tested_is_ok(
 def test_max_age_leaves_older_predictions_out_of_the_window(
     files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    predictions, labels = files
     manifest = _manifest(tmp_path / "manifest.json", 0.75)
-    args = [
-        "perf",
-        "check",
-        "--predictions",
-        str(predictions),
-        "--labels",
-        str(labels),
-        "--baseline",
-        str(manifest),
-    ]
+    args = check_args(files, manifest)
     assert main([*args, "--max-age", "300s", "--now", str(NOW)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["labelledRows"] == 200  # ts NOW-300 .. NOW-200.5, at 2 rows a second
@@ -138,18 +108,8 @@ def test_bad_input_exits_2_with_one_line(
     extra: list[str],
     message: str,
 ) -> None:
-    predictions, labels = files
     manifest = _manifest(tmp_path / "manifest.json", 0.9)
-    args = [
-        "perf",
-        "check",
-        "--predictions",
-        str(predictions),
-        "--labels",
-        str(labels),
-        "--baseline",
-        str(manifest),
-    ]
+    args = check_args(files, manifest)
     assert main([*args, *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -158,7 +118,5 @@ def test_bad_input_exits_2_with_one_line(
 def test_a_missing_baseline_exits_2(
     files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    predictions, labels = files
-    args = ["perf", "check", "--predictions", str(predictions), "--labels", str(labels)]
-    assert main([*args, "--baseline", str(tmp_path / "nope.json")]) == 2
+    assert main(check_args(files, tmp_path / "nope.json")) == 2
     assert "no such file" in capsys.readouterr().err

@@ -48,22 +48,26 @@ def test_labels_are_read_from_server_batches_and_every_bulk_format(tmp_path: Pat
     pd.DataFrame({"id": ["d"], "label": [1]}).to_csv(
         _bulk(tmp_path, "more.csv.gz"), index=False, compression="gzip"
     )
-    pd.DataFrame({"id": ["e", "f"], "label": ["yes", "no"], "ts": [NOW, NOW]}).to_parquet(
-        _bulk(tmp_path, "x.parquet")
-    )
+    pd.DataFrame(
+        {"id": ["e", "f"], "label": ["yes", "no"], "ts": pd.to_datetime([NOW, NOW - 1], unit="s")}
+    ).to_parquet(_bulk(tmp_path, "x.parquet"))
+    _bulk(tmp_path, "iso.csv").write_text("id,label,ts\ng,1,2027-01-15T07:59:00Z\nh,0,2027-01-15 07:58:00\n")
     _bulk(tmp_path, "README.md").write_text("ignored")
     os.utime(csv, (NOW - 100, NOW - 100))
 
     read = read_labels(str(tmp_path), NS, DEP)
 
     by_id = {r.id: r for r in read.records}
-    assert sorted(by_id) == ["007", "a", "b", "c", "d", "e", "f"]  # "007" stays a string id, not 7
+    assert sorted(by_id) == ["007", "a", "b", "c", "d", "e", "f", "g", "h"]  # "007" stays a string id, not 7
     assert by_id["a"].ts == NOW - 5
     assert by_id["b"].ts == NOW  # a server batch row without ts: the batch's flush time
     assert by_id["007"].ts == 1799999000
     assert by_id["c"].ts == NOW - 100  # a bulk row without ts: the file's modification time
-    assert by_id["e"].label == "yes"
-    assert read.files_read == 4 and read.files_skipped == 0
+    assert (
+        by_id["e"].label == "yes" and by_id["e"].ts == NOW and by_id["f"].ts == NOW - 1
+    )  # a timestamp column
+    assert by_id["g"].ts == NOW - 60 and by_id["h"].ts == NOW - 120  # ISO 8601 text; naive is UTC
+    assert read.files_read == 5 and read.files_skipped == 0
 
 
 def test_unreadable_label_files_and_rows_without_id_are_counted_not_fatal(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import pytest
 from sklearn import metrics as m
 
 from gyre.performance.check import Baseline, PerformanceConfig, PerformanceConfigError, check_joined
-from gyre.performance.join import JoinedWindow
+from gyre.performance.join import JoinedWindow, join_rows
+from gyre.performance.labels import LabelRecord
 from gyre.performance.stats import compare, estimate_metrics
 
 
@@ -71,6 +72,11 @@ def test_log_loss_is_left_out_when_probabilities_were_not_logged() -> None:
     assert "log_loss" not in est and "accuracy" in est
 
 
+def test_log_loss_is_left_out_when_the_probabilities_do_not_cover_every_row() -> None:
+    est = estimate_metrics("classification", [0, 1, 1], [0, 1, 0], probabilities=[], classes=[0, 1])
+    assert "log_loss" not in est and est["accuracy"].value == pytest.approx(2 / 3)
+
+
 def test_the_intervals_are_reproducible_for_a_seed() -> None:
     window = _classification_window(200, 0.8, seed=2)
     a = estimate_metrics("classification", window.labels, window.predictions, seed=7)
@@ -109,6 +115,14 @@ def test_below_min_labelled_rows_the_verdict_is_insufficient_data_even_when_much
     assert report.verdict == "insufficient_data"
     assert "fewer than minLabelledRows 100" in report.message
     assert report.metrics[0]["value"] < 0.5  # the metrics are still reported
+
+
+def test_a_log_without_prediction_ids_says_so_in_the_insufficient_data_message() -> None:
+    rows = [{"ts": 1.0, "inputs": {"x": 1}, "outputs": {"predict": 1}}] * 300
+    joined = join_rows(rows, [LabelRecord("a", 1, 2.0, "f")], task="classification", classes=[0, 1])
+    report = check_joined(joined, BASELINE, PerformanceConfig())
+    assert report.verdict == "insufficient_data"
+    assert "300 logged predictions carry no id" in report.message and report.join["unknownIds"] == 1
 
 
 def test_a_model_without_a_baseline_for_the_metrics_gives_insufficient_data() -> None:

@@ -24,8 +24,8 @@ from test_driftmonitor_plan import (
     spec,
 )
 
-from gyre.api.driftmonitor import DriftMonitorStatus
-from gyre.drift.monitor_run import CheckMetric, CheckPerformance
+from gyre.api.driftmonitor import DriftMonitorStatus, MetricPerformance
+from gyre.drift.monitor_run import CheckPerformance
 from gyre.reconcile.driftmonitor import DriftMonitorPlan, plan_driftmonitor
 from gyre.reconcile.plan import Create
 
@@ -49,7 +49,7 @@ def perf(verdict: str | None = "degraded", **kw: Any) -> CheckPerformance:
         "duplicate_labels": 1,
         "wrong_type_labels": 3,
         "metrics": [
-            CheckMetric(
+            MetricPerformance(
                 name="accuracy",
                 value=accuracy,
                 low=accuracy - 0.03,
@@ -92,7 +92,8 @@ def test_a_check_job_with_performance_compares_with_the_served_model_and_only_it
     plan = plan_driftmonitor(observed(spec=spec(performance=PERFORMANCE), served_run=SERVING))
     container = plan.actions[1].body["spec"]["template"]["spec"]["containers"][0]  # type: ignore[union-attr]
     args = container["args"]
-    assert args[args.index("--performance-baseline") + 1] == MODEL_URI
+    # The model lives in the monitor's store: the pod reads it through the same mount, by its relative path.
+    assert args[args.index("--performance-baseline") + 1] == "models/ml/iris-a"
     assert args[args.index("--model-version") + 1] == "iris-a"
     assert args[args.index("--performance-max-age-seconds") + 1] == "86400"
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
@@ -104,6 +105,13 @@ def test_a_check_job_with_performance_compares_with_the_served_model_and_only_it
         "relativeDrop": 0.05,
         "seed": 1,
     }
+
+
+def test_a_model_outside_the_store_is_read_by_its_url() -> None:
+    elsewhere = replace(SERVED, status=SERVED.status.model_copy(update={"model_uri": "s3://models/iris-a"}))
+    plan = plan_driftmonitor(observed(spec=spec(performance=PERFORMANCE), served_run=elsewhere))
+    args = plan.actions[1].body["spec"]["template"]["spec"]["containers"][0]["args"]  # type: ignore[union-attr]
+    assert args[args.index("--performance-baseline") + 1] == "s3://models/iris-a"
 
 
 @pytest.mark.parametrize(
@@ -255,3 +263,10 @@ def test_a_dry_run_on_degradation_records_it_in_the_shared_budget() -> None:
     assert condition(second, "Retraining") == ("False", "DryRun")
     assert events(second) == ["WouldRetrain"] and second.status.retrains_today == 1
     assert "degraded performance persists" in second.events[0].message
+
+
+def test_turning_performance_off_removes_the_degraded_condition() -> None:
+    (degraded,) = run_checks([("no_drift", perf())])
+    kept = degraded.status.model_dump(exclude={"job_name", "next_check_time"})
+    plan = collect(checking(**{**kept, "job_name": "iris-check-2"}), [pod(report("no_drift", check=2))])
+    assert condition(plan, "Degraded") is None and condition(plan, "Drifted") == ("False", "NoDrift")

@@ -5,22 +5,22 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from perf_factories import model_manifest
 
+from gyre.api.driftmonitor import MetricPerformance
 from gyre.cli import main
-from gyre.drift.monitor_run import CheckMetric, CheckPerformance, CheckReport, performance_report_path
+from gyre.drift.monitor_run import CheckPerformance, CheckReport, performance_report_path
 from gyre.drift.profile import build_profile
 from gyre.drift.window import write_prediction_batch
 from gyre.store.layout import feedback_batch_path, feedback_dir
 from gyre.store.store import ArtifactStore
 from gyre.store.termination import TERMINATION_MESSAGE_LIMIT
-from gyre.training.manifest import ArtifactRef, FeatureSpec, ModelManifest, OnnxInfo, TargetSpec
 
 PROFILE = "datasets/ml/churn/" + "a" * 64 + "/profile.json"
 MODEL = "models/ml/churn-a"
@@ -33,19 +33,7 @@ def setup_store(tmp_path: Path, *, threshold: float) -> str:
     url = "file://" + str(tmp_path)
     store = ArtifactStore(url)
     store.write_bytes(PROFILE, build_profile(pd.DataFrame({"x": rng.normal(0, 1, 5000)})).to_json().encode())
-    manifest = ModelManifest(
-        name="churn",
-        task="classification",
-        estimator="LogisticRegression",
-        features=[FeatureSpec(name="x", kind="numeric")],
-        target=TargetSpec(name="churned", classes=[0, 1]),
-        metrics={"accuracy": 0.95, "f1_macro": 0.95},
-        test_rows=500,
-        artifact=ArtifactRef(sha256="0" * 64),
-        onnx=OnnxInfo(status="unavailable"),
-        seed=0,
-        created_at=datetime(2026, 12, 1, tzinfo=UTC),
-    )
+    manifest = model_manifest([0, 1], {"accuracy": 0.95, "f1_macro": 0.95}, test_rows=500)
     store.write_bytes(f"{MODEL}/manifest.json", manifest.to_bytes())
     now = time.time()
     x = rng.normal(0, 1, 2000)
@@ -74,13 +62,15 @@ def setup_store(tmp_path: Path, *, threshold: float) -> str:
     return url
 
 
-def run(tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, CheckReport]:
+def run(
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch, *, model: str = MODEL
+) -> tuple[int, CheckReport]:
     log = tmp_path / "termination-log"
     monkeypatch.setenv("GYRE_TERMINATION_LOG", str(log))
     monkeypatch.setenv("GYRE_DRIFT_CONFIG", json.dumps({"columns": ["x"]}))
     monkeypatch.setenv("GYRE_PERFORMANCE_CONFIG", json.dumps({"minLabelledRows": 200, "seed": 4}))
     args = ["--store", url, "--namespace", "ml", "--deployment", "churn", "--monitor", "m", "--check", "4"]
-    args += ["--profile", PROFILE, "--performance-baseline", f"{url}/{MODEL}", "--model-version", "churn-a"]
+    args += ["--profile", PROFILE, "--performance-baseline", model, "--model-version", "churn-a"]
     code = main(["drift", "run", *args, "--performance-max-age-seconds", "3600"])
     return code, CheckReport.model_validate_json(log.read_text())
 
@@ -109,7 +99,7 @@ def test_the_rule_the_model_learnt_still_holding_is_ok(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = setup_store(tmp_path, threshold=0.0)
-    _, report = run(tmp_path, url, monkeypatch)
+    _, report = run(tmp_path, url, monkeypatch, model=f"{url}/{MODEL}")  # a model given by its URL
     assert report.performance is not None and report.performance.verdict == "ok"
 
 
@@ -125,7 +115,7 @@ def test_a_missing_manifest_fails_only_the_performance_part(
 
 
 def test_the_termination_message_keeps_the_performance_part_within_4k() -> None:
-    metric = CheckMetric(name="accuracy", value=0.7, low=0.68, high=0.72, baseline=0.9, degraded=True)
+    metric = MetricPerformance(name="accuracy", value=0.7, low=0.68, high=0.72, baseline=0.9, degraded=True)
     report = CheckReport(
         check=1,
         verdict="drift",
