@@ -194,7 +194,7 @@ def _seconds(value: Any) -> float | None:
     """A ts cell as unix seconds: a number, or a date and time (ISO 8601 text, or a Parquet timestamp)."""
     import pandas as pd
 
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value == "" or pd.isna(value):
         return None
     try:
         return float(value)
@@ -244,7 +244,10 @@ def _post_chunk(url: str, chunk: list[dict[str, Any]], timeout: float) -> dict[s
             if exc.code == 503 and attempt + 1 < _RETRIES:
                 time.sleep(0.5 * 2**attempt)
                 continue
-            raise TransportError(f"{url} answered {exc.code}: {answer.get('error', exc.reason)}") from None
+            hint = "; send fewer labels per request (--batch-size)" if exc.code == 413 else ""
+            raise TransportError(
+                f"{url} answered {exc.code}: {answer.get('error', exc.reason)}{hint}"
+            ) from None
         except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as exc:
             raise TransportError(f"{url}: {getattr(exc, 'reason', exc)}") from None
     raise AssertionError("unreachable")

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from serving_helpers import serve
 
 from gyre.cli import main
-from gyre.serving.app import ModelServer
+from gyre.serving.app import ModelServer, ServerConfig
 from gyre.serving.feedback import FeedbackWriter
 from gyre.serving.model import ServedModel
 from gyre.store.layout import feedback_dir
@@ -268,7 +268,8 @@ async def test_feedback_send_reads_parquet_and_exits_non_zero_on_transport_error
     served: Callable[[str, str], ServedModel], tmp_path: Path
 ) -> None:
     labels = tmp_path / "labels.parquet"
-    pd.DataFrame({"id": ["q1", "q2", "q3"], "label": ["yes", "no", None]}).to_parquet(labels)
+    stamps = pd.to_datetime(["2023-11-14T22:13:20Z", None, "2023-11-14T22:13:21Z"])
+    pd.DataFrame({"id": ["q1", "q2", "q3"], "label": ["yes", "no", None], "ts": stamps}).to_parquet(labels)
     store = tmp_path / "store"
     async with serve(served("mixed", "auto"), feedback=_writer(store)) as (client, _):
         url = str(client.make_url("")).rstrip("/")
@@ -276,7 +277,10 @@ async def test_feedback_send_reads_parquet_and_exits_non_zero_on_transport_error
         assert code == 0, err
         assert "sent 3 labels: accepted 2, rejected 1 (invalid 1, duplicate 0)" in out
         wrong_model = await _send("--url", url, "--file", str(labels), "--model", "nope")
-    assert [(r["id"], r["label"]) for r in _written(store)] == [("q1", "yes"), ("q2", "no")]
+    written = _written(store)
+    assert [(r["id"], r["label"]) for r in written] == [("q1", "yes"), ("q2", "no")]
+    # A Parquet timestamp is sent as unix seconds; a missing one leaves the time of receipt.
+    assert written[0]["ts"] == 1_700_000_000.0 and written[1]["ts"] > 1_700_000_000.0
     assert wrong_model[0] == 1 and "404" in wrong_model[2]
     # Nobody listens there any more.
     down = await _send("--url", url, "--file", str(labels), "--model", "mixed", "--timeout", "5")
@@ -300,3 +304,18 @@ async def test_feedback_send_refuses_a_file_it_cannot_use(
     assert "no id or label column" in results[0][2]
     assert "unsupported file type" in results[1][2]
     assert "no such file" in results[2][2]
+
+
+async def test_feedback_send_says_to_send_smaller_chunks_when_a_body_is_too_large(
+    served: Callable[[str, str], ServedModel], tmp_path: Path
+) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label\n" + "".join(f"prediction-{i:06d},{i % 3}\n" for i in range(400)))
+    small = ServerConfig(max_body_bytes=2048)
+    async with serve(served("iris", "auto"), small, feedback=_writer(tmp_path / "store")) as (client, _):
+        url = str(client.make_url("")).rstrip("/")
+        too_big = await _send("--url", url, "--file", str(labels))
+        fits = await _send("--url", url, "--file", str(labels), "--batch-size", "20")
+    assert too_big[0] == 1 and "413" in too_big[2] and "--batch-size" in too_big[2]
+    assert fits[0] == 0 and "sent 400 labels: accepted 400, rejected 0" in fits[1], fits
+    assert len(_written(tmp_path / "store")) == 400
