@@ -22,7 +22,7 @@ export KUBECONFIG
 .PHONY: help venv lock lint typecheck verify manifests test test-deps test-unit test-integration test-e2e \
         cluster-build cluster-up cluster-down cluster-env cluster-status image deploy undeploy demo upgrade-crds \
         argocd-statuses \
-        e2e-kind bench-drift bench-serving bench-burst clean
+        e2e-kind bench-drift bench-serving bench-burst bench-loop clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ bench-serving: venv ## Serving benchmark against MLServer and KServe
 
 bench-burst: venv cluster-up ## Burst of 500 and 2,000 TrainingRuns against a bare client loop (BURST_ARGS=...)
 	$(PY) benchmarks/burst/run.py $(BURST_ARGS)
+
+bench-loop: venv cluster-up image ## Loop time: degraded (or drifted) check to the new model serving (LOOP_ARGS=...)
+	$(PY) benchmarks/loop/run.py $(LOOP_ARGS)
 
 clean: ## Remove the venv and caches inside the repo
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

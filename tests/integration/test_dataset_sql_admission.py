@@ -33,8 +33,8 @@ def test_a_sql_dataset_with_expectations_is_admitted_and_defaulted(custom: Custo
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"source": {"uri": "builtin://iris", "sql": SQL}}, "set exactly one of uri and sql"),
-        ({"source": {"format": "csv"}}, "set exactly one of uri and sql"),
+        ({"source": {"uri": "builtin://iris", "sql": SQL}}, "set exactly one of uri, sql and feedback"),
+        ({"source": {"format": "csv"}}, "set exactly one of uri, sql and feedback"),
         ({"source": {"sql": SQL | {"watermark": "id; DROP TABLE x"}}}, "watermark"),
         ({"source": {"sql": SQL | {"host": "user:pw@db/x"}}}, "host"),
         ({"source": {"sql": {k: v for k, v in SQL.items() if k != "userSecretRef"}}}, "userSecretRef"),

@@ -13,6 +13,7 @@ from gyre.api.common import (
     Condition,
     Duration,
     Fingerprint,
+    LocalObjectReference,
     ResourceRequirements,
     StatusModel,
 )
@@ -29,6 +30,8 @@ __all__ = [
     "DatasetSpec",
     "DatasetStatus",
     "DatasetVersion",
+    "FeedbackMerge",
+    "FeedbackSource",
     "LogicalType",
     "SchemaOverrides",
     "SecretKeyRef",
@@ -96,16 +99,64 @@ class SqlSource(ApiModel):
     again."""
 
 
+FEEDBACK_SCHEME = "feedback"
+"""The scheme of a feedback source's location (`feedback://<deployment>`), as the source policy names it."""
+
+
+class FeedbackMerge(ApiModel):
+    """An earlier Dataset version whose rows come first in every version built from feedback."""
+
+    dataset_ref: LocalObjectReference
+    """A Dataset in the same namespace (not this one), typically the one the served model was trained on. Its table
+    must have the same columns as the feedback table: the served model's input features and its target."""
+    version: int | None = Field(default=None, ge=1)
+    """Which of its versions (status.history); unset means its current version at the time of each read."""
+
+
+class FeedbackSource(ApiModel):
+    """A ModelDeployment's logged predictions joined with their ground-truth labels by prediction id
+    (docs/monitoring.md): one row per labelled prediction, the logged inputs and the label as the target."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minRows <= self.maxRows",
+                    "message": "minRows must not be greater than maxRows",
+                }
+            ]
+        }
+    )
+
+    deployment_ref: LocalObjectReference
+    """The ModelDeployment whose prediction log and feedback labels are read. Its served model's manifest names the
+    feature columns, the target column (as in the Dataset it was trained on) and the label type."""
+    max_age: Duration = "168h"
+    """Only predictions logged this recently are read."""
+    max_rows: int = Field(default=1_000_000, ge=1, le=10_000_000)
+    """Read at most this many of the newest logged predictions (labelled or not)."""
+    min_rows: int = Field(default=1, ge=1, le=10_000_000)
+    """Fewest labelled rows a version may have; a read with fewer fails (reason InsufficientFeedback) and, for a
+    refresh, keeps the current version."""
+    merge_with: FeedbackMerge | None = None
+    """An earlier Dataset version to append the labelled rows to (its rows first)."""
+
+
 class DatasetSource(ApiModel):
-    """Where the data lives and how to read it: `uri` (a file or object) or `sql` (a database query)."""
+    """Where the data lives and how to read it: `uri` (a file or object), `sql` (a database query) or `feedback`
+    (a deployment's labelled predictions)."""
 
     # Admission refuses what no source policy allows (the operator's policy check says the same, for old objects).
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.uri) != has(self.sql)",
-                    "message": "set exactly one of uri and sql",
+                    "rule": "(has(self.uri) ? 1 : 0) + (has(self.sql) ? 1 : 0) + (has(self.feedback) ? 1 : 0) == 1",
+                    "message": "set exactly one of uri, sql and feedback",
+                },
+                {
+                    "rule": "!has(self.feedback) || (!has(self.csv) && self.format == 'auto')",
+                    "message": "format and csv describe a file; a feedback source has neither",
                 },
                 {
                     "rule": "!has(self.uri) || !self.uri.startsWith('file://') || "
@@ -132,11 +183,15 @@ class DatasetSource(ApiModel):
     """CSV read options; only used when the format is (or resolves to) csv."""
     sql: SqlSource | None = None
     """A PostgreSQL query instead of a uri; credentials come from Secret keys only."""
+    feedback: FeedbackSource | None = None
+    """A deployment's labelled predictions instead of a uri: closes the loop from production back to training."""
 
     @property
     def location(self) -> str:
-        """The source as one URI without credentials: `uri`, or `postgresql://host:port/database` for sql. The
-        source policy decides on it, and messages show it."""
+        """The source as one URI without credentials: `uri`, `postgresql://host:port/database` for sql, or
+        `feedback://<deployment>`. The source policy decides on it, and messages show it."""
+        if self.feedback is not None:
+            return f"{FEEDBACK_SCHEME}://{self.feedback.deployment_ref.name}"
         if self.sql is not None:
             host = f"[{self.sql.host}]" if ":" in self.sql.host else self.sql.host
             return f"postgresql://{host}:{self.sql.port}/{self.sql.database}"

@@ -72,6 +72,10 @@ class Reason(StrEnum):
         "ContractViolated"  # a version breaks spec.expectations (also a TrainingRun pinning it)
     )
     EXPECTATIONS_MET = "ExpectationsMet"
+    # Dataset from feedback (spec.source.feedback)
+    FEEDBACK_NOT_READY = "FeedbackNotReady"  # its deployment serves no model yet, or mergeWith is not ready
+    INSUFFICIENT_FEEDBACK = "InsufficientFeedback"  # fewer labelled predictions than minRows
+    SCHEMA_MISMATCH = "SchemaMismatch"  # the mergeWith version's columns differ from the feedback table's
 
     # TrainingRun
     DATASET_NOT_FOUND = "DatasetNotFound"

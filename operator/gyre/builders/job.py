@@ -35,6 +35,7 @@ __all__ = [
     "PROFILER",
     "TRAINER",
     "DatasetInput",
+    "FeedbackRead",
     "build_artifact_pvc",
     "build_profile_job",
     "build_training_job",
@@ -65,6 +66,20 @@ class DatasetInput:
     """(name, kind) of the Dataset's columns, so the trainer preprocesses by the Dataset's schema."""
 
 
+@dataclass(frozen=True)
+class FeedbackRead:
+    """What a feedback source's Job reads besides the prediction log and labels, as the operator resolved it."""
+
+    model_uri: str
+    """The served model's directory: its manifest names the features, the target and the label type."""
+    model_sha256: str | None = None
+    """The served model's digest (sha256 of manifest.json): the Job refuses a manifest that differs."""
+    merge_dataset: str | None = None
+    """The Dataset whose version is appended to (spec.source.feedback.mergeWith)."""
+    merge_fingerprint: str | None = None
+    """That version's fingerprint: its content-addressed copy is read from the store."""
+
+
 def profile_job_name(owner: Owner, spec: DatasetSpec, revision: str) -> str:
     """`<dataset>-profile-<hash>`: a new name whenever the spec or the revision (generation, refresh) changes."""
     digest = short_hash(spec.model_dump_json(by_alias=True, exclude_none=True), revision)
@@ -78,12 +93,13 @@ def build_profile_job(
     *,
     revision: str,
     previous: tuple[str, str] | None = None,
+    feedback: FeedbackRead | None = None,
 ) -> dict[str, Any]:
     """The Job that reads a Dataset's source, fingerprints it, stores a copy and its profile.
 
     `revision` distinguishes runs of one spec: `g<generation>` for a spec change, plus a refresh counter for
     periodic re-reads. `previous` (fingerprint, watermark) makes a sql source's read incremental. A sql source's
-    credentials reach the pod only as secretKeyRefs.
+    credentials reach the pod only as secretKeyRefs. `feedback` is what a feedback source's read needs.
     """
     args = [
         "profile",
@@ -102,6 +118,17 @@ def build_profile_job(
         args += ["--target", spec.target]
     if previous is not None:
         args += ["--previous-fingerprint", previous[0], "--after", previous[1]]
+    if feedback is not None:
+        args += ["--model-uri", feedback.model_uri]
+        if feedback.model_sha256:
+            args += ["--model-sha256", feedback.model_sha256]
+        if feedback.merge_dataset and feedback.merge_fingerprint:
+            args += [
+                "--merge-dataset",
+                feedback.merge_dataset,
+                "--merge-fingerprint",
+                feedback.merge_fingerprint,
+            ]
     env: list[dict[str, Any]] = [
         {"name": DATASET_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
         # The pod checks the source again, and every address and file it opens (gyre.data.guard).

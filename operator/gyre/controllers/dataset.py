@@ -1,7 +1,8 @@
 """Dataset controller: observe the Dataset and its profiling Jobs; plan (gyre.reconcile.dataset); apply.
 
 Triggers: spec changes (and resume), the refresh timer (only for Datasets with spec.refreshInterval), a new value of
-the refresh-requested-at annotation, and the profiling Jobs' watch events.
+the refresh-requested-at annotation, the profiling Jobs' watch events, and a timer while a feedback source waits
+for its deployment.
 """
 
 from __future__ import annotations
@@ -24,22 +25,49 @@ from gyre.controllers.common import (
     parse_status,
     settings,
 )
-from gyre.controllers.indexes import current_job, finished_pods, jobs_of
+from gyre.controllers.indexes import current_job, dataset_of, deployment_status_of, finished_pods, jobs_of
 from gyre.controllers.metrics import reconciled
-from gyre.reconcile.dataset import ObservedDataset, plan_dataset, profiling_in_flight
+from gyre.reconcile.dataset import (
+    FeedbackInputs,
+    ObservedDataset,
+    plan_dataset,
+    profiling_in_flight,
+    waiting_for_feedback,
+)
 from gyre.reconcile.observed import JobView, job_view
 
-__all__ = ["dataset_job_changed", "reconcile_dataset", "refresh_dataset", "refresh_requested"]
+__all__ = [
+    "dataset_job_changed",
+    "reconcile_dataset",
+    "refresh_dataset",
+    "refresh_requested",
+    "retry_waiting_dataset",
+]
 
 KIND = "Dataset"
 PLURAL = "datasets"
 log = logging.getLogger(__name__)
 
 
+def _feedback_inputs(
+    kwargs: Mapping[str, Any], namespace: str, spec: DatasetSpec | None
+) -> FeedbackInputs | None:
+    source = spec.source.feedback if spec is not None else None
+    if source is None:
+        return None
+    merge = None
+    if source.merge_with is not None:
+        view = dataset_of(kwargs, namespace, source.merge_with.dataset_ref.name)
+        merge = view.status if view is not None else None
+    deployment = deployment_status_of(kwargs, namespace, source.deployment_ref.name)
+    return FeedbackInputs(deployment=deployment, merge=merge)
+
+
 def _observe(
     body: Mapping[str, Any],
     status: DatasetStatus,
     jobs: list[JobView],
+    kwargs: Mapping[str, Any],
     *,
     refresh_request: str | None = None,
     refresh_due_check: bool = False,
@@ -60,6 +88,7 @@ def _observe(
         pods=finished_pods(owner.namespace, current),
         refresh_request=refresh_request,
         refresh_due_check=refresh_due_check,
+        feedback=_feedback_inputs(kwargs, owner.namespace, spec),
     )
 
 
@@ -75,6 +104,7 @@ def _reconcile(
         body,
         parse_status(DatasetStatus, body),
         jobs_of(kwargs, body["metadata"]["uid"]),
+        kwargs,
         refresh_request=refresh_request,
         refresh_due_check=refresh_due_check,
     )
@@ -99,6 +129,17 @@ def _refreshes(labels: Mapping[str, str], spec: Mapping[str, Any], **_: Any) -> 
 def refresh_dataset(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
     """Re-read the source when spec.refreshInterval has passed since the last successful read."""
     _reconcile(body, patch, kwargs, refresh_due_check=True)
+
+
+def _waiting(labels: Mapping[str, str], status: Mapping[str, Any], **_: Any) -> bool:
+    return mine(labels) and waiting_for_feedback(parse_status(DatasetStatus, {"status": status}))
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=5, initial_delay=5, when=_waiting)
+@reconciled(KIND)
+def retry_waiting_dataset(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    """A feedback source waiting for its deployment to serve a model (or its mergeWith version) looks again."""
+    _reconcile(body, patch, kwargs)
 
 
 @kopf.on.field(
@@ -136,5 +177,5 @@ def dataset_job_changed(body: kopf.Body, type: str, **kwargs: Any) -> None:
     jobs = [j for j in jobs_of(kwargs, dataset["metadata"]["uid"]) if j.name != job.name]
     if type != "DELETED":
         jobs.append(job)  # this event is newer than the index may be
-    observed = _observe(dataset, status, jobs)
+    observed = _observe(dataset, status, jobs, kwargs)
     apply_plan(observed.owner, observed.status, plan_dataset(observed))

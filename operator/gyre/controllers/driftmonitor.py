@@ -31,6 +31,7 @@ from gyre.reconcile.driftmonitor import (
     ServedRun,
     plan_driftmonitor,
     reference_dataset_name,
+    retrain_dataset_name,
 )
 
 __all__ = ["tick_driftmonitor"]
@@ -46,7 +47,7 @@ def _observe(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> ObservedDrif
     status = parse_status(DriftMonitorStatus, body)
     runs = runs_in(kwargs, owner.namespace)
     jobs = jobs_of(kwargs, owner.uid)
-    deployment, served, dataset = None, None, None
+    deployment, served, dataset, retrain_dataset = None, None, None, None
     if spec is not None:
         deployment = deployment_status_of(kwargs, owner.namespace, spec.deployment_ref.name)
         version = deployment.model_version if deployment is not None else None
@@ -55,6 +56,9 @@ def _observe(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> ObservedDrif
             served = ServedRun(name=run.name, labels=run.labels, spec=run.spec, status=run.status)
         dataset_name = reference_dataset_name(spec, served)
         dataset = dataset_of(kwargs, owner.namespace, dataset_name) if dataset_name else None
+        retrain_name = retrain_dataset_name(spec, served)
+        if retrain_name and retrain_name != dataset_name:
+            retrain_dataset = dataset_of(kwargs, owner.namespace, retrain_name)
     current, jobs = current_job(jobs, owner.namespace, owner.uid, status.job_name)
     return ObservedDriftMonitor(
         owner=owner,
@@ -69,6 +73,7 @@ def _observe(body: Mapping[str, Any], kwargs: Mapping[str, Any]) -> ObservedDrif
         jobs=jobs,
         pods=finished_pods(owner.namespace, current),
         run_names=frozenset(r.name for r in runs),
+        retrain_dataset=retrain_dataset,
     )
 
 

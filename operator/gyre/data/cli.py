@@ -42,6 +42,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="incremental refresh: read only rows whose watermark is above this value",
     )
+    parser.add_argument("--model-uri", default=None, help="feedback source: the served model's directory")
+    parser.add_argument("--model-sha256", default=None, help="feedback source: the served model's digest")
+    parser.add_argument("--merge-dataset", default=None, help="feedback source: the mergeWith Dataset")
+    parser.add_argument(
+        "--merge-fingerprint", default=None, help="feedback source: its version's fingerprint"
+    )
     parser.set_defaults(func=_profile)
 
 
@@ -66,6 +72,7 @@ def _profile(args: argparse.Namespace) -> int:
     drop: list[str] = []
     csv = None
     sql = None
+    feedback = None
     expectations = None
     raw = os.environ.get(env.DATASET_SPEC)
     if raw:
@@ -92,7 +99,7 @@ def _profile(args: argparse.Namespace) -> int:
         if spec.schema_ is not None:
             kinds = dict(spec.schema_.kinds or {})
             drop = list(spec.schema_.drop or [])
-        sql, expectations = spec.source.sql, spec.expectations
+        sql, feedback, expectations = spec.source.sql, spec.source.feedback, spec.expectations
     try:
         policy = SourcePolicy.from_json(os.environ.get(env.SOURCE_POLICY))
     except ValueError as exc:
@@ -117,6 +124,11 @@ def _profile(args: argparse.Namespace) -> int:
         previous_fingerprint=args.previous_fingerprint,
         after=args.after,
         expectations=expectations,
+        feedback=feedback,
+        model_uri=args.model_uri,
+        model_sha256=args.model_sha256,
+        merge_dataset=args.merge_dataset,
+        merge_fingerprint=args.merge_fingerprint,
     )
     report = run_profile(request)
     write_termination_message(report.to_termination_message())

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gyre.api import env
-from gyre.api.dataset import ColumnKind, DatasetExpectations, SqlSource
+from gyre.api.dataset import ColumnKind, DatasetExpectations, FeedbackSource, SqlSource
 from gyre.data.contracts import check_expectations
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
@@ -56,6 +56,16 @@ class ProfileRequest:
     """An incremental refresh: the previous version's watermark; only rows above it are read."""
     expectations: DatasetExpectations | None = None
     """The data contract every version is checked against (gyre.data.contracts)."""
+    feedback: FeedbackSource | None = None
+    """A deployment's labelled predictions (then `source` is `feedback://<deployment>`)."""
+    model_uri: str | None = None
+    """A feedback source: the served model's directory, whose manifest names the columns."""
+    model_sha256: str | None = None
+    """A feedback source: the served model's digest; a manifest that differs is refused."""
+    merge_dataset: str | None = None
+    """A feedback source's mergeWith: the Dataset of this namespace whose version comes first."""
+    merge_fingerprint: str | None = None
+    """That version's fingerprint."""
 
 
 def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -87,15 +97,18 @@ def run_profile(request: ProfileRequest) -> ProfileReport:
     try:
         guard = SourceGuard(scope, request.source)
         watermark: str | None = None
-        if request.sql is not None:
+        target = request.target
+        if request.feedback is not None:
+            frame, target = _read_feedback(request)
+        elif request.sql is not None:
             frame, watermark = _read_sql(request, guard)
         else:
             frame = apply_overrides(
                 load_source(request.source, request.format, csv=request.csv, guard=guard), request.drop
             )
-        if request.target is not None and request.target not in frame.columns:
+        if target is not None and target not in frame.columns:
             raise DataError(
-                f"target column {request.target!r} is not in the data (columns: {', '.join(map(str, frame.columns[:20]))})",
+                f"target column {target!r} is not in the data (columns: {', '.join(map(str, frame.columns[:20]))})",
                 reason="TargetMissing",
             )
         schema = infer_schema(frame, request.kinds)
@@ -132,7 +145,7 @@ def run_profile(request: ProfileRequest) -> ProfileReport:
         rows=int(frame.shape[0]),
         columns=[ColumnInfo(name=c.name, kind=c.kind, dtype=c.dtype) for c in schema],
         column_count=len(schema),
-        target=request.target,
+        target=target,
         data_uri=store.uri(data_rel),
         profile_uri=profile_uri,
         reused=reused,
@@ -140,6 +153,31 @@ def run_profile(request: ProfileRequest) -> ProfileReport:
         contract_checked=request.expectations is not None,
         contract_failures=failures or None,
     )
+
+
+def _read_feedback(request: ProfileRequest) -> tuple[pd.DataFrame, str]:
+    """The feedback table (gyre.data.feedback), after the mergeWith version's rows when there is one."""
+    from gyre.data.feedback import (
+        build_feedback_table,
+        merge_tables,
+        read_merge_version,
+        read_served_manifest,
+    )
+
+    assert request.feedback is not None
+    if not request.model_uri:
+        raise DataError(
+            "a feedback source needs --model-uri, the served model's directory", reason="InvalidSpec"
+        )
+    manifest = read_served_manifest(request.model_uri, request.model_sha256)
+    store = ArtifactStore(request.store_url)
+    table = build_feedback_table(store, request.namespace, request.feedback, manifest, target=request.target)
+    log.info("feedback join: %s", table.stats)
+    if not (request.merge_dataset and request.merge_fingerprint):
+        return apply_overrides(table.frame, request.drop), table.target
+    earlier = read_merge_version(store, request.namespace, request.merge_dataset, request.merge_fingerprint)
+    what = f"Dataset {request.merge_dataset} version {request.merge_fingerprint[:19]}..."
+    return merge_tables(earlier, table.frame, what=what, drop=request.drop), table.target
 
 
 def _read_sql(request: ProfileRequest, guard: SourceGuard) -> tuple[pd.DataFrame, str | None]:

@@ -6,7 +6,8 @@ profiling Job; the profiling pod checks it again, then every address and file it
 
 A source is read only when its scheme is allowed, its host (http/https) is allowed and not refused, and a file
 lies in a declared data root: the namespace's own `sources/` area of the artifact store, or a root the admin
-declared. Nothing else in the artifact store (models, datasets, predictions, other namespaces) is ever a source.
+declared. Nothing else in the artifact store (models, datasets, predictions, other namespaces) is ever a source,
+except through the `feedback` scheme: a deployment's prediction log and labels in the Dataset's own namespace.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ __all__ = [
     "source_scope",
 ]
 
-KNOWN_SCHEMES = ("builtin", "file", "s3", "gs", "http", "https", "postgresql")
+KNOWN_SCHEMES = ("builtin", "file", "s3", "gs", "http", "https", "postgresql", "feedback")
 DEFAULT_SCHEMES = KNOWN_SCHEMES
 
 DEFAULT_REFUSED_HOSTS = (
@@ -92,7 +93,8 @@ class SourcePolicy(BaseModel):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     schemes: tuple[str, ...] = DEFAULT_SCHEMES
-    """Schemes sources may use, of builtin, file, s3, gs, http, https, postgresql (a Dataset's sql source)."""
+    """Schemes sources may use, of builtin, file, s3, gs, http, https, postgresql (a Dataset's sql source) and
+    feedback (a Dataset built from a deployment's labelled predictions)."""
     hosts: tuple[str, ...] = ("*",)
     """Hosts http(s) and postgresql sources may reach: `*`, names, globs (`*.example.com`), IPs and CIDRs. A name that matches
     no name entry is allowed only when every address it resolves to lies in a CIDR entry."""
@@ -346,7 +348,9 @@ def check_source(uri: str, scope: SourceScope) -> Refusal | None:
             f"scheme {scheme}:// is not allowed",
             f"a cluster admin allows it by adding {scheme!r} to schemes in {_SETTING}",
         )
-    if scheme == "builtin":
+    if scheme in ("builtin", "feedback"):
+        # feedback://<deployment> names no location: the pod reads that deployment's prediction log and labels in
+        # the Dataset's own namespace of the store, which the operator resolves; nothing else can be reached.
         return None
     if scheme == "file":
         return check_file_path(rest, scope, uri)

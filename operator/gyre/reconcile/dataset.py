@@ -13,6 +13,10 @@ Invariants:
 - No Job reads a source the source policy refuses (gyre.policy.sources): the refusal is the Ready (or, for a
   refresh, Refreshing) condition and one Warning Event; the source is checked again on every reconcile, so a
   policy change that allows it starts the read.
+- A feedback source's Job starts only once its deployment serves a model (whose manifest names the columns) and
+  its mergeWith version exists; until then the Dataset is Pending with reason FeedbackNotReady, and every reconcile
+  (a timer while it waits) looks again. A read that finds fewer labelled rows than minRows leaves a Dataset
+  without a version Pending (InsufficientFeedback), not Failed: a DriftMonitor may still ask it to re-read.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from datetime import datetime
 
 from gyre.api.common import Condition, find_condition, parse_duration, set_condition
 from gyre.api.dataset import ColumnStatus, ContractStatus, DatasetSpec, DatasetStatus, DatasetVersion
+from gyre.api.modeldeployment import ModelDeploymentStatus
 from gyre.api.reasons import ConditionType, EventType, Reason
-from gyre.builders.job import build_profile_job, profile_job_name
+from gyre.builders.job import FeedbackRead, build_profile_job, profile_job_name
 from gyre.builders.meta import Owner, short_hash
 from gyre.builders.settings import OperatorSettings
 from gyre.data.report import ProfileReport
@@ -35,15 +40,28 @@ from gyre.reconcile.plan import Plan, create_with_claim
 
 __all__ = [
     "JOB_HISTORY",
+    "FeedbackInputs",
     "ObservedDataset",
     "apply_profile_result",
+    "feedback_read",
     "plan_dataset",
     "profile_report",
     "profiling_in_flight",
+    "waiting_for_feedback",
 ]
 
 # Finished profiling Jobs kept per Dataset: the last good read, and the last failed one for debugging.
 JOB_HISTORY = (1, 1)
+
+
+@dataclass(frozen=True)
+class FeedbackInputs:
+    """What a feedback source depends on, as the controller found it."""
+
+    deployment: ModelDeploymentStatus | None
+    """The status of spec.source.feedback.deploymentRef; None when that ModelDeployment does not exist."""
+    merge: DatasetStatus | None = None
+    """The status of mergeWith.datasetRef; None when unset or when that Dataset does not exist."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,8 @@ class ObservedDataset:
     """A new value of the refresh-requested-at annotation: re-read now."""
     refresh_due_check: bool = False
     """Called by the refresh timer: re-read when spec.refreshInterval has passed."""
+    feedback: FeedbackInputs | None = None
+    """For a feedback source: its deployment and its mergeWith Dataset."""
 
 
 def _refreshing(status: DatasetStatus) -> bool:
@@ -126,8 +146,9 @@ def plan_dataset(obs: ObservedDataset) -> Plan[DatasetStatus]:
                 )
         elif current.outcome.finished:
             _record(plan, obs, spec, current)
-    elif _refused_before(status) and policy_refusal(obs, spec) is None:
-        # Allowed since (the admin changed the policy): read now, unless this generation's pod refused it itself.
+    elif (_refused_before(status) and policy_refusal(obs, spec) is None) or waiting_for_feedback(status):
+        # Allowed since (the admin changed the policy), or perhaps ready now (a feedback source's deployment): read
+        # now, unless this generation's pod refused it itself.
         if profile_job_name(obs.owner, spec, f"g{generation}") not in jobs:
             _start(plan, obs, spec, jobs, revision=f"g{generation}", refresh=None)
     elif obs.refresh_request:
@@ -148,9 +169,12 @@ def plan_dataset(obs: ObservedDataset) -> Plan[DatasetStatus]:
 
 
 def _refresh_due(spec: DatasetSpec, status: DatasetStatus, now: datetime) -> bool:
-    if spec.refresh_interval is None or status.phase not in ("Ready", "Failed"):
-        return False
     ready = find_condition(status.conditions or [], ConditionType.READY)
+    too_few_labels = (
+        status.phase == "Pending" and ready is not None and ready.reason == Reason.INSUFFICIENT_FEEDBACK
+    )
+    if spec.refresh_interval is None or (status.phase not in ("Ready", "Failed") and not too_few_labels):
+        return False
     last = status.last_profile_time or (ready.last_transition_time if ready else None)
     return last is None or now - last >= parse_duration(spec.refresh_interval)
 
@@ -159,6 +183,56 @@ def _refused_before(status: DatasetStatus) -> bool:
     ready = find_condition(status.conditions or [], ConditionType.READY)
     refused = (Reason.SOURCE_REFUSED, Reason.IMAGE_NOT_ALLOWED)
     return status.phase == "Failed" and ready is not None and ready.reason in refused
+
+
+def waiting_for_feedback(status: DatasetStatus) -> bool:
+    """Whether the first read of this generation waits for a feedback source's deployment or mergeWith Dataset."""
+    ready = find_condition(status.conditions or [], ConditionType.READY)
+    return status.phase == "Pending" and ready is not None and ready.reason == Reason.FEEDBACK_NOT_READY
+
+
+def _merge_fingerprint(name: str, merge: DatasetStatus, version: int | None) -> str:
+    """The fingerprint of the mergeWith version (the current one when `version` is unset); ValueError says why
+    there is none."""
+    if version is None or version == merge.version:
+        if not merge.fingerprint:
+            raise ValueError(f"Dataset {name} (mergeWith) has no profiled version yet")
+        return merge.fingerprint
+    for entry in merge.history or []:
+        if entry.version == version:
+            if entry.contract_violated:
+                raise ValueError(f"version {version} of Dataset {name} (mergeWith) breaks its contract")
+            return entry.fingerprint
+    kept = ", ".join(str(h.version) for h in merge.history or []) or "none"
+    raise ValueError(f"Dataset {name} (mergeWith) has no version {version} in its history (kept: {kept})")
+
+
+def feedback_read(obs: ObservedDataset, spec: DatasetSpec) -> FeedbackRead | str | None:
+    """What a feedback source's Job reads, or why it cannot start yet; None for other sources."""
+    source = spec.source.feedback
+    if source is None:
+        return None
+    inputs = obs.feedback or FeedbackInputs(deployment=None)
+    name = source.deployment_ref.name
+    if inputs.deployment is None:
+        return f"ModelDeployment {name} does not exist"
+    served = inputs.deployment.model_version
+    if served is None or not served.uri:
+        return f"ModelDeployment {name} serves no model yet: its manifest names the feedback table's columns"
+    read = FeedbackRead(model_uri=served.uri, model_sha256=served.sha256)
+    merge = source.merge_with
+    if merge is None:
+        return read
+    other = merge.dataset_ref.name
+    if other == obs.owner.name:
+        return "mergeWith names this Dataset itself; name the Dataset the served model was trained on"
+    if inputs.merge is None:
+        return f"Dataset {other} (mergeWith) does not exist"
+    try:
+        fingerprint = _merge_fingerprint(other, inputs.merge, merge.version)
+    except ValueError as exc:
+        return str(exc)
+    return FeedbackRead(served.uri, served.sha256, merge_dataset=other, merge_fingerprint=fingerprint)
 
 
 def source_refusal(obs: ObservedDataset, spec: DatasetSpec) -> Refusal | None:
@@ -201,20 +275,23 @@ def _refuse(
     spec: DatasetSpec,
     refusal: tuple[Reason, str],
     refresh: bool,
+    *,
+    waiting: bool = False,
 ) -> None:
-    """Say why no Job reads the source: in Ready (or Refreshing, keeping the current version), and one Event."""
+    """Say why no Job reads the source: in Ready (or Refreshing, keeping the current version), and one Event.
+    `waiting`: not refused, only not ready yet (phase Pending, a Normal Event)."""
     status, generation = plan.status, obs.owner.generation
     reason, message = refusal
     kind = ConditionType.REFRESHING if refresh else ConditionType.READY
     before = find_condition(status.conditions or [], kind)
     if before is None or (before.reason, before.message) != (reason, message):
-        plan.event(EventType.WARNING, reason, message)
+        plan.event(EventType.NORMAL if waiting else EventType.WARNING, reason, message)
     status.conditions = set_condition(
         status.conditions or [], kind, "False", reason, message, generation=generation
     )
     if refresh:
         return
-    status.phase = "Failed"
+    status.phase = "Pending" if waiting else "Failed"
     status.target = spec.target
     status.observed_generation = generation
     status.conditions = _settle_refreshing(status.conditions, Reason.SPEC_CHANGED, "", generation)
@@ -234,9 +311,17 @@ def _start(
     if refusal is not None:
         _refuse(plan, obs, spec, refusal, refresh=refresh is not None)
         return
+    feedback = feedback_read(obs, spec)
+    if isinstance(feedback, str):
+        _refuse(
+            plan, obs, spec, (Reason.FEEDBACK_NOT_READY, feedback), refresh=refresh is not None, waiting=True
+        )
+        return
     status, generation = plan.status, obs.owner.generation
     previous = _incremental_base(spec, status) if refresh is not None else None
-    job = build_profile_job(obs.owner, spec, obs.settings, revision=revision, previous=previous)
+    job = build_profile_job(
+        obs.owner, spec, obs.settings, revision=revision, previous=previous, feedback=feedback
+    )
     name = job["metadata"]["name"]
     if name not in jobs:
         plan.actions.extend(create_with_claim(obs.settings, obs.owner.namespace, job))
@@ -347,7 +432,9 @@ def apply_profile_result(
                 conditions, ConditionType.REFRESHING, "False", reason, message, generation=generation
             )
         else:
-            status.phase = "Failed"
+            # Too few labels yet is a wait, not a fault: a feedback Dataset without a version stays Pending.
+            waiting = reason == Reason.INSUFFICIENT_FEEDBACK and not status.fingerprint
+            status.phase = "Pending" if waiting else "Failed"
             status.conditions = set_condition(
                 conditions, ConditionType.READY, "False", reason, message, generation=generation
             )

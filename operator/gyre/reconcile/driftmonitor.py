@@ -3,7 +3,8 @@
 One tick of the monitor, in order: collect the check that finished, advance a pending retrain, start the next check
 when it is due, and trim the finished check Jobs to the history limits.
 
-A retrain is two steps, so the new model sees the new data: first the Dataset is asked to re-read its source
+A retrain is two steps, so the new model sees the new data: first the Dataset it will train on (the retrain
+template's datasetRef, e.g. a Dataset built from feedback, else the served run's) is asked to re-read its source
 (annotation gyre.dev/refresh-requested-at), then, once its lastProfileTime has passed the request, a TrainingRun is
 created from the served run's spec.
 
@@ -73,6 +74,7 @@ __all__ = [
     "next_check_time",
     "plan_driftmonitor",
     "reference_dataset_name",
+    "retrain_dataset_name",
 ]
 
 # How long a pending retrain waits for the Dataset to re-read its source before it is given up.
@@ -202,6 +204,8 @@ class ObservedDriftMonitor:
     """The pods of the current check Job (status.jobName), read only once it has finished."""
     run_names: Collection[str] = ()
     """The TrainingRuns in the namespace: a retrain run that exists already is not created again."""
+    retrain_dataset: DatasetView | None = None
+    """The Dataset a retrain trains on (see `retrain_dataset_name`) when it is not the reference, if it exists."""
 
 
 @dataclass
@@ -233,6 +237,19 @@ def reference_dataset_name(spec: DriftMonitorSpec, served_run: ServedRun | None)
     """The Dataset whose profile is the baseline: reference.datasetRef, else the one the served run trained on."""
     if spec.reference is not None and spec.reference.dataset_ref is not None:
         return spec.reference.dataset_ref.name
+    if served_run is not None and served_run.spec is not None:
+        return served_run.spec.dataset_ref.name
+    return None
+
+
+def retrain_dataset_name(spec: DriftMonitorSpec, served_run: ServedRun | None) -> str | None:
+    """The Dataset a retrain trains on, which is refreshed before it: the retrain template's datasetRef (e.g. a
+    Dataset built from the deployment's labelled predictions), else the one the served run trained on."""
+    template = spec.retrain.template if spec.retrain else None
+    overrides = (template.spec or {}) if template else {}
+    ref = overrides.get("datasetRef")
+    if isinstance(ref, dict) and isinstance(ref.get("name"), str) and ref["name"]:
+        return str(ref["name"])
     if served_run is not None and served_run.spec is not None:
         return served_run.spec.dataset_ref.name
     return None
@@ -656,24 +673,31 @@ def _advance_retrain(plan: DriftMonitorPlan, obs: ObservedDriftMonitor, spec: Dr
         _retraining(plan, generation, "False", Reason.NO_SERVED_RUN, message)
         plan.event(EventType.WARNING, Reason.RETRAIN_IMPOSSIBLE, message)
         return
+    dataset_name = retrain_dataset_name(spec, run) or ref.dataset
+    dataset = obs.dataset if dataset_name == ref.dataset else obs.retrain_dataset
+    if dataset is None:
+        _retraining(
+            plan, generation, "False", Reason.DATASET_NOT_FOUND, f"Dataset {dataset_name} does not exist"
+        )
+        return
     if status.refresh_requested_at is None:
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         patch = {"metadata": {"annotations": {REFRESH_ANNOTATION: stamp}}}
-        plan.actions.append(MergePatch(API_VERSION, "Dataset", ref.dataset, patch))
+        plan.actions.append(MergePatch(API_VERSION, "Dataset", dataset_name, patch))
         status.refresh_requested_at = now.replace(microsecond=0)
         return
-    dstatus = obs.dataset.status if obs.dataset is not None else None
-    if dstatus is not None and dstatus.phase == "Failed":
+    dstatus = dataset.status
+    if dstatus.phase == "Failed":
         status.pending_retrain_check, status.refresh_requested_at = None, None
         status.pending_retrain_cause = None
         _retraining(
             plan, generation, "False", Reason.DATASET_FAILED, "the Dataset failed to re-read its source"
         )
         plan.event(
-            EventType.WARNING, Reason.RETRAIN_FAILED, f"Dataset {ref.dataset} failed to re-read its source"
+            EventType.WARNING, Reason.RETRAIN_FAILED, f"Dataset {dataset_name} failed to re-read its source"
         )
         return
-    profiled = dstatus.last_profile_time if dstatus is not None else None
+    profiled = dstatus.last_profile_time
     if profiled is None or profiled < status.refresh_requested_at:
         if now - status.refresh_requested_at > REFRESH_TIMEOUT:
             status.pending_retrain_check, status.refresh_requested_at = None, None
@@ -681,7 +705,7 @@ def _advance_retrain(plan: DriftMonitorPlan, obs: ObservedDriftMonitor, spec: Dr
             plan.event(
                 EventType.WARNING,
                 Reason.RETRAIN_FAILED,
-                f"Dataset {ref.dataset} did not re-read its source within 30m",
+                f"Dataset {dataset_name} did not re-read its source within 30m",
             )
         return
     body = build_retrain_run(
@@ -699,13 +723,12 @@ def _advance_retrain(plan: DriftMonitorPlan, obs: ObservedDriftMonitor, spec: Dr
     cause = status.pending_retrain_cause or "input_drift"
     status.pending_retrain_check, status.refresh_requested_at = None, None
     status.pending_retrain_cause = None
-    version = dstatus.version if dstatus is not None else None
     _retraining(
         plan,
         generation,
         "True",
         Reason.RETRAIN_CREATED,
-        f"TrainingRun {name} retrains on Dataset {ref.dataset} version {version}",
+        f"TrainingRun {name} retrains on Dataset {dataset_name} version {dstatus.version}",
     )
     plan.event(
         EventType.NORMAL,

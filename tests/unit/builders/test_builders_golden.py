@@ -14,7 +14,7 @@ import yaml
 
 from gyre.api.dataset import DatasetSpec
 from gyre.api.trainingrun import TrainingRunSpec
-from gyre.builders.job import DatasetInput, build_profile_job, build_training_job
+from gyre.builders.job import DatasetInput, FeedbackRead, build_profile_job, build_training_job
 from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.builders.tracking import resolve_tracking
@@ -36,12 +36,14 @@ def build(case: dict[str, Any]) -> dict[str, Any]:
     settings = OperatorSettings.model_validate(case.get("settings", {}))
     if case["kind"] == "Dataset":
         previous = case.get("previous")
+        feedback = case.get("feedback")
         return build_profile_job(
             owner,
             DatasetSpec.model_validate(case["spec"]),
             settings,
             revision=case["revision"],
             previous=(previous["fingerprint"], previous["watermark"]) if previous else None,
+            feedback=FeedbackRead(**feedback) if feedback else None,
         )
     raw = dict(case["dataset"])
     columns = tuple((c["name"], c["kind"]) for c in raw.pop("columns", []))

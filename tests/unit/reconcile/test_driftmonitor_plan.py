@@ -550,3 +550,51 @@ def test_the_collected_check_joins_the_history_and_the_oldest_goes() -> None:
     jobs = [*finished_jobs(3, 0), job("iris-check-4", DONE, created="2026-12-01T11:04:00Z")]
     plan = plan_driftmonitor(observed(status, jobs=jobs, pods=[pod(report("no_drift", check=4))]))
     assert [a.name for a in plan.actions if isinstance(a, Delete)] == ["iris-check-1"]
+
+
+FEEDBACK_RETRAIN = {**RETRAIN, "template": {"spec": {"datasetRef": {"name": "iris-feedback"}}}}
+
+
+def test_a_retrain_on_feedback_refreshes_the_feedback_dataset_not_the_reference() -> None:
+    monitor = spec(retrain=FEEDBACK_RETRAIN)
+    feedback = dataset(last_profile_time=NOW - timedelta(hours=1), version=4)
+    plan = plan_driftmonitor(
+        observed(pending(refresh_requested_at=None), spec=monitor, retrain_dataset=feedback)
+    )
+    assert [(a.kind, a.name) for a in plan.actions if isinstance(a, MergePatch)] == [
+        ("Dataset", "iris-feedback")
+    ]
+    assert plan.status.refresh_requested_at == NOW
+
+
+def test_a_retrain_on_a_feedback_dataset_that_does_not_exist_waits_and_says_so() -> None:
+    plan = plan_driftmonitor(
+        observed(pending(refresh_requested_at=None), spec=spec(retrain=FEEDBACK_RETRAIN))
+    )
+    assert plan.actions == [] and plan.status.pending_retrain_check == 2
+    assert condition(plan, "Retraining") == ("False", "DatasetNotFound")
+
+
+def test_a_retrain_on_feedback_waits_for_the_feedback_dataset_then_trains_on_it() -> None:
+    monitor = spec(retrain=FEEDBACK_RETRAIN)
+    stale = dataset(last_profile_time=NOW - timedelta(hours=1))
+    fresh_reference = dataset(last_profile_time=NOW + timedelta(minutes=2))
+    waiting = plan_driftmonitor(
+        observed(
+            pending(),
+            spec=monitor,
+            dataset=fresh_reference,
+            retrain_dataset=stale,
+            now=NOW + timedelta(minutes=3),
+        )
+    )
+    assert kinds(waiting) == [], "the reference Dataset's re-read does not count"
+    refreshed = dataset(last_profile_time=NOW + timedelta(minutes=2), version=5)
+    plan = plan_driftmonitor(
+        observed(pending(), spec=monitor, retrain_dataset=refreshed, now=NOW + timedelta(minutes=3))
+    )
+    assert kinds(plan) == ["Create TrainingRun"]
+    run = plan.actions[0].body  # type: ignore[union-attr]
+    assert run["spec"]["datasetRef"] == {"name": "iris-feedback"}
+    message = (find_condition(plan.status.conditions or [], "Retraining") or ()).message  # type: ignore[union-attr]
+    assert "Dataset iris-feedback version 5" in message
