@@ -33,7 +33,15 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "manifest.json"
-_OMITTED_WHEN_NONE = ("native", "test_rows", "importances", "reference_mean", "evaluation", "data_summary", "slices")
+_OMITTED_WHEN_NONE = (
+    "native",
+    "test_rows",
+    "importances",
+    "reference_mean",
+    "evaluation",
+    "data_summary",
+    "slices",
+)
 
 
 class _Model(BaseModel):
