@@ -76,7 +76,6 @@ __all__ = [
     "TRACKING_TOKEN",
     "TRACKING_URI",
     "TRACKING_USERNAME",
-    "TRAINING_IMAGE",
     "TRAINING_RUN_UID",
     "TRAINING_SPEC",
     "TRIGGER",
@@ -115,7 +114,6 @@ JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in an Indexed
 TRACKING_URI = "GYRE_TRACKING_URI"  # the MLflow tracking server's base URL; unset: no tracking
 TRACKING_EXPERIMENT = "GYRE_TRACKING_EXPERIMENT"  # the experiment the run is logged in
 TRAINING_RUN_UID = "GYRE_TRAINING_RUN_UID"  # the TrainingRun's uid: tags the MLflow run, so a retry reuses it
-TRAINING_IMAGE = "GYRE_TRAINING_IMAGE"  # the image the training Job runs, for the MLflow run's lineage tags
 TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"  # bearer token
 TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"  # HTTP basic authentication
 TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"

@@ -15,6 +15,7 @@ from gyre.api.env import (
     DATASET_COLUMNS,
     DATASET_SPEC,
     DATASET_VERSION,
+    IMAGE,
     SOURCE_POLICY,
     SQL_PASSWORD,
     SQL_USER,
@@ -192,9 +193,12 @@ def build_training_job(
     ]
     if dataset.target:
         args += ["--target", dataset.target]
+    image = spec.image or settings.image
     env = [
         {"name": TRAINING_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
         {"name": TRIGGER, "value": trigger},
+        # The pod records its own image in the model's manifest (lineage) and MLflow tags.
+        {"name": IMAGE, "value": image},
     ]
     if dataset.version is not None:
         env.append({"name": DATASET_VERSION, "value": str(dataset.version)})
@@ -223,7 +227,7 @@ def build_training_job(
         owner=owner,
         name=training_job_name(owner),
         component=TRAINER,
-        image=spec.image or settings.image,
+        image=image,
         args=args,
         env=env,
         resources=container_resources(spec.resources, _TRAIN_RESOURCES),

@@ -31,8 +31,6 @@ class TrackingPlan:
     """(env name, Secret, key, optional) for each credential."""
     refusal: str | None = None
     """Why spec.tracking.uri may not be used (the source policy); the run is then trained but not logged."""
-    image: str | None = None
-    """The training Job's image, for the run's lineage tags."""
 
 
 def resolve_tracking(owner: Owner, spec: TrainingRunSpec, settings: OperatorSettings) -> TrackingPlan | None:
@@ -41,7 +39,6 @@ def resolve_tracking(owner: Owner, spec: TrainingRunSpec, settings: OperatorSett
     if tracking is not None and not tracking.enabled:
         return None
     experiment = (tracking.experiment if tracking else None) or f"{owner.namespace}/{spec.dataset_ref.name}"
-    image = spec.image or settings.image
     if tracking is not None and tracking.uri:
         refused = check_source(tracking.uri, SourceScope(settings.source_policy))
         if refused is not None:
@@ -64,13 +61,12 @@ def resolve_tracking(owner: Owner, spec: TrainingRunSpec, settings: OperatorSett
             tracking.uri,
             experiment,
             tuple((name, ref.name, ref.key, False) for name, ref in refs if ref is not None),
-            image=image,
         )
     if not settings.tracking_uri:
         return None
     secret = settings.tracking_secret
     refs_of_operator = tuple((key, secret, key, True) for key in env.TRACKING_SECRET_KEYS) if secret else ()
-    return TrackingPlan(settings.tracking_uri, experiment, refs_of_operator, image=image)
+    return TrackingPlan(settings.tracking_uri, experiment, refs_of_operator)
 
 
 def tracking_env(owner: Owner, plan: TrackingPlan | None) -> list[dict[str, Any]]:
@@ -82,8 +78,6 @@ def tracking_env(owner: Owner, plan: TrackingPlan | None) -> list[dict[str, Any]
         {"name": env.TRACKING_EXPERIMENT, "value": plan.experiment},
         {"name": env.TRAINING_RUN_UID, "value": owner.uid},
     ]
-    if plan.image:
-        out.append({"name": env.TRAINING_IMAGE, "value": plan.image})
     for name, secret, key, optional in plan.secret_refs:
         ref: dict[str, Any] = {"name": secret, "key": key}
         if optional:

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gyre.api.gates import evaluate_gates
+from gyre.api.gates import GatesVerdict, evaluate_gates
 from gyre.api.trainingrun import LOWER_IS_BETTER, CardSpec, Gate, TrainingRunSpec
 from gyre.html_page import fmt_number, html_page
 from gyre.training.manifest import ModelManifest
@@ -134,6 +134,8 @@ class CardInputs:
     gates: Sequence[Gate] | None = None
     trigger_report_uri: str | None = None
     """The HTML report of the check that caused the retrain, when it exists."""
+    gates_verdict: GatesVerdict | None = None
+    """The verdict the run was validated with (spec.gates and slice gates); None: spec.gates on the metrics."""
 
     @classmethod
     def from_manifest_json(
@@ -142,6 +144,7 @@ class CardInputs:
         *,
         spec: TrainingRunSpec | None = None,
         trigger_report_uri: str | None = None,
+        gates_verdict: GatesVerdict | None = None,
     ) -> CardInputs:
         """Parse manifest.json (its exact bytes give the digest); raises pydantic.ValidationError when it is not
         a model manifest."""
@@ -166,6 +169,7 @@ class CardInputs:
             card=spec.card if spec else None,
             gates=spec.gates if spec else None,
             trigger_report_uri=trigger_report_uri,
+            gates_verdict=gates_verdict,
         )
 
 
@@ -376,17 +380,25 @@ def _slices(inputs: CardInputs) -> Section:
 
 
 def _gates(inputs: CardInputs) -> Section:
-    verdict = evaluate_gates(inputs.gates, inputs.manifest.metrics)
+    verdict = inputs.gates_verdict or evaluate_gates(inputs.gates, inputs.manifest.metrics)
     if not verdict.results:
         return Section("gates", "Gates", ["No gates declared: the model is promotable on any metrics."])
     rows = []
     for r in verdict.results:
+        # Slice gates (gyre.api.gates.evaluate_slice_gates) bound one slice's metric or the gap between slices.
+        on_slices = r.message.startswith("slice gate")
+        gap = on_slices and "maxGap" in r.message
         bounds = ", ".join(
-            f"{word} {bound:g}"
+            f"{'maxGap' if gap else word} {bound:g}"
             for word, bound in (("min", r.gate.min), ("max", r.gate.max))
             if bound is not None
         )
-        rows.append([r.gate.metric, bounds, _n(r.value), "passed" if r.passed else "failed"])
+        metric = (
+            f"{r.gate.metric} ({'gap between slices' if gap else 'any slice'})"
+            if on_slices
+            else r.gate.metric
+        )
+        rows.append([metric, bounds, _n(r.value), "passed" if r.passed else "failed"])
     outcome = (
         "All gates passed: the model is promotable."
         if verdict.passed

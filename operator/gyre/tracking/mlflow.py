@@ -98,7 +98,7 @@ class TrackingTarget:
             token=environ.get(env.TRACKING_TOKEN) or None,
             username=environ.get(env.TRACKING_USERNAME) or None,
             password=environ.get(env.TRACKING_PASSWORD) or None,
-            image=environ.get(env.TRAINING_IMAGE) or None,
+            image=environ.get(env.IMAGE) or None,
         )
 
     def ui_url(self, experiment_id: str, run_id: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gyre.api.dataset import ColumnKind
-from gyre.api.gates import combine_verdicts, evaluate_slice_gates
+from gyre.api.gates import GatesVerdict, combine_verdicts, evaluate_slice_gates
 from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec, primary_metric
 from gyre.data.errors import DataError
 from gyre.data.fingerprint import fingerprint_frame
@@ -155,7 +155,9 @@ def _track(job: TrainJob, target: TrackingTarget, report: TrainReport) -> Tracki
     return log_training(target, record)
 
 
-def _write_card(directory: str, spec: TrainingRunSpec, store: ArtifactStore | None) -> None:
+def _write_card(
+    directory: str, spec: TrainingRunSpec, store: ArtifactStore | None, verdict: GatesVerdict
+) -> None:
     """card.md and card.html beside the manifest, linking the check report behind a retrain when the store has it."""
     with open(os.path.join(directory, MANIFEST_FILE), "rb") as fh:
         manifest_bytes = fh.read()
@@ -166,7 +168,10 @@ def _write_card(directory: str, spec: TrainingRunSpec, store: ArtifactStore | No
         if path is not None and store.exists(path):
             report_uri = store.uri(path)
     write_card(
-        directory, CardInputs.from_manifest_json(manifest_bytes, spec=spec, trigger_report_uri=report_uri)
+        directory,
+        CardInputs.from_manifest_json(
+            manifest_bytes, spec=spec, trigger_report_uri=report_uri, gates_verdict=verdict
+        ),
     )
 
 
@@ -240,7 +245,7 @@ def _run(job: TrainJob) -> TrainReport:
             evaluation=evaluation,
             data_summary=data_summary,
         )
-        _write_card(directory, spec, store)
+        _write_card(directory, spec, store, verdict)
         return manifest
 
     report_kwargs: dict[str, Any] = {}

@@ -104,6 +104,48 @@ def test_gates_are_listed_with_their_bounds_values_and_outcomes() -> None:
     assert "No gates declared" in render_markdown(_inputs())
 
 
+def test_slice_gates_the_run_was_validated_with_are_listed_beside_the_metric_gates() -> None:
+    from gyre.api.gates import combine_verdicts, evaluate_gates, evaluate_slice_gates
+    from gyre.api.slices import SlicesStatus
+
+    spec = _spec(
+        gates=[{"metric": "accuracy", "min": 0.8}],
+        slices={"columns": ["group"], "gates": [{"metric": "accuracy", "maxGap": 0.1, "min": 0.5}]},
+    )
+    assert spec.slices is not None
+    measured = SlicesStatus.model_validate(
+        {
+            "columns": ["group"],
+            "metric": "accuracy",
+            "minCount": 30,
+            "total": 2,
+            "gaps": [
+                {
+                    "metric": "accuracy",
+                    "column": "group",
+                    "gap": 0.4,
+                    "lowest": "b",
+                    "lowestScore": 0.6,
+                    "highest": "a",
+                    "highestScore": 1.0,
+                }
+            ],
+        }
+    )
+    verdict = combine_verdicts(
+        evaluate_gates(spec.gates, {"accuracy": 0.9}), evaluate_slice_gates(spec.slices, measured)
+    )
+    md = render_markdown(
+        CardInputs.from_manifest_json(
+            manifest_bytes(classifier_manifest("manual")), spec=spec, gates_verdict=verdict
+        )
+    )
+    assert "| accuracy | min 0.8 | 0.9000 | passed |" in md
+    assert "| accuracy (gap between slices) | maxGap 0.1 | 0.4000 | failed |" in md
+    assert "| accuracy (any slice) | min 0.5 | 0.6000 | passed |" in md
+    assert "Gates failed: slice gate accuracy gap across group 0.4 > maxGap 0.1" in md
+
+
 def test_intended_use_limitations_and_owners_come_from_spec_card() -> None:
     spec = _spec(
         card={"intendedUse": "Sorting irises.", "limitations": "Not for roses.", "owners": ["ml-team"]}
