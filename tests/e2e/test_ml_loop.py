@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from e2ekube import Kube, condition, wait_for
 from kubernetes.stream import stream
+from labelled_traffic import LABELLED_TRAFFIC, summary, traffic_env
 from prometheus import Prometheus, queries_without_data
 from sklearn.datasets import load_iris
 
@@ -285,6 +286,8 @@ def test_drift_triggers_a_guarded_retrain_that_rolls_out(kube: Kube, prometheus:
             "schedule": {"interval": "20s"},
             "window": {"maxRows": 200, "maxAge": "1h", "minRows": 50},
             "retrain": {"enabled": True, "consecutiveChecks": 2, "cooldown": "1h", "maxPerDay": 1},
+            # Live performance too, so the dashboard's performance panels have data; it never retrains here.
+            "performance": {"window": {"minLabelledRows": 50}, "retrain": False},
         },
     )
     frame = load_iris(as_frame=True).frame
@@ -304,6 +307,20 @@ def test_drift_triggers_a_guarded_retrain_that_rolls_out(kube: Kube, prometheus:
     calm = kube.wait_condition("DriftMonitor", "iris", "Drifted", "False", timeout=180)["status"]
     assert calm["verdict"] == "no_drift" and calm["rowsChecked"] >= 50, calm
     assert not calm.get("lastRetrainRun")
+
+    # Labelled in-distribution traffic (true classes, sent as feedback): the served model performs as it did on its
+    # test split.
+    base = f"http://iris.{kube.namespace}.svc.cluster.local"
+    env = traffic_env(base, "iris", rows=200, data="iris", rule="iris", prefix="labelled")
+    sent = summary(kube.run_pod("labelled", ["python3", "-c", LABELLED_TRAFFIC], env=env))
+    assert sent["feedbackExit"] == 0, sent
+
+    def performance_verdict() -> dict[str, Any] | None:
+        perf = (kube.get("DriftMonitor", "iris").get("status") or {}).get("performance") or {}
+        return perf if perf.get("verdict") in {"ok", "degraded"} else None
+
+    perf = wait_for(performance_verdict, timeout=180, what="a performance verdict on the labelled traffic")
+    assert perf["verdict"] == "ok" and perf["labelledRows"] >= 50, perf
 
     # Shifted traffic and new data at the source: drift, then (after two drifted checks) one retrain.
     kube.run_pod("write-source-2", ["python3", "-c", WRITE_SOURCE, "1.5"], mount_artifacts=True)
