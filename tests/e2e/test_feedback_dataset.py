@@ -77,5 +77,10 @@ def test_labelled_predictions_become_a_versioned_dataset_after_the_training_rows
 
     cond = wait_for(refused, timeout=300, what="the schema mismatch to be reported")
     assert "the feedback table lacks" in cond["message"] and "alcohol" in cond["message"], cond
-    warnings = [(t, m) for t, r, m in kube.events("bad-merge") if r == "SchemaMismatch"]
-    assert warnings and warnings[0][0] == "Warning", warnings
+
+    # The Event is posted after the status write that carries the condition, so it may land a moment later.
+    def mismatch_events() -> list[tuple[str, str]] | None:
+        return [(t, m) for t, r, m in kube.events("bad-merge") if r == "SchemaMismatch"] or None
+
+    warnings = wait_for(mismatch_events, timeout=60, what="the SchemaMismatch Event")
+    assert warnings[0][0] == "Warning", warnings
