@@ -293,10 +293,13 @@ def register(subparsers: Any) -> None:
 
 def run_history(args: argparse.Namespace) -> int:
     """Run `gyre history`: 0 when printed, 2 when there is no such deployment."""
-    namespace, sep, name = args.deployment.partition("/")
-    if not sep or not namespace or not name:
+    from gyre.controllers.drift_report import parse_ref
+
+    ref = parse_ref(args.deployment)
+    if ref is None:
         print("gyre history: error: expected NAMESPACE/DEPLOYMENT", file=sys.stderr)
         return 2
+    namespace, name = ref
     try:
         rows, events = collect(namespace, name, args.store or os.environ.get(ARTIFACT_STORE))
     except HistoryUnavailable as exc:
