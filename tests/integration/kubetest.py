@@ -143,6 +143,29 @@ def events(k8s: kubernetes.client.ApiClient, namespace: str, name: str) -> list[
 
 
 @contextlib.contextmanager
+def namespaced_policy(
+    k8s: kubernetes.client.ApiClient, namespace: str, policy: dict[str, Any], binding: dict[str, Any]
+) -> Iterator[None]:
+    """An install's ValidatingAdmissionPolicy and its binding, renamed `<name>-<namespace>` and bound to `namespace`
+    alone, so tests running side by side never share one; deleted afterwards."""
+    name = f"{policy['metadata']['name']}-{namespace}"
+    policy["metadata"] = {"name": name}
+    binding["metadata"] = {"name": name}
+    binding["spec"]["policyName"] = name
+    binding["spec"]["matchResources"] = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    }
+    api = kubernetes.client.AdmissionregistrationV1Api(k8s)
+    api.create_validating_admission_policy(policy)
+    api.create_validating_admission_policy_binding(binding)
+    try:
+        yield
+    finally:
+        api.delete_validating_admission_policy_binding(name)
+        api.delete_validating_admission_policy(name)
+
+
+@contextlib.contextmanager
 def running_operator(namespace: str) -> Iterator[KopfRunner]:
     """Run the operator (kopf, in a thread) watching only `namespace`, with an image no node will pull."""
     common.configure(

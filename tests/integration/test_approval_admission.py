@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from kubetest import Custom, condition, events, read_or_none, rejection, wait_for
+from kubetest import Custom, condition, events, namespaced_policy, read_or_none, rejection, wait_for
 from test_modeldeployment_driftmonitor import ELSEWHERE
 from test_modeldeployment_driftmonitor import trained_run as validated_run
 
@@ -44,14 +44,7 @@ def approval_policy(k8s: kubernetes.client.ApiClient, namespace: str) -> Iterato
         for d in docs
         if d["kind"] == "ValidatingAdmissionPolicyBinding" and d["metadata"]["name"] == "gyre-approval"
     )
-    name = f"gyre-approval-{namespace}"
-    policy["metadata"] = {"name": name}
     del policy["spec"]["matchConstraints"]["objectSelector"]
-    binding["metadata"] = {"name": name}
-    binding["spec"]["policyName"] = name
-    binding["spec"]["matchResources"] = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-    }
     rbac = kubernetes.client.RbacAuthorizationV1Api(k8s)
     rbac.create_namespaced_role(
         namespace,
@@ -80,14 +73,8 @@ def approval_policy(k8s: kubernetes.client.ApiClient, namespace: str) -> Iterato
             ],
         },
     )
-    api = kubernetes.client.AdmissionregistrationV1Api(k8s)
-    api.create_validating_admission_policy(policy)
-    api.create_validating_admission_policy_binding(binding)
-    try:
+    with namespaced_policy(k8s, namespace, policy, binding):
         yield
-    finally:
-        api.delete_validating_admission_policy_binding(name)
-        api.delete_validating_admission_policy(name)
 
 
 def as_user(k8s: kubernetes.client.ApiClient, user: str, group: str, namespace: str) -> Custom:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from kubetest import INSTANCE, INSTANCE_LABEL, Custom, events, read_or_none, wait_for
+from kubetest import INSTANCE, INSTANCE_LABEL, Custom, events, namespaced_policy, read_or_none, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,24 +28,11 @@ def admission_policy(k8s: kubernetes.client.ApiClient, namespace: str) -> Iterat
     docs = [d for d in yaml.safe_load_all((ROOT / "manifests/operator/operator.yaml").read_text()) if d]
     policy = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicy")
     binding = next(d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding")
-    name = f"gyre-image-policy-{namespace}"
-    policy["metadata"] = {"name": name}
     (allowed,) = (v for v in policy["spec"]["variables"] if v["name"] == "allowed")
     allowed["expression"] = json.dumps(["gyre:dev", "registry.example.com/ml/", "python", DIGEST])
     policy["spec"]["matchConstraints"]["objectSelector"] = {"matchLabels": {INSTANCE_LABEL: INSTANCE}}
-    binding["metadata"] = {"name": name}
-    binding["spec"]["policyName"] = name
-    binding["spec"]["matchResources"] = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-    }
-    api = kubernetes.client.AdmissionregistrationV1Api(k8s)
-    api.create_validating_admission_policy(policy)
-    api.create_validating_admission_policy_binding(binding)
-    try:
+    with namespaced_policy(k8s, namespace, policy, binding):
         yield
-    finally:
-        api.delete_validating_admission_policy_binding(name)
-        api.delete_validating_admission_policy(name)
 
 
 def forbidden(exc: ApiException) -> str:
