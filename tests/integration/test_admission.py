@@ -214,6 +214,30 @@ def test_valid_objects_of_every_kind_are_admitted_and_defaulted(custom: Custom) 
             dm_spec(window={"minRows": 500, "maxRows": 100}),
             "minRows must not be greater than maxRows",
         ),
+        (
+            "driftmonitors",
+            "DriftMonitor",
+            dm_spec(thresholds={"perFeature": {"age": {"minEffect": -0.1}}}),
+            "spec.thresholds.perFeature.age.minEffect",
+        ),
+        (
+            "driftmonitors",
+            "DriftMonitor",
+            dm_spec(thresholds={"perFeature": {"age": {"minMissingIncrease": 1.5}}}),
+            "spec.thresholds.perFeature.age.minMissingIncrease",
+        ),
+        (
+            "driftmonitors",
+            "DriftMonitor",
+            dm_spec(thresholds={"perFeature": {"age": {"minEffect": 0.1, "method": "ks"}}}),
+            "remove method and threshold from this feature, or remove minEffect",
+        ),
+        (
+            "driftmonitors",
+            "DriftMonitor",
+            dm_spec(thresholds={"preset": "evidently", "perFeature": {"age": {"minEffect": 0.1}}}),
+            "perFeature minEffect applies to preset gyre only",
+        ),
     ],
 )
 def test_invalid_objects_are_rejected_at_admission(
@@ -222,6 +246,18 @@ def test_invalid_objects_are_rejected_at_admission(
     with pytest.raises(ApiException) as info:
         custom.create(plural, kind, "bad", spec)
     assert message in rejection(info.value)
+
+
+def test_a_features_minimum_effects_are_admitted_with_the_gyre_preset(custom: Custom) -> None:
+    per_feature = {"age": {"minEffect": 0.2, "minMissingIncrease": 0.1}, "plan": {"method": "psi"}}
+    dm = custom.create(
+        "driftmonitors", "DriftMonitor", "floors", dm_spec(thresholds={"perFeature": per_feature})
+    )
+    assert dm["spec"]["thresholds"]["perFeature"]["age"] == {
+        "minEffect": 0.2,
+        "minMissingIncrease": 0.1,
+        "enabled": True,
+    }
 
 
 def test_trainingrun_spec_is_immutable(custom: Custom) -> None:

@@ -101,6 +101,18 @@ class Window(ApiModel):
 class FeatureThreshold(ApiModel):
     """Per-feature override of the drift test."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minEffect) || (!has(self.method) && !has(self.threshold))",
+                    "message": "minEffect applies to the gyre preset's corrected test, which method and threshold "
+                    "replace: remove method and threshold from this feature, or remove minEffect",
+                }
+            ]
+        }
+    )
+
     method: DriftMethod | None = None
     """Statistic to use; setting it (or threshold) decides this feature by the threshold rule alone, outside the
     preset's correction. Without it the preset chooses: gyre uses ks_welch for numeric and chisquare for the
@@ -108,12 +120,33 @@ class FeatureThreshold(ApiModel):
     numeric and jensenshannon for the others)."""
     threshold: float | None = Field(default=None, ge=0)
     """Score at or above which (p-value below which, for ks, ks_welch, chisquare and z) the feature drifts."""
+    min_effect: float | None = Field(default=None, ge=0, le=100)
+    """gyre preset: the smallest effect that makes this feature drift, in place of the default floor: a
+    Wasserstein distance in reference standard deviations for numeric features with more than 20 distinct values
+    (default 0.02), a total variation distance between 0 and 1 for the others (default 0.01). A significant
+    change below it is reported, not drift. Not with method or threshold."""
+    min_missing_increase: float | None = Field(default=None, ge=0, le=1)
+    """The smallest rise of this feature's missing rate that counts (0.05 is 5 points), in place of the
+    preset's: 0.02 for gyre, 0.05 for evidently."""
     enabled: bool = True
     """False ignores the feature entirely."""
 
 
 class Thresholds(ApiModel):
     """When the data as a whole counts as drifted."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.perFeature) || self.preset == 'gyre' || "
+                    "self.perFeature.all(k, !has(self.perFeature[k].minEffect))",
+                    "message": "perFeature minEffect applies to preset gyre only: set preset: gyre, or remove "
+                    "minEffect from perFeature",
+                }
+            ]
+        }
+    )
 
     drift_share: float = Field(default=0.5, gt=0, le=1)
     """The dataset drifts when at least this fraction of features drift."""
@@ -126,7 +159,7 @@ class Thresholds(ApiModel):
     missing_counts_as_drift: bool = True
     """Whether a significant rise of a feature's missing rate makes it drift (else it is only reported)."""
     per_feature: dict[str, FeatureThreshold] | None = Field(default=None, max_length=1024)
-    """Feature name -> method and threshold overrides."""
+    """Feature name -> overrides of its test (method, threshold), of its minimum effects, or enabled: false."""
 
 
 class RetrainTemplate(ApiModel):

@@ -55,9 +55,13 @@ def drift_config(spec: DriftMonitorSpec, features: list[str]) -> dict[str, Any]:
     per_feature = thresholds.per_feature or {}
     overrides: dict[str, Any] = {}
     for column, override in sorted(per_feature.items()):
-        entry = {
-            k: v for k, v in (("method", override.method), ("threshold", override.threshold)) if v is not None
-        }
+        pairs = (
+            ("method", override.method),
+            ("threshold", override.threshold),
+            ("minEffect", override.min_effect),
+            ("missingMinIncrease", override.min_missing_increase),
+        )
+        entry = {k: v for k, v in pairs if v is not None}
         if override.enabled and entry:
             overrides[column] = entry
     return {

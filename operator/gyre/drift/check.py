@@ -57,6 +57,8 @@ from gyre.drift.profile import (
     ColumnKind,
     ColumnProfile,
     ReferenceProfile,
+    arrow_category_counts,
+    arrow_numeric_values,
     bin_counts,
     category_counts,
     numeric_values,
@@ -65,6 +67,7 @@ from gyre.drift.profile import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -130,10 +133,21 @@ class _Model(BaseModel):
 
 
 class ColumnOverride(_Model):
-    """A per-column choice of test and/or threshold."""
+    """A per-column choice of test and/or threshold, or of the gyre preset's minimum effects."""
 
     method: Method | None = None
     threshold: float | None = Field(default=None, gt=0)
+    min_effect: float | None = Field(default=None, ge=0)
+    """gyre preset: this column's minimum effect (in its effect measure), in place of min_effect_numeric or
+    min_effect_categorical. Only for a column decided by the corrected test, so not with method or threshold."""
+    missing_min_increase: float | None = Field(default=None, ge=0, le=1)
+    """This column's smallest rise of the missing rate that counts, in place of the config's."""
+
+    @model_validator(mode="after")
+    def _min_effect_needs_the_corrected_test(self) -> ColumnOverride:
+        if self.min_effect is not None and (self.method is not None or self.threshold is not None):
+            raise ValueError("minEffect applies to the corrected test, which method and threshold replace")
+        return self
 
 
 class DriftConfig(_Model):
@@ -214,7 +228,9 @@ class ColumnDrift(_Model):
     """Effect size: Wasserstein-1 / reference std (numeric) or total variation distance (the others)."""
     effect_measure: EffectMeasure | None = None
     effect_threshold: float | None = None
-    """gyre preset: the minimum effect for drift."""
+    """gyre preset: the minimum effect for drift (the column's override, else the preset's default)."""
+    missing_min_increase: float | None = None
+    """The smallest rise of the missing rate that counted for this column (its override, else the config's)."""
     missing_pvalue_adjusted: float | None = None
     chart: Chart | None = None
     message: str = ""
@@ -325,6 +341,32 @@ class CurrentData:
             for key, count in counts.items():
                 cat.counts[key] = cat.counts.get(key, 0) + count
 
+    def add_table(self, table: pa.Table) -> None:
+        """Add an Arrow table (a Parquet file read without pandas): the same counts and values as `add_frame` of
+        its pandas conversion, without importing pandas for the usual column types."""
+        n = table.num_rows
+        if n == 0:
+            return
+        self.rows += n
+        self._cache.clear()
+        names = set(table.column_names)
+        for name, num in self._numeric.items():
+            if name not in names:
+                num.missing += n
+                continue
+            values, missing = arrow_numeric_values(table.column(name))
+            num.missing += missing
+            if values.size:
+                num.chunks.append(values)
+        for name, cat in self._categorical.items():
+            if name not in names:
+                cat.missing += n
+                continue
+            counts, missing = arrow_category_counts(table.column(name))
+            cat.missing += missing
+            for key, count in counts.items():
+                cat.counts[key] = cat.counts.get(key, 0) + count
+
     def add_records(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Add rows given as {feature: value} mappings (the `inputs` of prediction log rows)."""
         import pandas as pd
@@ -333,10 +375,11 @@ class CurrentData:
             self.add_frame(pd.DataFrame.from_records(list(records)))
 
     def numeric(self, name: str) -> FloatArray:
-        """All finite current values of a numeric column."""
+        """All finite current values of a numeric column, sorted (KS and Wasserstein need them so; sorted once)."""
         if name not in self._cache:
             chunks = self._numeric[name].chunks
             merged = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.float64)
+            merged.sort()
             # Keep one array instead of the chunks: halves peak memory for the tests that follow.
             self._numeric[name].chunks = [merged] if merged.size else []
             self._cache[name] = merged
@@ -564,11 +607,17 @@ def _check_column(name: str, col: ColumnProfile, current: CurrentData, config: D
             message=f"{rows} current rows, fewer than minRows={config.min_rows}",
         )
 
+    missing_floor = (
+        override.missing_min_increase
+        if override.missing_min_increase is not None
+        else config.min_missing_increase()
+    )
     missing_p = stats.proportion_increase_pvalue(col.missing, ref_total, missing, rows)
-    missing_rise = missing / rows - col.missing_rate >= config.min_missing_increase()
+    missing_rise = missing / rows - col.missing_rate >= missing_floor
     missing_drifted = missing_rise and missing_p < config.missing_alpha
     base["missing_pvalue"] = missing_p
     base["missing_drifted"] = missing_drifted
+    base["missing_min_increase"] = missing_floor
     missing_note = (
         f"missing rate rose from {col.missing_rate:.3f} to {missing / rows:.3f}" if missing_drifted else ""
     )
@@ -640,14 +689,16 @@ def _check_column(name: str, col: ColumnProfile, current: CurrentData, config: D
         pvalue=score if method in P_VALUE_METHODS else None,
         effect=effect,
         effect_measure=measure,
-        effect_threshold=(
-            config.min_effect_numeric if measure == "wasserstein_sd" else config.min_effect_categorical
-        )
-        if corrected
-        else None,
+        effect_threshold=_min_effect(config, override, measure) if corrected else None,
         chart=_chart(col, table, values),
         message="; ".join(messages),
     )
+
+
+def _min_effect(config: DriftConfig, override: ColumnOverride, measure: EffectMeasure) -> float:
+    if override.min_effect is not None:
+        return override.min_effect
+    return config.min_effect_numeric if measure == "wasserstein_sd" else config.min_effect_categorical
 
 
 def _decide_corrected(results: list[ColumnDrift], config: DriftConfig) -> list[ColumnDrift]:
@@ -656,7 +707,7 @@ def _decide_corrected(results: list[ColumnDrift], config: DriftConfig) -> list[C
 
     Invariant: a column drifts in its values only when its adjusted p-value < alpha and its effect >= its minimum
     effect; in its missing rate only when that test's adjusted p-value < alpha and the rate rose by at least
-    min_missing_increase.
+    its missing_min_increase (the column's override, else the config's).
     """
     family: list[tuple[int, str, float]] = []
     for i, r in enumerate(results):
@@ -676,7 +727,10 @@ def _decide_corrected(results: list[ColumnDrift], config: DriftConfig) -> list[C
         else:
             r.missing_pvalue_adjusted = q
             rise = (r.missing_rate_current or 0.0) - r.missing_rate_reference
-            r.missing_drifted = q < config.alpha and rise >= config.min_missing_increase()
+            floor = r.missing_min_increase
+            r.missing_drifted = q < config.alpha and rise >= (
+                floor if floor is not None else config.min_missing_increase()
+            )
     for r in out:
         if r.status == "insufficient_data":
             continue
@@ -698,9 +752,16 @@ def resolve_columns(profile: ReferenceProfile, config: DriftConfig) -> list[str]
     if unknown:
         raise DriftConfigError(f"columns not in the reference profile: {unknown}")
     for name, override in config.overrides.items():
-        if override.method in NUMERIC_ONLY_METHODS and profile.columns[name].kind is not ColumnKind.NUMERIC:
+        col = profile.columns[name]
+        if override.method in NUMERIC_ONLY_METHODS and col.kind is not ColumnKind.NUMERIC:
             raise DriftConfigError(
-                f"column {name!r} is {profile.columns[name].kind.value}: {override.method} needs a numeric column"
+                f"column {name!r} is {col.kind.value}: {override.method} needs a numeric column"
+            )
+        measured_by_tvd = col.kind is not ColumnKind.NUMERIC or col.values is not None
+        if override.min_effect is not None and override.min_effect > 1 and measured_by_tvd:
+            raise DriftConfigError(
+                f"column {name!r}: its effect is a total variation distance (0 to 1), so minEffect "
+                f"{override.min_effect} can never be reached; use a value up to 1"
             )
     if not names:
         raise DriftConfigError("no columns to check")

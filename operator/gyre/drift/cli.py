@@ -16,10 +16,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gyre.api import env
+
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gyre.drift.check import DriftConfig
+    from gyre.drift.check import CurrentData, DriftConfig
     from gyre.drift.profile import ReferenceProfile
 
 __all__ = ["load_reference", "register", "run_check"]
@@ -67,9 +69,39 @@ def register(subparsers: Any) -> None:
     )
     chk.set_defaults(func=run_check)
 
-    from gyre.drift.monitor_run import add_run_parser
+    _add_run_parser(drift_sub)
 
-    add_run_parser(drift_sub)
+
+def _add_run_parser(drift_subparsers: Any) -> None:
+    """Register `gyre drift run` (gyre.drift.monitor_run, imported only when it runs: its models and the store
+    cost a check from a file about a second of imports)."""
+    parser = drift_subparsers.add_parser(
+        "run", help="One DriftMonitor check against the prediction log (in a Job)"
+    )
+    parser.add_argument("--store", required=True, help="artifact store URL")
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--deployment", required=True, help="ModelDeployment whose prediction log is read")
+    parser.add_argument("--monitor", required=True, help="DriftMonitor name (for the report path)")
+    parser.add_argument("--check", type=int, required=True, help="check number")
+    parser.add_argument("--profile", required=True, help="reference profile.json, relative to the store root")
+    parser.add_argument("--max-rows", type=int, default=10000)
+    parser.add_argument("--max-age-seconds", type=float, default=None)
+    parser.add_argument(
+        "--performance-baseline",
+        metavar="MODEL_URI",
+        help="also check performance against this model directory's manifest.json: a path relative to --store or a "
+        f"URL (config in ${env.PERFORMANCE_CONFIG})",
+    )
+    parser.add_argument("--model-version", help="only predictions logged by this model version (TrainingRun)")
+    parser.add_argument("--performance-max-rows", type=int, default=100_000)
+    parser.add_argument("--performance-max-age-seconds", type=float, default=None)
+    parser.set_defaults(func=_run_monitor_check)
+
+
+def _run_monitor_check(args: argparse.Namespace) -> int:
+    from gyre.drift.monitor_run import run
+
+    return run(args)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -127,6 +159,33 @@ def _profile_parquet(path: Path) -> ReferenceProfile:
     return ReferenceProfile(row_count=parquet.metadata.num_rows, columns=columns)
 
 
+def _read_current(path: Path, profile: ReferenceProfile, columns: list[str]) -> CurrentData:
+    """The current table's profiled columns. Parquet is read with pyarrow alone (only those columns, no pandas:
+    its import is a large share of a small check's CPU); CSV through pandas."""
+    from gyre.drift.check import CurrentData
+
+    current = CurrentData(profile, columns)
+    if path.name.lower().endswith((".parquet", ".pq")) and path.is_file():
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+            names = set(parquet.schema_arrow.names)
+            absent = [name for name in profile.columns if name not in names]
+            if absent:
+                raise _InputError(f"{path}: missing reference columns {absent}")
+            current.add_table(parquet.read(columns=columns))
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise _InputError(f"{path}: cannot read: {exc}") from exc
+        return current
+    frame = _read_table(path)
+    absent = [name for name in profile.columns if name not in frame.columns]
+    if absent:
+        raise _InputError(f"{path}: missing reference columns {absent}")
+    current.add_frame(frame)
+    return current
+
+
 def _parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
     overrides: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -167,17 +226,14 @@ def _config(args: argparse.Namespace) -> DriftConfig:
 
 def run_check(args: argparse.Namespace) -> int:
     """Run `gyre drift check`; 0 when the check ran, 2 on bad input."""
-    from gyre.drift.check import DriftConfigError, check_frame
+    from gyre.drift.check import DriftConfigError, check, resolve_columns
     from gyre.drift.profile import ProfileError
 
     try:
         config = _config(args)
         profile = load_reference(Path(args.reference))
-        current = _read_table(Path(args.current))
-        absent = [name for name in profile.columns if name not in current.columns]
-        if absent:
-            raise _InputError(f"{args.current}: missing reference columns {absent}")
-        report = check_frame(profile, current, config)
+        current = _read_current(Path(args.current), profile, resolve_columns(profile, config))
+        report = check(profile, current, config)
     except (_InputError, ProfileError, DriftConfigError) as exc:
         print(f"gyre drift check: error: {exc}", file=sys.stderr)
         return 2

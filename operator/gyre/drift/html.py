@@ -94,7 +94,12 @@ def _feature(col: ColumnDrift) -> str:
         floor = f", minimum {_fmt(col.effect_threshold, 3)}" if col.effect_threshold is not None else ""
         facts.append(f"effect <b>{_fmt(col.effect)}</b> {unit}{floor}")
     missing_cur = _fmt(col.missing_rate_current, 3) if col.missing_rate_current is not None else "n/a"
-    facts.append(f"missing {_fmt(col.missing_rate_reference, 3)} → {missing_cur}")
+    rise = (
+        f" (a rise of {_fmt(col.missing_min_increase, 3)} counts)"
+        if col.missing_min_increase is not None
+        else ""
+    )
+    facts.append(f"missing {_fmt(col.missing_rate_reference, 3)} → {missing_cur}{rise}")
     facts.append(f"{col.current_count:,} current values")
     chart = (
         _svg(col.column, col.chart) if col.chart is not None else '<p class="msg">no distribution to draw</p>'

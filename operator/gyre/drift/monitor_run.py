@@ -23,7 +23,6 @@ __all__ = [
     "CheckFeature",
     "CheckPerformance",
     "CheckReport",
-    "add_run_parser",
     "check_html_path",
     "check_report_path",
     "performance_report_path",
@@ -126,31 +125,6 @@ def check_html_path(namespace: str, monitor: str, check: int) -> str:
 def performance_report_path(namespace: str, monitor: str, check: int) -> str:
     """`drift/{ns}/{monitor}/{check}.performance.json`: the performance report, beside the drift report."""
     return check_report_path(namespace, monitor, check).removesuffix(".json") + ".performance.json"
-
-
-def add_run_parser(drift_subparsers: Any) -> None:
-    """Register `gyre drift run` under the `gyre drift` command."""
-    parser = drift_subparsers.add_parser(
-        "run", help="One DriftMonitor check against the prediction log (in a Job)"
-    )
-    parser.add_argument("--store", required=True, help="artifact store URL")
-    parser.add_argument("--namespace", required=True)
-    parser.add_argument("--deployment", required=True, help="ModelDeployment whose prediction log is read")
-    parser.add_argument("--monitor", required=True, help="DriftMonitor name (for the report path)")
-    parser.add_argument("--check", type=int, required=True, help="check number")
-    parser.add_argument("--profile", required=True, help="reference profile.json, relative to the store root")
-    parser.add_argument("--max-rows", type=int, default=10000)
-    parser.add_argument("--max-age-seconds", type=float, default=None)
-    parser.add_argument(
-        "--performance-baseline",
-        metavar="MODEL_URI",
-        help="also check performance against this model directory's manifest.json: a path relative to --store or a "
-        f"URL (config in ${env.PERFORMANCE_CONFIG})",
-    )
-    parser.add_argument("--model-version", help="only predictions logged by this model version (TrainingRun)")
-    parser.add_argument("--performance-max-rows", type=int, default=100_000)
-    parser.add_argument("--performance-max-age-seconds", type=float, default=None)
-    parser.set_defaults(func=run)
 
 
 def _performance(args: argparse.Namespace, store: Any) -> CheckPerformance:

@@ -141,3 +141,82 @@ def test_a_parquet_reference_is_profiled_column_by_column_to_the_same_profile(tm
     streamed = load_reference(tmp_path / "ref.parquet")
     whole = build_profile(frame)
     assert streamed.model_dump(exclude={"created_at"}) == whole.model_dump(exclude={"created_at"})
+
+
+def test_a_parquet_window_read_with_arrow_counts_as_its_pandas_frame(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from gyre.drift.check import CurrentData, check
+
+    rng = np.random.default_rng(14)
+    n = 3000
+
+    def frame() -> pd.DataFrame:
+        f = pd.DataFrame(
+            {
+                "x": rng.normal(0, 1, n),
+                "i": pd.array(rng.integers(0, 30, n), dtype="Int64"),
+                "flag": rng.random(n) < 0.3,
+                "s": rng.choice(["a", "b", "c", "d"], n),
+                "cat": pd.Categorical(rng.choice(["lo", "mid", "hi"], n)),
+                "fcat": rng.choice([1.0, 2.0, 2.5, np.nan], n),
+                "icat": rng.integers(0, 4, n),
+                "mixed": rng.choice(["1", "2", "x"], n),
+            }
+        )
+        f.loc[::11, "x"] = np.inf
+        f.loc[::5, "x"] = np.nan
+        f.loc[::13, "i"] = pd.NA
+        f.loc[::9, "s"] = None
+        return f
+
+    kinds = {"x": "numeric", "i": "numeric", "flag": "binary", "s": "categorical", "cat": "categorical"}
+    kinds |= {"fcat": "categorical", "icat": "categorical", "mixed": "categorical"}
+    profile = build_profile(frame(), kinds)
+    window = frame()
+    window.to_parquet(tmp_path / "cur.parquet", row_group_size=700)  # several chunks per column
+    from_pandas, from_arrow = CurrentData(profile), CurrentData(profile)
+    from_pandas.add_frame(pd.read_parquet(tmp_path / "cur.parquet"))
+    from_arrow.add_table(pq.read_table(tmp_path / "cur.parquet"))
+    for name, kind in kinds.items():
+        assert from_arrow.missing(name) == from_pandas.missing(name), name
+        if kind == "numeric":
+            np.testing.assert_array_equal(from_arrow.numeric(name), from_pandas.numeric(name))
+        else:
+            assert from_arrow.category_counts(name) == from_pandas.category_counts(name), name
+    assert check(profile, from_arrow).model_dump(exclude={"checked_at"}) == check(
+        profile, from_pandas
+    ).model_dump(exclude={"checked_at"})
+
+
+def test_a_large_check_from_a_profile_and_a_parquet_window_imports_neither_pandas_nor_scipy(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(15)
+
+    def table(n: int, shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"x": rng.normal(shift, 1, n), "n": rng.poisson(3, n), "c": rng.choice(["a", "b", "c"], n)}
+        )
+
+    # Sizes where KS takes its limiting law (a stratified reference sample, effective size above 10,000).
+    (tmp_path / "profile.json").write_text(build_profile(table(60_000, 0.0)).to_json())
+    table(20_000, 0.2).to_parquet(tmp_path / "cur.parquet")
+    argv = [
+        "drift",
+        "check",
+        "--reference",
+        str(tmp_path / "profile.json"),
+        "--current",
+        str(tmp_path / "cur.parquet"),
+    ]
+    argv += ["--output", str(tmp_path / "r.json")]
+    code = f"import sys; from gyre.cli import main; main({argv!r}); print(' '.join(sys.modules))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    modules = set(run.stdout.split())
+    assert "gyre.drift.check" in modules
+    assert not {"pandas", "scipy"} & modules
+    assert json.loads((tmp_path / "r.json").read_text())["driftedColumns"] == ["x"]

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from gyre.drift.check import ColumnDrift, ColumnOverride, DriftConfig, DriftReport, check_frame
+from gyre.drift.check import (
+    ColumnDrift,
+    ColumnOverride,
+    DriftConfig,
+    DriftConfigError,
+    DriftReport,
+    check_frame,
+)
 from gyre.drift.profile import TAIL_BUCKETS, build_profile
 
 
@@ -214,3 +223,54 @@ def test_each_column_carries_the_distributions_a_report_draws() -> None:
         assert sum(chart.reference) == pytest.approx(1.0, abs=1e-3)
         assert sum(chart.current) == pytest.approx(1.0, abs=1e-3)
     assert len(_col(report, "ids").chart.labels) == 21  # type: ignore[union-attr]  # top 20 + the rest
+
+
+def test_a_features_minimum_effect_overrides_the_default_floor_in_both_directions() -> None:
+    rng = np.random.default_rng(11)
+    profile = build_profile(_mixed(100_000, rng))
+    current = _mixed(10_000, rng).assign(num=lambda f: f["num"] + 0.1)  # 0.1 sd: drift by default
+    default = check_frame(profile, current)
+    assert _col(default, "num").drifted and _col(default, "num").effect_threshold == 0.02
+    # A team that retrains only for a shift of 0.2 sd sets a higher floor: significant, reported, not drift.
+    raised = check_frame(profile, current, DriftConfig(overrides={"num": ColumnOverride(min_effect=0.2)}))
+    num = _col(raised, "num")
+    assert num.pvalue_adjusted is not None and num.pvalue_adjusted < 0.05
+    assert num.effect_threshold == 0.2 and not num.drifted and raised.drifted_columns == []
+    # A lower floor on a categorical column lets a small but significant change through.
+    shifted = _mixed(100_000, rng)
+    shifted["cat"] = np.where(rng.random(100_000) < 0.015, "a", shifted["cat"])  # "a" +0.9 points
+    assert "cat" not in check_frame(profile, shifted).drifted_columns
+    lowered = check_frame(profile, shifted, DriftConfig(overrides={"cat": ColumnOverride(min_effect=0.005)}))
+    assert lowered.drifted_columns == ["cat"] and _col(lowered, "cat").effect_threshold == 0.005
+
+
+def test_a_features_minimum_missing_rise_overrides_the_default() -> None:
+    rng = np.random.default_rng(12)
+    profile = build_profile(_mixed(100_000, rng))
+    current = _mixed(10_000, rng)
+    current.loc[rng.random(10_000) < 0.05, "skewed"] = np.nan  # 5 points: drift by default (2 points)
+    assert _col(check_frame(profile, current), "skewed").drifted
+    config = DriftConfig(overrides={"skewed": ColumnOverride(missing_min_increase=0.1)})
+    col = _col(check_frame(profile, current, config), "skewed")
+    assert col.missing_min_increase == 0.1 and not col.missing_drifted and not col.drifted
+
+
+def test_a_minimum_effect_above_one_on_a_categorical_column_is_a_configuration_error() -> None:
+    rng = np.random.default_rng(13)
+    profile = build_profile(_mixed(1000, rng))
+    with pytest.raises(DriftConfigError, match="total variation"):
+        check_frame(profile, _mixed(500, rng), DriftConfig(overrides={"cat": ColumnOverride(min_effect=1.5)}))
+
+
+def test_the_report_shows_the_floors_a_feature_was_held_to() -> None:
+    from gyre.drift.html import render_html
+
+    rng = np.random.default_rng(14)
+    profile = build_profile(_mixed(5000, rng))
+    overrides = {"num": ColumnOverride(min_effect=0.25, missing_min_increase=0.07)}
+    report = check_frame(profile, _mixed(1000, rng), DriftConfig(overrides=overrides))
+    json_col = next(c for c in json.loads(report.to_json())["columns"] if c["column"] == "num")
+    assert (json_col["effectThreshold"], json_col["missingMinIncrease"]) == (0.25, 0.07)
+    assert _col(report, "cat").effect_threshold == 0.01 and _col(report, "cat").missing_min_increase == 0.02
+    page = render_html(report)
+    assert "minimum 0.250" in page and "a rise of 0.070 counts" in page

@@ -138,3 +138,28 @@ def ks_statistic_of(ref: np.ndarray, cur: np.ndarray) -> float:
     from gyre.drift.stats import ks_statistic
 
     return ks_statistic(np.sort(ref), np.sort(cur))
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 9, 49, 199, 455, 2000])
+def test_chi_squared_tail_matches_scipys_chdtrc(df: int) -> None:
+    from scipy.special import chdtrc
+
+    for x in np.concatenate([[0.0, 1e-8, 0.5], np.linspace(0.1, 4, 25) * df, [df + 500.0, 50 * df + 1000.0]]):
+        expected = float(chdtrc(df, x))
+        got = gstats.chi2_sf(df, float(x))
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-300), (df, x)
+
+
+def test_limiting_kolmogorov_tail_matches_scipys() -> None:
+    from scipy.special import kolmogorov
+
+    for y in np.concatenate([[0.0, 1e-3, 0.2], np.linspace(0.3, 3.0, 100), [0.999999, 1.0, 5.0, 8.0, 20.0]]):
+        assert gstats.kolmogorov_sf(float(y)) == pytest.approx(float(kolmogorov(y)), rel=1e-9, abs=1e-300), y
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_ks_statistic_matches_ks_2samp_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref = np.sort(np.round(rng.normal(0, 1, 700 + seed * 50), 1 if seed % 2 else 3))
+    cur = np.sort(np.round(rng.normal(0.1 * (seed % 3), 1.1, 300 + seed * 20), 1 if seed % 2 else 3))
+    assert gstats.ks_statistic(ref, cur) == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)

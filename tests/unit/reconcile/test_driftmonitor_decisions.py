@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from gyre.api.driftmonitor import DriftMonitorSpec, RetrainSpec, Schedule
+from gyre.api.driftmonitor import DriftMonitorSpec, RetrainSpec, Schedule, Thresholds
 from gyre.api.trainingrun import TrainingRunSpec
 from gyre.builders.drift import build_retrain_run, drift_config, merge_spec
 from gyre.builders.meta import Owner
+from gyre.drift.check import ColumnOverride, DriftConfig
 from gyre.reconcile.driftmonitor import decide_retrain, next_check_time
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -95,6 +97,25 @@ def test_drift_config_compares_only_model_features_and_honours_overrides() -> No
         "columns": ["a", "c"],
         "overrides": {"a": {"method": "psi", "threshold": 0.2}},
     }
+
+
+def test_drift_config_carries_a_features_minimum_effects_into_the_check() -> None:
+    thresholds = Thresholds.model_validate(
+        {"perFeature": {"a": {"minEffect": 0.2, "minMissingIncrease": 0.1}}}
+    )
+    config = drift_config(SPEC.model_copy(update={"thresholds": thresholds}), ["a", "c"])
+    assert config["overrides"] == {"a": {"minEffect": 0.2, "missingMinIncrease": 0.1}}
+    check = DriftConfig.model_validate(config)
+    assert check.overrides["a"].min_effect == 0.2 and check.overrides["a"].missing_min_increase == 0.1
+
+
+def test_a_negative_minimum_effect_or_one_beside_a_method_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        Thresholds.model_validate({"perFeature": {"a": {"minEffect": -0.1}}})
+    with pytest.raises(ValidationError):
+        Thresholds.model_validate({"perFeature": {"a": {"minMissingIncrease": 1.5}}})
+    with pytest.raises(ValidationError):
+        ColumnOverride(method="ks", min_effect=0.1)
 
 
 def test_retrain_run_unpins_the_dataset_merges_the_template_and_records_lineage() -> None:
