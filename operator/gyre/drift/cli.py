@@ -145,15 +145,22 @@ def _profile_parquet(path: Path) -> ReferenceProfile:
     profile of each column depends on that column alone)."""
     import pyarrow.parquet as pq
 
-    from gyre.drift.profile import ReferenceProfile, build_profile
+    from gyre.drift.profile import ReferenceProfile, arrow_column_profile, build_profile
 
     try:
         parquet = pq.ParquetFile(path)
         columns = {}
+        pandas_types = _pandas_types(parquet.schema_arrow)
         for name in parquet.schema_arrow.names:
-            frame = parquet.read(columns=[name]).to_pandas()
-            columns.update(build_profile(frame).columns)
-            del frame
+            # In Arrow and numpy for the usual types (no pandas import, no Python string objects); else pandas.
+            table = parquet.read(columns=[name])
+            categorical = pandas_types.get(name) == "categorical"
+            profiled = arrow_column_profile(table.column(0), categorical=categorical)
+            if profiled is not None:
+                columns[name] = profiled
+            else:
+                columns.update(build_profile(table.to_pandas()).columns)
+            del table
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise _InputError(f"{path}: cannot read: {exc}") from exc
     return ReferenceProfile(row_count=parquet.metadata.num_rows, columns=columns)
@@ -184,6 +191,16 @@ def _read_current(path: Path, profile: ReferenceProfile, columns: list[str]) -> 
         raise _InputError(f"{path}: missing reference columns {absent}")
     current.add_frame(frame)
     return current
+
+
+def _pandas_types(schema: Any) -> dict[str, str]:
+    """Column -> the pandas type recorded in a Parquet file written by pandas (none for other writers)."""
+    metadata = schema.pandas_metadata or {}
+    return {
+        str(c["name"]): str(c.get("pandas_type"))
+        for c in metadata.get("columns", [])
+        if c.get("name") is not None
+    }
 
 
 def _parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:

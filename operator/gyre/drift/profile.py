@@ -48,6 +48,7 @@ __all__ = [
     "ProfileError",
     "ReferenceProfile",
     "arrow_category_counts",
+    "arrow_column_profile",
     "arrow_numeric_values",
     "build_profile",
     "canonical_categories",
@@ -353,7 +354,21 @@ def _numeric_profile(
     series: pd.Series, kind: ColumnKind, *, sample_size: int, psi_bins: int, top_k: int
 ) -> ColumnProfile:
     values, missing = _reference_numeric_values(series)
-    total = int(series.size)
+    return _numeric_values_profile(
+        values, missing, int(series.size), kind, sample_size=sample_size, psi_bins=psi_bins, top_k=top_k
+    )
+
+
+def _numeric_values_profile(
+    values: np.ndarray[Any, np.dtype[np.float64]],
+    missing: int,
+    total: int,
+    kind: ColumnKind,
+    *,
+    sample_size: int,
+    psi_bins: int,
+    top_k: int,
+) -> ColumnProfile:
     count = int(values.size)
     if count == 0:
         return ColumnProfile(
@@ -365,7 +380,9 @@ def _numeric_profile(
     np.not_equal(values[1:], values[:-1], out=distinct_mask[1:])
     n_unique = int(distinct_mask.sum())
     edges = quantile_bin_edges(values, psi_bins)
-    fractions = bin_counts(values, edges) / count
+    # The values are sorted: a bin's count is the distance between its edges' positions (bin_counts' rule).
+    at_edges = np.searchsorted(values, np.asarray(edges, dtype=float), side="right")
+    fractions = np.diff(np.concatenate([[0], at_edges, [count]])) / count
     value_list: list[float] | None = None
     counts: list[int] | None = None
     if n_unique <= max(DISCRETE_MAX_UNIQUE, 0) and n_unique <= top_k:
@@ -394,8 +411,13 @@ def _numeric_profile(
 
 
 def _categorical_profile(series: pd.Series, kind: ColumnKind, *, top_k: int) -> ColumnProfile:
-    total = int(series.size)
     counts, missing = category_counts(series)
+    return _counts_profile(counts, missing, int(series.size), kind, top_k=top_k)
+
+
+def _counts_profile(
+    counts: dict[str, int], missing: int, total: int, kind: ColumnKind, *, top_k: int
+) -> ColumnProfile:
     count = total - missing
     # Most frequent first, ties by value, so the profile is deterministic.
     items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -418,6 +440,57 @@ def _categorical_profile(series: pd.Series, kind: ColumnKind, *, top_k: int) -> 
         other_count=int(other),
         tail_counts=tail_counts,
     )
+
+
+def arrow_column_profile(
+    column: pa.ChunkedArray,
+    kind: ColumnKind | None = None,
+    *,
+    categorical: bool = False,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    top_k: int = DEFAULT_TOP_K,
+    psi_bins: int = DEFAULT_PSI_BINS,
+) -> ColumnProfile | None:
+    """The profile `build_profile` gives the pandas conversion of an Arrow column (a Parquet column), computed in
+    Arrow and numpy for bool, integer, float and string columns; None for other types (profile those through
+    pandas). `kind` None infers it by gyre.data's rule (`infer_kind`); `categorical` says that pandas reads the
+    column as a Categorical (from the file's pandas metadata), which that rule never calls numeric."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    categories = categorical or pa.types.is_dictionary(column.type)
+    column = _decoded(column)
+    if not _arrow_is_plain(column):
+        return None
+    numeric_type = not (
+        categories or pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    )
+    if kind is None:
+        if pa.types.is_boolean(column.type) and not categories:
+            kind = ColumnKind.BINARY
+        elif numeric_type:
+            # As infer_kind: NaN is missing, inf a value; exactly the two values 0 and 1 make a flag.
+            raw = _float64_with_nan(column.cast(pa.float64()))
+            raw = raw[~np.isnan(raw)]
+            head = np.unique(raw[:1000])
+            distinct = head if head.size > 2 else np.unique(raw)
+            flag = distinct.size == 2 and bool(np.isin(distinct, [0.0, 1.0]).all())
+            kind = ColumnKind.BINARY if flag else ColumnKind.NUMERIC
+        else:
+            present = column.drop_null()
+            head = pc.count_distinct(present.slice(0, 1000)).as_py()
+            distinct = head if head > 2 else pc.count_distinct(present).as_py()
+            kind = ColumnKind.BINARY if distinct == 2 else ColumnKind.CATEGORICAL
+    total = len(column)
+    if kind is ColumnKind.NUMERIC:
+        if not numeric_type:
+            return None  # strings declared numeric: pandas' coercion and its error message
+        values, missing = arrow_numeric_values(column)
+        return _numeric_values_profile(
+            values, missing, total, kind, sample_size=sample_size, psi_bins=psi_bins, top_k=top_k
+        )
+    counts, missing = arrow_category_counts(column)
+    return _counts_profile(counts, missing, total, kind, top_k=top_k)
 
 
 def tail_bucket(keys: list[str]) -> np.ndarray[Any, np.dtype[np.int64]]:

@@ -128,16 +128,29 @@ def test_a_parquet_reference_is_profiled_column_by_column_to_the_same_profile(tm
     from gyre.drift.cli import load_reference
 
     rng = np.random.default_rng(12)
+    n = 3000
+    late_third = np.where(np.arange(n) < 2000, rng.integers(0, 2, n), 2)  # two values in the first 1,000 only
     frame = pd.DataFrame(
         {
-            "x": rng.normal(0, 1, 3000),
-            "n": rng.poisson(2, 3000),
-            "c": rng.choice([f"v{i}" for i in range(300)], 3000),
-            "b": rng.random(3000) < 0.3,
+            "x": rng.normal(0, 1, n),
+            "n": rng.poisson(2, n),
+            "c": rng.choice([f"v{i}" for i in range(300)], n),
+            "b": rng.random(n) < 0.3,
+            "flag": rng.integers(0, 2, n),
+            "flag_nan": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 2, n).astype(float)),
+            "late": late_third,
+            "yesno": rng.choice(["yes", "no"], n),
+            "nullable": pd.array(rng.integers(0, 50, n), dtype="Int64"),
+            "inf": rng.normal(0, 1, n),
+            "cat_int": pd.Categorical(rng.integers(0, 5, n)),
+            "cat_str": pd.Categorical(rng.choice(["lo", "hi"], n)),
+            "fcat": rng.choice([0.5, 1.0, 2.0], n),
         }
     )
     frame.loc[::7, "x"] = np.nan
-    frame.to_parquet(tmp_path / "ref.parquet")
+    frame.loc[::9, ["nullable", "c", "yesno"]] = None
+    frame.loc[::11, "inf"] = np.inf
+    frame.to_parquet(tmp_path / "ref.parquet", row_group_size=1000)
     streamed = load_reference(tmp_path / "ref.parquet")
     whole = build_profile(frame)
     assert streamed.model_dump(exclude={"created_at"}) == whole.model_dump(exclude={"created_at"})
