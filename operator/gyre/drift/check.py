@@ -92,7 +92,9 @@ __all__ = [
     "resolve_columns",
 ]
 
-Method = Literal["ks_welch", "ks", "chisquare", "z", "jensenshannon", "wasserstein", "psi"]
+# The order of gyre.api.driftmonitor.DriftMethod: pydantic caches a Literal's schema under its (unordered) set of
+# values, so a different order here, built first, would reorder the enum of the generated DriftMonitor CRD.
+Method = Literal["psi", "ks", "ks_welch", "chisquare", "z", "jensenshannon", "wasserstein"]
 Preset = Literal["gyre", "evidently"]
 EffectMeasure = Literal["wasserstein_sd", "tvd"]
 ColumnStatus = Literal["ok", "all_missing", "mostly_missing", "insufficient_data"]
