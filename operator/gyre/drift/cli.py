@@ -151,7 +151,10 @@ def _profile_parquet(path: Path) -> ReferenceProfile:
         parquet = pq.ParquetFile(path)
         columns = {}
         pandas_types = _pandas_types(parquet.schema_arrow)
+        index = set((parquet.schema_arrow.pandas_metadata or {}).get("index_columns", []))
         for name in parquet.schema_arrow.names:
+            if name in index:
+                continue  # a pandas index stored as a column: pandas reads it as the index, not as data
             # In Arrow and numpy for the usual types (no pandas import, no Python string objects); else pandas.
             table = parquet.read(columns=[name])
             categorical = pandas_types.get(name) == "categorical"

@@ -150,6 +150,7 @@ def test_a_parquet_reference_is_profiled_column_by_column_to_the_same_profile(tm
     frame.loc[::7, "x"] = np.nan
     frame.loc[::9, ["nullable", "c", "yesno"]] = None
     frame.loc[::11, "inf"] = np.inf
+    frame.index = pd.Index(np.arange(n) * 3, name="row")  # stored as a column; pandas reads it as the index
     frame.to_parquet(tmp_path / "ref.parquet", row_group_size=1000)
     streamed = load_reference(tmp_path / "ref.parquet")
     whole = build_profile(frame)
