@@ -18,6 +18,9 @@ taken around each child, CPU time (user + sys) and peak RSS from `os.wait4`. Med
 the native Pipeline (library predict_proba), batches of 1 and 1,000 rows.
 
 Usage: .venv/bin/python benchmarks/training/run.py [--rows 200000] [--repeat 5] [--only xgboost,lightgbm]
+    [--modes no-onnx,onnx] [--gyre PATH]
+
+`--gyre` times another checkout's `gyre` (its venv's entry point), e.g. main's tree against a branch in one session.
 """
 
 from __future__ import annotations
@@ -113,11 +116,18 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 
 def compare(
-    library: str, data: Path, work: Path, repeat: int, threads: int, onnx: bool, warm_up: bool
+    library: str,
+    data: Path,
+    work: Path,
+    repeat: int,
+    threads: int,
+    onnx: bool,
+    warm_up: bool,
+    entry: Path = GYRE,
 ) -> dict[str, Any]:
     kind = KINDS[library]
     gyre = [
-        str(GYRE),
+        str(entry),
         "train",
         "--local",
         "--dataset",
@@ -203,6 +213,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", default="xgboost,lightgbm")
+    parser.add_argument("--modes", default="no-onnx,onnx", help="gyre train modes to time: no-onnx, onnx")
+    parser.add_argument("--gyre", default=None, help="the gyre entry point to time (default: this venv's)")
     parser.add_argument(
         "--work", default=None, help="directory for the table and models (default: a temp dir)"
     )
@@ -225,12 +237,16 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, threads {threads}, load {load[0]:.1f}/{load[1]:.1f}, {args.rows} rows x {FEATURES}"
     )
     results = []
+    modes = [m == "onnx" for m in args.modes.split(",")]
+    entry = Path(args.gyre) if args.gyre else GYRE
     for library in args.only.split(","):
-        for onnx in (False, True):
-            result = compare(library, data, work, args.repeat, threads, onnx, warm_up=not onnx)
+        for i, onnx in enumerate(modes):
+            result = compare(library, data, work, args.repeat, threads, onnx, warm_up=i == 0, entry=entry)
             results.append(result)
             print(json.dumps(result), flush=True)
     for library in args.only.split(","):
+        if not modes[-1]:
+            continue  # no model with an ONNX twin to time
         for row in onnx_speed(work / f"gyre-{library}", data):
             print(json.dumps({"library": library, **row}))
     print(f"# load after: {os.getloadavg()[0]:.1f}")
