@@ -339,6 +339,8 @@ def rebuild_pipeline(
 def register_onnx_converters() -> None:
     """Register onnxmltools' XGBoost and LightGBM converters in skl2onnx for Gyre's classes and for the libraries'
     own scikit-learn classes, which an imported pipeline holds (idempotent)."""
+    import lightgbm
+    import xgboost
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
     from skl2onnx import update_registered_converter
@@ -346,9 +348,6 @@ def register_onnx_converters() -> None:
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
     )
-
-    import lightgbm
-    import xgboost
 
     from gyre.training import boosted
 
