@@ -1,13 +1,15 @@
 """Permutation importances: how much the model's primary metric worsens when one input column is shuffled.
 
-Computed by the trainer on the held-out split (scikit-learn's `permutation_importance`) for every estimator kind,
-on the raw input columns a user knows: the whole fitted Pipeline is scored, so a column that spec.features one-hot
-encodes, hashes or expands into date parts is shuffled once, as one column, before any transform sees it.
+Computed by the trainer on the held-out split for every estimator kind (scikit-learn's definition, as
+`sklearn.inspection.permutation_importance` computes it), on the raw input columns a user knows: the whole fitted
+Pipeline is scored, so a column that spec.features one-hot encodes, hashes or expands into date parts is shuffled
+once, as one column, before any transform sees it.
 
 The cost is bounded and deterministic: at most `MAX_ROWS` test rows (a sample seeded like the split) and `REPEATS`
 shuffles per column, fewer (down to `MIN_REPEATS`) for wide tables so that `repeats x columns` stays within
-`MAX_EVALUATIONS` where it can: that many predictions of at most `MAX_ROWS` rows. Rows, repeats and seed are
-recorded in the manifest, so the numbers can be reproduced.
+`MAX_EVALUATIONS` where it can; fewer rows (down to `MIN_ROWS`) when `rows x repeats x columns`, the rows predicted,
+would pass `MAX_PREDICTED_ROWS`. The shuffled copies are stacked into a few prediction calls. Rows, repeats and seed
+are recorded in the manifest, so the numbers can be reproduced.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ MIN_REPEATS = 2
 """Fewest shuffles per column: one shuffle has no spread."""
 MAX_EVALUATIONS = 500
 """Predictions (repeats x columns) beyond which wide tables get fewer repeats, down to MIN_REPEATS."""
-MAX_PREDICTED_ROWS = 100_000
+MAX_PREDICTED_ROWS = 50_000
 """Rows predicted in all (rows x repeats x columns) beyond which fewer test rows are shuffled, down to MIN_ROWS."""
 MIN_ROWS = 500
 """Fewest test rows the shuffles run on when there are more: enough to rank the columns that matter."""
