@@ -18,6 +18,10 @@ taken around each child, CPU time (user + sys) and peak RSS from `os.wait4`. Med
 the native Pipeline (library predict_proba), batches of 1 and 1,000 rows.
 
 Usage: .venv/bin/python benchmarks/training/run.py [--rows 200000] [--repeat 5] [--only xgboost,lightgbm]
+    [--modes no-onnx,onnx] [--gyre PATH[,PATH...]]
+
+`--gyre` times other checkouts' `gyre` (their venvs' entry points), e.g. main's tree and a branch: every round runs
+each of them, then the bare peer, so that all meet the same machine; one result line per entry point.
 """
 
 from __future__ import annotations
@@ -112,12 +116,9 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-def compare(
-    library: str, data: Path, work: Path, repeat: int, threads: int, onnx: bool, warm_up: bool
-) -> dict[str, Any]:
-    kind = KINDS[library]
-    gyre = [
-        str(GYRE),
+def _gyre_cmd(entry: Path, library: str, data: Path, out: Path, onnx: bool) -> list[str]:
+    cmd = [
+        str(entry),
         "train",
         "--local",
         "--dataset",
@@ -127,38 +128,69 @@ def compare(
         "--target",
         "y",
     ]
-    gyre += ["--estimator", kind, "--out", str(work / f"gyre-{library}")]
-    gyre += [arg for k, v in PARAMS[library].items() for arg in ("--param", f"{k}={json.dumps(v)}")]
-    if not onnx:
-        gyre.append("--no-onnx")
+    cmd += ["--estimator", KINDS[library], "--out", str(out)]
+    cmd += [arg for k, v in PARAMS[library].items() for arg in ("--param", f"{k}={json.dumps(v)}")]
+    return cmd if onnx else [*cmd, "--no-onnx"]
+
+
+def compare(
+    library: str,
+    data: Path,
+    work: Path,
+    repeat: int,
+    threads: int,
+    onnx: bool,
+    warm_up: bool,
+    entries: tuple[Path, ...] = (GYRE,),
+) -> list[dict[str, Any]]:
+    """One result per gyre entry point; each round runs every entry, then the bare peer, so that they all meet the
+    same machine."""
+    gyres = [
+        _gyre_cmd(entry, library, data, work / (f"gyre{i}-{library}" if i else f"gyre-{library}"), onnx)
+        for i, entry in enumerate(entries)
+    ]
     bare_cmd = [sys.executable, __file__, "bare", "--library", library, "--data", str(data)]
     bare_cmd += ["--out", str(work / f"bare-{library}.model"), "--threads", str(threads)]
-    a_runs, b_runs = [], []
+    a_runs: list[list[dict[str, Any]]] = [[] for _ in gyres]
+    b_runs = []
     if warm_up:  # page cache and bytecode, once per library
-        _timed(gyre), _timed(bare_cmd)
+        for cmd in gyres:
+            _timed(cmd)
+        _timed(bare_cmd)
     for _ in range(repeat):
-        a_runs.append(_timed(gyre))
+        for runs, cmd in zip(a_runs, gyres, strict=True):
+            runs.append(_timed(cmd))
         b_runs.append(_timed(bare_cmd))
-    report = json.loads(a_runs[-1]["output"].strip().splitlines()[-1])
     bare_acc = json.loads(b_runs[-1]["output"].strip().splitlines()[-1])["accuracy"]
-    a_wall, b_wall = _median(a_runs, "wall"), _median(b_runs, "wall")
-    ratios = [a["wall"] / b["wall"] for a, b in zip(a_runs, b_runs, strict=True)]
-    return {
-        "library": library,
-        "onnx": onnx,
-        "gyre_wall": a_wall,
-        "bare_wall": b_wall,
-        "gyre_cpu": _median(a_runs, "cpu"),
-        "bare_cpu": _median(b_runs, "cpu"),
-        "gyre_peak_mib": _median(a_runs, "peak_mib"),
-        "bare_peak_mib": _median(b_runs, "peak_mib"),
-        "ratio_median": statistics.median(ratios),
-        "overhead_s": a_wall - b_wall,
-        "target_s": 0.05 * b_wall + 1.0,
-        "gyre_accuracy": report["metrics"]["accuracy"],
-        "bare_accuracy": bare_acc,
-        "gyre_onnx": report.get("onnx"),
-    }
+    b_wall = _median(b_runs, "wall")
+    results = []
+    for entry, runs in zip(entries, a_runs, strict=True):
+        report = json.loads(runs[-1]["output"].strip().splitlines()[-1])
+        a_wall = _median(runs, "wall")
+        pairs = list(zip(runs, b_runs, strict=True))
+        results.append(
+            {
+                "library": library,
+                "onnx": onnx,
+                "gyre": str(entry),
+                "gyre_wall": a_wall,
+                "bare_wall": b_wall,
+                "gyre_walls": [round(r["wall"], 2) for r in runs],
+                "bare_walls": [round(r["wall"], 2) for r in b_runs],
+                "gyre_cpu": _median(runs, "cpu"),
+                "bare_cpu": _median(b_runs, "cpu"),
+                "gyre_peak_mib": _median(runs, "peak_mib"),
+                "bare_peak_mib": _median(b_runs, "peak_mib"),
+                "ratio_median": statistics.median(a["wall"] / b["wall"] for a, b in pairs),
+                "overhead_s": a_wall - b_wall,
+                "overhead_paired_s": statistics.median(a["wall"] - b["wall"] for a, b in pairs),
+                "target_s": 0.05 * b_wall + 1.0,
+                "gyre_accuracy": report["metrics"]["accuracy"],
+                "bare_accuracy": bare_acc,
+                "gyre_onnx": report.get("onnx"),
+            }
+        )
+    return results
 
 
 def onnx_speed(directory: Path, data: Path, batches: tuple[int, ...] = (1, 1000)) -> list[dict[str, Any]]:
@@ -203,6 +235,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", default="xgboost,lightgbm")
+    parser.add_argument("--modes", default="no-onnx,onnx", help="gyre train modes to time: no-onnx, onnx")
+    parser.add_argument(
+        "--gyre", default=None, help="gyre entry points, comma-separated (default: this venv's)"
+    )
     parser.add_argument(
         "--work", default=None, help="directory for the table and models (default: a temp dir)"
     )
@@ -225,12 +261,16 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, threads {threads}, load {load[0]:.1f}/{load[1]:.1f}, {args.rows} rows x {FEATURES}"
     )
     results = []
+    modes = [m == "onnx" for m in args.modes.split(",")]
+    entries = tuple(Path(p) for p in args.gyre.split(",")) if args.gyre else (GYRE,)
     for library in args.only.split(","):
-        for onnx in (False, True):
-            result = compare(library, data, work, args.repeat, threads, onnx, warm_up=not onnx)
-            results.append(result)
-            print(json.dumps(result), flush=True)
+        for i, onnx in enumerate(modes):
+            for result in compare(library, data, work, args.repeat, threads, onnx, i == 0, entries):
+                results.append(result)
+                print(json.dumps(result), flush=True)
     for library in args.only.split(","):
+        if not modes[-1]:
+            continue  # no model with an ONNX twin to time
         for row in onnx_speed(work / f"gyre-{library}", data):
             print(json.dumps({"library": library, **row}))
     print(f"# load after: {os.getloadavg()[0]:.1f}")

@@ -72,9 +72,13 @@ def resolve_format(uri: str, fmt: SourceFormat = "auto") -> Literal["csv", "parq
 def _load_builtin(name: str) -> pd.DataFrame:
     import sklearn.datasets
 
+    from gyre.data.generated import GENERATED_DATASETS
+
+    if name in GENERATED_DATASETS:
+        return GENERATED_DATASETS[name]()
     loader_name = BUILTIN_DATASETS.get(name)
     if loader_name is None:
-        known = ", ".join(sorted(BUILTIN_DATASETS))
+        known = ", ".join(sorted([*BUILTIN_DATASETS, *GENERATED_DATASETS]))
         raise DataError(f"unknown builtin dataset {name!r}; known: {known}", reason="UnknownBuiltin")
     loader: Callable[..., Any] = getattr(sklearn.datasets, loader_name)
     bunch = loader(as_frame=True)
@@ -120,7 +124,8 @@ def load_source(
 ) -> pd.DataFrame:
     """Read a whole table from a source URI.
 
-    `builtin://NAME` loads a scikit-learn bundled dataset with its label in a `target` column. Anything else is
+    `builtin://NAME` loads a scikit-learn bundled dataset, or a table gyre.data.generated makes, with its label in
+    a `target` column. Anything else is
     opened through fsspec. With a `guard` (the profiling pod), the source policy is checked first, and then every
     file and connection the read opens. Raises DataError (with a reason) for refused sources, unknown schemes,
     builtins, formats and unreadable or empty sources.

@@ -60,6 +60,14 @@ class _Resampler:
             self.true_index = np.searchsorted(self.labels, self.y)
             self.pred_index = np.searchsorted(self.labels, self.predicted)
             self.row_loss = None
+            self.auc_columns: list[tuple[Any, Any, int]] = []
+            if proba is not None and self.classes is not None:
+                # Binary: the second class against the first; more classes: each against the rest.
+                scored = [(1, self.classes[1])] if len(self.classes) == 2 else list(enumerate(self.classes))
+                p = np.asarray(proba)
+                for k, c in scored:
+                    distinct, group = np.unique(p[:, k], return_inverse=True)
+                    self.auc_columns.append((self.y == c, group, len(distinct)))
             if proba is not None and self.classes is not None and set(self.y.tolist()) <= set(self.classes):
                 column = np.array([self.classes.index(v) for v in self.y.tolist()])
                 p = np.asarray(proba, dtype="float64")
@@ -112,26 +120,29 @@ class _Resampler:
 
     def _roc_auc(self, rows: Any) -> float | None:
         # sklearn's definition (binary: the second class is positive; more classes: the unweighted mean of each
-        # class against the rest, only when every class is present) through the rank-sum identity.
-        from scipy.stats import rankdata
-
-        assert self.classes is not None
-        y, proba = self.y[rows], self.proba[rows]
-        if len(self.classes) == 2:
-            return _binary_auc(y == self.classes[1], proba[:, 1], rankdata)
-        aucs = [_binary_auc(y == c, proba[:, k], rankdata) for k, c in enumerate(self.classes)]
+        # class against the rest, only when every class is present) as the Mann-Whitney statistic over the
+        # resample's row counts: the scores were sorted once, so a resample costs a few bincounts, not a sort.
+        counts = np.bincount(rows, minlength=len(self.y))
+        aucs = [
+            _weighted_auc(positive, group, groups, counts) for positive, group, groups in self.auc_columns
+        ]
         known = [a for a in aucs if a is not None]
-        return float(np.mean(known)) if len(known) == len(aucs) else None
+        return float(np.mean(known)) if known and len(known) == len(aucs) else None
 
 
-def _binary_auc(positive: Any, score: Any, rankdata: Any) -> float | None:
-    """ROC AUC as the Mann-Whitney statistic (ties ranked by their mean), None without both classes."""
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
+def _weighted_auc(positive: Any, group: Any, groups: int, counts: Any) -> float | None:
+    """ROC AUC of rows repeated `counts` times, rows of equal score sharing a `group` (numbered by ascending
+    score): the share of (positive, negative) pairs ranked right, ties counting half; None without both classes.
+
+    Every sum is of whole numbers, so this equals the rank-sum formula with mean ranks to the last bit.
+    """
+    pos = np.bincount(group, weights=counts * positive, minlength=groups)
+    neg = np.bincount(group, weights=counts * ~positive, minlength=groups)
+    n_pos, n_neg = pos.sum(), neg.sum()
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    below = np.cumsum(neg) - neg
+    return float((pos @ below + 0.5 * (pos @ neg)) / (n_pos * n_neg))
 
 
 def bootstrap_intervals(
@@ -179,13 +190,12 @@ def evaluate(
     result: TrainingResult, *, resamples: int = DEFAULT_RESAMPLES, level: float = 0.95
 ) -> Evaluation:
     """Intervals of the run's metrics and, for a classifier, per-class metrics and the confusion matrix."""
-    pipeline, x, y = result.pipeline, result.x_test, np.asarray(result.y_test)
-    predicted = np.asarray(pipeline.predict(x))
-    proba, classes = None, None
-    if result.task == "classification":
-        classes = list(pipeline.classes_)
-        if hasattr(pipeline, "predict_proba"):
-            proba = np.asarray(pipeline.predict_proba(x))
+    from gyre.training.metrics import predict_test
+
+    pipeline, y = result.pipeline, np.asarray(result.y_test)
+    made = result.test_predictions or predict_test(result.task, pipeline, result.x_test)
+    predicted, proba = np.asarray(made[0]), made[1]
+    classes = list(pipeline.classes_) if result.task == "classification" else None
     reported = [name for name in result.metrics if name != "best_iteration"]
     intervals = bootstrap_intervals(
         result.task,

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MATRIX_INPUT",
     "MODEL_FILE",
+    "ONNX_CHECK_ROWS",
     "ONNX_FILE",
     "ONNX_TOLERANCE",
     "LoadedModel",
@@ -69,6 +70,11 @@ MATRIX_INPUT = "input"
 """The one [N, F] input of a matrix-mode ONNX graph (OnnxInfo.inputs is None)."""
 ONNX_TOLERANCE = 1e-5
 """Max |onnx - sklearn| for probabilities (absolute) and regression predictions (absolute or relative)."""
+ONNX_CHECK_ROWS = 2000
+"""Held-out rows a trained model's ONNX twin is checked on: the first ones of the test split, which the split has
+shuffled, so a seeded random sample. Tree thresholds that ONNX holds as float32 are met by rows anywhere in the
+data, so more rows of the same distribution add time (onnxruntime and the library each predict them) but little
+evidence. The manifest's onnx.verifiedRows says how many."""
 
 # What a pipeline from Gyre's trainer holds besides the allowlisted estimators and preprocessing steps: the fitted
 # internals of those estimators (trees, binners, neighbour indexes, the dummy first stage of gradient boosting, the
@@ -264,13 +270,15 @@ def convert_to_onnx(
     *,
     rows: str = "held-out rows",
     matrix: bool = False,
+    predictions: tuple[Any, Any] | None = None,
 ) -> OnnxOutcome:
     """Convert with skl2onnx (one [N, 1] input per feature; with `matrix`, one [N, F] float input for an all-numeric
     model that takes an array) and keep it only if proven equivalent on `x_check`.
 
     Classification: identical labels and probabilities within ONNX_TOLERANCE. Regression: predictions within
     ONNX_TOLERANCE (absolute or relative). Otherwise status is unavailable with the reason. `rows` names the rows
-    in the reason ("held-out rows", "rows of sample.csv", ...).
+    in the reason ("held-out rows", "rows of sample.csv", ...). `predictions` holds the pipeline's own (predictions,
+    probabilities or None) on `x_check` when the caller has them, so they are not made again.
     """
     if len(x_check) == 0:
         return OnnxOutcome(None, OnnxInfo(status="unavailable", reason=f"no {rows} to verify a conversion"))
@@ -319,12 +327,13 @@ def convert_to_onnx(
         return OnnxOutcome(None, OnnxInfo(status="unavailable", reason=reason))
     if task == "classification":
         labels = np.asarray(result[0]).ravel()
-        expected = np.asarray(pipeline.predict(coerced))
         if len(result) < 2:
             return OnnxOutcome(
                 None, OnnxInfo(status="unavailable", reason="the ONNX graph has no probabilities")
             )
-        proba = np.asarray(pipeline.predict_proba(coerced), dtype=np.float64)
+        made = predictions if predictions is not None and predictions[1] is not None else None
+        expected = np.asarray(made[0] if made is not None else pipeline.predict(coerced))
+        proba = np.asarray(made[1] if made is not None else pipeline.predict_proba(coerced), dtype=np.float64)
         diff = float(np.max(np.abs(np.asarray(result[1], dtype=np.float64) - proba)))
         if labels.shape != expected.shape:
             reason = f"the ONNX graph gives {labels.shape[0]} labels for {len(expected)} {rows}"
@@ -339,7 +348,9 @@ def convert_to_onnx(
         ok = diff <= ONNX_TOLERANCE
     else:
         predicted = np.asarray(result[0], dtype=np.float64).ravel()
-        expected_r = np.asarray(pipeline.predict(coerced), dtype=np.float64)
+        expected_r = np.asarray(
+            predictions[0] if predictions is not None else pipeline.predict(coerced), dtype=np.float64
+        )
         diff = float(np.max(np.abs(predicted - expected_r)))
         ok = bool(np.allclose(predicted, expected_r, rtol=ONNX_TOLERANCE, atol=ONNX_TOLERANCE))
     if not ok:
@@ -358,6 +369,23 @@ def convert_to_onnx(
         verified_rows=len(coerced),
     )
     return OnnxOutcome(data, info)
+
+
+def _convert_trained(result: TrainingResult) -> OnnxOutcome:
+    """The ONNX twin of a trained pipeline, checked on the first ONNX_CHECK_ROWS held-out rows against the
+    predictions the trainer already made on them."""
+    n = min(len(result.x_test), ONNX_CHECK_ROWS)
+    made = result.test_predictions
+    known = None
+    if made is not None:
+        known = (np.asarray(made[0])[:n], None if made[1] is None else np.asarray(made[1])[:n])
+    rows = "held-out rows" if n == len(result.x_test) else f"held-out rows (of {len(result.x_test)})"
+    outcome = convert_to_onnx(
+        result.pipeline, result.features, result.task, result.x_test.iloc[:n], rows=rows, predictions=known
+    )
+    if outcome.info.status == "verified":
+        outcome = OnnxOutcome(outcome.model, outcome.info.model_copy(update={"verified_on": "held-out"}))
+    return outcome
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -413,7 +441,7 @@ def write_model_dir(
         reason = "served through scikit-learn: " + "; ".join(result.onnx_blockers)
         outcome = OnnxOutcome(None, OnnxInfo(status="unavailable", reason=reason))
     elif onnx:
-        outcome = convert_to_onnx(result.pipeline, result.features, result.task, result.x_test)
+        outcome = _convert_trained(result)
     else:
         outcome = OnnxOutcome(None, OnnxInfo(status="unavailable", reason="ONNX conversion disabled"))
     if outcome.model is not None:

@@ -337,7 +337,10 @@ def rebuild_pipeline(
 
 
 def register_onnx_converters() -> None:
-    """Register onnxmltools' XGBoost and LightGBM converters for Gyre's classes in skl2onnx (idempotent)."""
+    """Register onnxmltools' XGBoost and LightGBM converters in skl2onnx for Gyre's classes and for the libraries'
+    own scikit-learn classes, which an imported pipeline holds (idempotent)."""
+    import lightgbm
+    import xgboost
     from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
     from skl2onnx import update_registered_converter
@@ -349,19 +352,23 @@ def register_onnx_converters() -> None:
     from gyre.training import boosted
 
     classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    for kind, converter in (
-        ("XGBClassifier", convert_xgboost),
-        ("XGBRegressor", convert_xgboost),
-        ("LGBMClassifier", convert_lightgbm),
-        ("LGBMRegressor", convert_lightgbm),
+    for kind, converter, library in (
+        ("XGBClassifier", convert_xgboost, xgboost),
+        ("XGBRegressor", convert_xgboost, xgboost),
+        ("LGBMClassifier", convert_lightgbm, lightgbm),
+        ("LGBMRegressor", convert_lightgbm, lightgbm),
     ):
         is_classifier = kind.endswith("Classifier")
-        update_registered_converter(
-            getattr(boosted, kind),
-            f"Gyre{kind}",
-            calculate_linear_classifier_output_shapes
-            if is_classifier
-            else calculate_linear_regressor_output_shapes,
-            converter,
-            options=classifier_options if is_classifier else None,
-        )
+        for cls, alias in (
+            (getattr(boosted, kind), f"Gyre{kind}"),
+            (getattr(library, kind), f"Library{kind}"),
+        ):
+            update_registered_converter(
+                cls,
+                alias,
+                calculate_linear_classifier_output_shapes
+                if is_classifier
+                else calculate_linear_regressor_output_shapes,
+                converter,
+                options=classifier_options if is_classifier else None,
+            )

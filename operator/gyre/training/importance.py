@@ -1,13 +1,15 @@
 """Permutation importances: how much the model's primary metric worsens when one input column is shuffled.
 
-Computed by the trainer on the held-out split (scikit-learn's `permutation_importance`) for every estimator kind,
-on the raw input columns a user knows: the whole fitted Pipeline is scored, so a column that spec.features one-hot
-encodes, hashes or expands into date parts is shuffled once, as one column, before any transform sees it.
+Computed by the trainer on the held-out split for every estimator kind (scikit-learn's definition, as
+`sklearn.inspection.permutation_importance` computes it), on the raw input columns a user knows: the whole fitted
+Pipeline is scored, so a column that spec.features one-hot encodes, hashes or expands into date parts is shuffled
+once, as one column, before any transform sees it.
 
 The cost is bounded and deterministic: at most `MAX_ROWS` test rows (a sample seeded like the split) and `REPEATS`
 shuffles per column, fewer (down to `MIN_REPEATS`) for wide tables so that `repeats x columns` stays within
-`MAX_EVALUATIONS` where it can: that many predictions of at most `MAX_ROWS` rows. Rows, repeats and seed are
-recorded in the manifest, so the numbers can be reproduced.
+`MAX_EVALUATIONS` where it can; fewer rows (down to `MIN_ROWS`) when `rows x repeats x columns`, the rows predicted,
+would pass `MAX_PREDICTED_ROWS`. The shuffled copies are stacked into a few prediction calls. Rows, repeats and seed
+are recorded in the manifest, so the numbers can be reproduced.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from gyre.training.manifest import Importances
 
 __all__ = [
     "MAX_EVALUATIONS",
+    "MAX_PREDICTED_ROWS",
     "MAX_ROWS",
     "MIN_REPEATS",
+    "MIN_ROWS",
     "REPEATS",
     "TOP",
     "permutation_importances",
     "repeats_for",
+    "rows_for",
     "summary",
 ]
 
@@ -46,6 +51,12 @@ MIN_REPEATS = 2
 """Fewest shuffles per column: one shuffle has no spread."""
 MAX_EVALUATIONS = 500
 """Predictions (repeats x columns) beyond which wide tables get fewer repeats, down to MIN_REPEATS."""
+MAX_PREDICTED_ROWS = 50_000
+"""Rows predicted in all (rows x repeats x columns) beyond which fewer test rows are shuffled, down to MIN_ROWS."""
+MIN_ROWS = 500
+"""Fewest test rows the shuffles run on when there are more: enough to rank the columns that matter."""
+BATCH_CELLS = 4_000_000
+"""Most cells (rows x columns) of shuffled rows predicted in one call; bounds the memory the stacking takes."""
 TOP = 5
 """Columns shown in TrainingRun status."""
 
@@ -88,16 +99,8 @@ def _metric(name: str, classes: Sequence[Any] | None) -> tuple[bool, _Score] | N
     return None
 
 
-def _scorer(name: str, classes: Sequence[Any] | None) -> Callable[[Any, Any, Any], float] | None:
-    found = _metric(name, classes)
-    if found is None:
-        return None
-    proba, score = found
-
-    def scorer(estimator: Any, x: Any, y: Any) -> float:
-        return float(score(y, estimator.predict_proba(x) if proba else estimator.predict(x)))
-
-    return scorer
+def _predict(model: Any, x: Any, proba: bool) -> Any:
+    return model.predict_proba(x) if proba else model.predict(x)
 
 
 def _sample(x: Any, y: Any, rows: int, seed: int) -> tuple[Any, Any]:
@@ -107,14 +110,56 @@ def _sample(x: Any, y: Any, rows: int, seed: int) -> tuple[Any, Any]:
     return x.iloc[picked], np.asarray(y)[picked]
 
 
-def _usable(scorer: Callable[[Any, Any, Any], float], model: Any, x: Any, y: Any) -> bool:
-    # roc_auc needs every class among the rows; a metric that cannot be computed here falls back to the default.
+def _usable(scorer: tuple[bool, _Score], model: Any, x: Any, y: Any) -> float | None:
+    """The intact rows' score, None when the metric cannot be computed on them (roc_auc needs every class among
+    the rows): the caller then falls back to the default metric."""
+    proba, score = scorer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn warns, then answers NaN
         try:
-            return math.isfinite(scorer(model, x, y))
+            value = float(score(y, _predict(model, x, proba)))
         except ValueError:
-            return False
+            return None
+    return value if math.isfinite(value) else None
+
+
+def _shuffled_scores(
+    model: Any, x: Any, y: Any, scorer: tuple[bool, _Score], repeats: int, seed: int
+) -> np.ndarray:
+    """scores[column, repeat]: the metric with that column shuffled.
+
+    The shuffled copies of the rows are stacked into as few prediction calls as BATCH_CELLS allows, since a
+    pipeline's cost per call (input checks, the column transformer, the library's set-up) would otherwise come
+    `repeats x columns` times. Each column gets its own `repeats` permutations from one seeded generator, in
+    column order, so the result depends on the seed only.
+    """
+    proba, score = scorer
+    rng = np.random.default_rng(seed)
+    n, columns = len(x), list(x.columns)
+    y = np.asarray(y)
+    block = repeats * n  # the rows of one column's shuffles
+    per_call = max(1, BATCH_CELLS // max(block * len(columns), 1))
+    scores = np.empty((len(columns), repeats))
+    for start in range(0, len(columns), per_call):
+        batch = columns[start : start + per_call]
+        intact = np.tile(np.arange(n), repeats * len(batch))
+        stacked = x.take(intact).reset_index(drop=True)
+        for k, column in enumerate(batch):
+            picks = intact.copy()
+            picks[k * block : (k + 1) * block] = np.concatenate([rng.permutation(n) for _ in range(repeats)])
+            stacked[column] = x[column].take(picks).reset_index(drop=True)
+        predicted = np.asarray(_predict(model, stacked, proba))
+        for k in range(len(batch)):
+            for r in range(repeats):
+                first = k * block + r * n
+                scores[start + k, r] = score(y, predicted[first : first + n])
+    return scores
+
+
+def rows_for(columns: int, repeats: int, max_rows: int = MAX_ROWS) -> int:
+    """Test rows to shuffle on: `max_rows`, fewer when rows x repeats x columns (the rows predicted) would pass
+    MAX_PREDICTED_ROWS, but not fewer than MIN_ROWS (nor more than `max_rows`)."""
+    return min(max_rows, max(MIN_ROWS, MAX_PREDICTED_ROWS // max(repeats * columns, 1)))
 
 
 def permutation_importances(
@@ -137,26 +182,28 @@ def permutation_importances(
     between the intact rows and the rows with that column shuffled, mean and standard deviation over `repeats`
     shuffles (default: `repeats_for` the number of columns). Sorted by mean, most important first (ties by name).
     """
-    from sklearn.inspection import permutation_importance
-
     if len(x) == 0:
         return None
     repeats = repeats if repeats is not None else repeats_for(x.shape[1])
-    x, y = _sample(x, y, max_rows, seed)
-    used, scorer = metric, _scorer(metric, classes)
-    if scorer is None or not _usable(scorer, model, x, y):
+    x, y = _sample(x, y, rows_for(x.shape[1], repeats, max_rows), seed)
+    used, scorer = metric, _metric(metric, classes)
+    baseline = _usable(scorer, model, x, y) if scorer is not None else None
+    if scorer is None or baseline is None:
         used = DEFAULT_METRICS[task][0]
-        scorer = _scorer(used, classes)
-        if scorer is None or not _usable(scorer, model, x, y):
+        scorer = _metric(used, classes)
+        baseline = _usable(scorer, model, x, y) if scorer is not None else None
+        if scorer is None or baseline is None:
             return None
         log.info("importances: %s cannot be computed on %d test rows; using %s", metric, len(x), used)
     start = perf_counter()
-    result = permutation_importance(
-        model, x, y, scoring=scorer, n_repeats=repeats, random_state=seed, n_jobs=1
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # as in _usable: scikit-learn's metrics warn on degenerate predictions
+        drops = baseline - _shuffled_scores(model, x, y, scorer, repeats, seed)
     features = [
         FeatureImportance(name=str(name), mean=round(float(mean), 6), std=round(float(std), 6))
-        for name, mean, std in zip(x.columns, result.importances_mean, result.importances_std, strict=True)
+        for name, mean, std in zip(x.columns, drops.mean(axis=1), drops.std(axis=1), strict=True)
     ]
     features.sort(key=lambda f: (-f.mean, f.name))
     log.info(

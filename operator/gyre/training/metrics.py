@@ -15,6 +15,7 @@ __all__ = [
     "compute_metrics",
     "known_metrics",
     "metrics_from_predictions",
+    "predict_test",
 ]
 
 CLASSIFICATION_METRICS = (
@@ -87,22 +88,34 @@ def _regression(y: Any, predicted: Any) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
+def predict_test(task: str, model: Any, x: Any) -> tuple[Any, Any, list[Any] | None]:
+    """(predictions, probabilities or None, classes or None) of `model` on `x`: what every metric is computed
+    from, so the trainer predicts its test rows once for the metrics, the card's intervals and the ONNX check."""
+    predicted = model.predict(x)
+    if task == "classification" and hasattr(model, "predict_proba"):
+        return predicted, np.asarray(model.predict_proba(x)), list(model.classes_)
+    return predicted, None, None
+
+
 def compute_metrics(
-    task: str, model: Any, x: Any, y: Any, requested: Sequence[str] | None = None
+    task: str,
+    model: Any,
+    x: Any,
+    y: Any,
+    requested: Sequence[str] | None = None,
+    *,
+    predictions: tuple[Any, Any, list[Any] | None] | None = None,
 ) -> dict[str, float]:
     """Every metric of the task on (x, y); non-finite values are left out (JSON cannot hold them).
 
     `requested` names are validated (MetricError for a name the task does not know) and listed first, so the
-    first requested metric is the first key.
+    first requested metric is the first key. `predictions` (predict_test's on `x`) saves predicting again.
     """
     known = known_metrics(task)
     unknown = [name for name in requested or () if name not in known]
     if unknown:
         raise MetricError(f"unknown {task} metric(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    predicted = model.predict(x)
-    proba, classes = None, None
-    if task == "classification" and hasattr(model, "predict_proba"):
-        proba, classes = np.asarray(model.predict_proba(x)), list(model.classes_)
+    predicted, proba, classes = predictions if predictions is not None else predict_test(task, model, x)
     values = metrics_from_predictions(task, y, predicted, proba, classes)
     order = list(dict.fromkeys([*(requested or ()), *known]))
     return {name: values[name] for name in order if name in values and math.isfinite(values[name])}

@@ -20,7 +20,7 @@ from gyre.training.estimators import (
 )
 from gyre.training.features import coerce_features, feature_dtype
 from gyre.training.manifest import FeatureSpec, Importances, TargetSpec
-from gyre.training.metrics import MetricError, compute_metrics
+from gyre.training.metrics import MetricError, compute_metrics, predict_test
 from gyre.training.preprocess import (
     DEFAULT_MAX_CATEGORIES,
     FeatureCompileError,
@@ -124,6 +124,9 @@ class TrainingResult:
     """Permutation importances of the input columns on the test split."""
     reference_mean: list[float] | None = None
     """Linear estimators: the mean training row after preprocessing (gyre.training.manifest.ModelManifest)."""
+    test_predictions: tuple[Any, Any, list[Any] | None] | None = None
+    """(predictions, probabilities, classes) on x_test (gyre.training.metrics.predict_test), made once and reused
+    by the card's intervals and the ONNX check."""
 
 
 def _python(value: Any) -> Any:
@@ -315,7 +318,8 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         ) from None
     except (ValueError, TypeError) as exc:
         raise TrainingError(f"{options.estimator} could not be fitted: {exc}", reason="FitFailed") from exc
-    metrics = compute_metrics(task, pipeline, x_test, y_test, options.metrics)
+    predictions = predict_test(task, pipeline, x_test)
+    metrics = compute_metrics(task, pipeline, x_test, y_test, options.metrics, predictions=predictions)
     if best_iteration is not None:
         metrics["best_iteration"] = float(best_iteration)
     slices = _slices(options, task, pipeline, frame, x_test, y_test)
@@ -357,6 +361,7 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
         importances=importances,
         reference_mean=reference_mean,
         slices=slices,
+        test_predictions=predictions,
     )
 
 

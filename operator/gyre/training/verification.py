@@ -4,7 +4,7 @@ A trained model is verified on its held-out rows. An imported model has none, so
 what the fitted model stores:
 
 - every split of every tree (single trees, forests, bagging, AdaBoost, gradient boosting, histogram gradient
-  boosting), one row on each side of its threshold, inside the region of input space that reaches the split (the
+  boosting, XGBoost and LightGBM models), one row on each side of its threshold, inside the region of input space that reaches the split (the
   path's other thresholds bound the other features), so the node is actually evaluated;
 - the ranges the preprocessing steps learnt: scaler centres and scales, imputer statistics, min/max, encoder
   categories, and missing values where the pipeline accepts them.
@@ -125,6 +125,14 @@ class _Tree:
 
 def _trees(estimator: Any, columns: np.ndarray | None = None) -> Iterator[_Tree]:
     """Every tree in `estimator`, with node features as columns of the estimator's input."""
+    boosted = _xgboost_trees(estimator) or _lightgbm_trees(estimator)
+    if boosted is not None:
+        for t in boosted:
+            feature = t.feature
+            if columns is not None:
+                feature = np.where(feature >= 0, columns[np.maximum(feature, 0)], -1)
+            yield _Tree(t.left, t.right, feature, t.threshold)
+        return
     tree = getattr(estimator, "tree_", None)
     if tree is not None:
         feature = np.asarray(tree.feature, dtype=np.int64)
@@ -151,6 +159,87 @@ def _trees(estimator: Any, columns: np.ndarray | None = None) -> Iterator[_Tree]
         if cols is not None and columns is not None:
             cols = columns[cols]
         yield from _trees(sub, cols if cols is not None else columns)
+
+
+def _xgboost_trees(estimator: Any) -> list[_Tree] | None:
+    """The trees of an XGBoost model (the library's scikit-learn classes or Gyre's), from its own table of nodes;
+    None for anything else.
+
+    XGBoost sends a row left when its value is below the split (`x < split`), scikit-learn when it is at most the
+    threshold: rows sit a margin away from every threshold, so the two rules place them alike. Categorical splits
+    have no threshold and count as leaves, as histogram gradient boosting's do.
+    """
+    get_booster = getattr(estimator, "get_booster", None)
+    if get_booster is None or not type(estimator).__module__.startswith(("xgboost", "gyre.training")):
+        return None
+    booster = get_booster()
+    nodes = booster.trees_to_dataframe()
+    names = list(booster.feature_names or [])
+    index = {name: i for i, name in enumerate(names)}
+
+    def column(name: str) -> int:
+        if name in index:
+            return index[name]
+        return int(name[1:]) if name.startswith("f") and name[1:].isdigit() else -1
+
+    def node_id(ref: Any) -> int:
+        return int(str(ref).rsplit("-", 1)[1]) if isinstance(ref, str) and "-" in ref else -1
+
+    trees = []
+    for _, tree in nodes.groupby("Tree", sort=True):
+        size = int(tree["Node"].max()) + 1
+        left = np.full(size, -1, dtype=np.int64)
+        right = np.full(size, -1, dtype=np.int64)
+        feature = np.full(size, -1, dtype=np.int64)
+        threshold = np.zeros(size, dtype=np.float64)
+        categorical = tree.get("Category")
+        for i, row in enumerate(tree.itertuples(index=False)):
+            if row.Feature == "Leaf" or (categorical is not None and _is_set(categorical.iloc[i])):
+                continue
+            n = int(row.Node)
+            left[n], right[n] = node_id(row.Yes), node_id(row.No)
+            feature[n], threshold[n] = column(str(row.Feature)), float(row.Split)
+        trees.append(_Tree(left, right, feature, threshold))
+    return trees
+
+
+def _is_set(value: Any) -> bool:
+    """A categorical split's category list (a list or array), not pandas' missing marker."""
+    return isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0
+
+
+def _lightgbm_trees(estimator: Any) -> list[_Tree] | None:
+    """The trees of a LightGBM model (the library's scikit-learn classes or Gyre's), from its own dump; None for
+    anything else. Numeric splits send `x <= threshold` left, as scikit-learn's do; categorical splits (`==`) count
+    as leaves."""
+    booster = getattr(estimator, "booster_", None)  # an unfitted model raises an AttributeError: None
+    if booster is None or not hasattr(booster, "dump_model"):
+        return None
+    return [_lightgbm_tree(info["tree_structure"]) for info in booster.dump_model()["tree_info"]]
+
+
+def _lightgbm_tree(root: dict[str, Any]) -> _Tree:
+    """One tree of LightGBM's dump (nested dicts), numbered depth first from the root."""
+    nodes: list[dict[str, Any]] = []
+    children: list[list[int]] = []
+    stack: list[tuple[dict[str, Any], int, int]] = [(root, -1, 0)]  # (node, parent, 0 left / 1 right)
+    while stack:
+        node, parent, side = stack.pop()
+        n = len(nodes)
+        nodes.append(node)
+        children.append([-1, -1])
+        if parent >= 0:
+            children[parent][side] = n
+        if "split_index" in node and node.get("decision_type") == "<=":
+            stack.append((node["right_child"], n, 1))
+            stack.append((node["left_child"], n, 0))
+    split = [("split_index" in node and node.get("decision_type") == "<=") for node in nodes]
+    return _Tree(
+        np.array([c[0] for c in children], dtype=np.int64),
+        np.array([c[1] for c in children], dtype=np.int64),
+        np.array([int(node["split_feature"]) if s else -1 for node, s in zip(nodes, split, strict=True)]),
+        np.array([float(node["threshold"]) if s else 0.0 for node, s in zip(nodes, split, strict=True)]),
+    )
 
 
 def _raw_stats(

@@ -114,3 +114,25 @@ def test_timestamps_are_summarised_by_missing_rate_and_distinct_count_only() -> 
     when = summarise_data(frame, features, "y", "classification", {}).columns[0]
     assert (when.missing_rate, when.distinct) == (0.1, 9)
     assert when.mean is None and when.min is None and when.max is None
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_resampled_roc_auc_equals_the_rank_sum_formula_to_the_last_bit(n_classes: int) -> None:
+    from scipy.stats import rankdata
+
+    def rank_sum(positive: np.ndarray, score: np.ndarray) -> float:
+        n_pos = int(positive.sum())
+        ranks = rankdata(score)
+        return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (len(score) - n_pos)))
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, n_classes, 300)
+    proba = rng.dirichlet(np.ones(n_classes), 300).round(2)  # rounded: many tied scores
+    resampler = _Resampler("classification", y, proba.argmax(axis=1), proba, list(range(n_classes)))
+    for _ in range(20):
+        rows = rng.integers(0, 300, 300)
+        if n_classes == 2:
+            expected = rank_sum(y[rows] == 1, proba[rows, 1])
+        else:
+            expected = float(np.mean([rank_sum(y[rows] == c, proba[rows, c]) for c in range(n_classes)]))
+        assert resampler(rows)["roc_auc"] == expected

@@ -141,3 +141,37 @@ def test_model_import_refuses_pickle_without_trust(
     ]
     assert loaded.model.predict(result.x_test).tolist() == result.pipeline.predict(result.x_test).tolist()
     assert main([*args[:-2], "--feature-names", "a,b", "--out", str(tmp_path / "o2"), "--trust-pickle"]) == 2
+
+
+def test_a_large_test_split_proves_the_twin_on_its_first_rows_and_the_manifest_says_how_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gyre.training.artifact as artifact
+
+    monkeypatch.setattr(artifact, "ONNX_CHECK_ROWS", 12)
+    result = _iris_rf()
+    manifest = write_model_dir(tmp_path, result, name="iris-rf", dataset=None)
+    assert manifest.onnx.status == "verified", manifest.onnx.reason
+    assert (manifest.onnx.verified_rows, manifest.onnx.verified_on) == (12, "held-out")
+    assert f"on 12 held-out rows (of {result.rows_test})" in manifest.onnx.reason
+    # The twin still answers as the model on every held-out row, checked or not.
+    assert _onnx_proba_diff(tmp_path, manifest, result.pipeline, result.x_test) <= ONNX_TOLERANCE
+
+
+def test_the_twin_is_checked_against_the_pipeline_not_against_the_predictions_it_is_given(
+    tmp_path: Path,
+) -> None:
+    from gyre.training.artifact import convert_to_onnx
+
+    result = _iris_rf()
+    assert result.test_predictions is not None
+    predicted, proba, _ = result.test_predictions
+    honest = convert_to_onnx(
+        result.pipeline, result.features, result.task, result.x_test, predictions=(predicted, proba)
+    )
+    assert honest.info.status == "verified"
+    shifted = np.roll(proba, 1, axis=1)  # what a model answering other classes would give
+    wrong = convert_to_onnx(
+        result.pipeline, result.features, result.task, result.x_test, predictions=(predicted, shifted)
+    )
+    assert wrong.info.status == "unavailable" and "differ" in wrong.info.reason

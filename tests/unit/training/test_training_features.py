@@ -251,3 +251,36 @@ def test_every_other_step_variant_loads_under_the_allowlist(table: pd.DataFrame,
         np.testing.assert_array_equal(
             loaded.model.predict(result.x_test), result.pipeline.predict(result.x_test)
         )
+
+
+def test_the_xgboost_features_sample_trains_on_the_generated_table_and_passes_its_gate(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from gyre.data.sources import load_source
+    from gyre.training.run import TrainJob, run_training
+
+    samples = Path(__file__).resolve().parents[3] / "manifests/samples"
+    dataset = yaml.safe_load((samples / "dataset-generated-churn.yaml").read_text())
+    run = yaml.safe_load((samples / "trainingrun-churn-xgb-features.yaml").read_text())
+    assert run["spec"]["datasetRef"]["name"] == dataset["metadata"]["name"]
+    spec = TrainingRunSpec.model_validate(run["spec"])
+    uri = dataset["spec"]["source"]["uri"]
+    report = run_training(
+        TrainJob(spec=spec, dataset_uri=uri, namespace="ml", name="churn", out_dir=str(tmp_path))
+    )
+    assert report.phase == "Succeeded", report.error
+    assert report.gates is not None and report.gates.passed, report.gates
+    assert report.metrics["best_iteration"] < spec.estimator.params["n_estimators"]
+    manifest = ModelManifest.model_validate_json((tmp_path / "manifest.json").read_text())
+    assert manifest.estimator == "XGBClassifier" and manifest.native is not None
+    steps = {next(iter(step)) for t in manifest.transforms or [] for step in t["steps"]}
+    assert steps == {"impute", "log", "clip", "oneHot", "dateParts", "tfidf"}
+    assert manifest.onnx.status == "unavailable" and "dateParts" in manifest.onnx.reason
+    # The saved model (skops preprocessing + XGBoost's own file) answers raw rows as the trained pipeline did.
+    raw = load_source(uri).drop(columns=["target"]).head(200)
+    loaded = load_model_dir(tmp_path)
+    probabilities = loaded.model.predict_proba(raw)
+    assert probabilities.shape == (200, 2) and manifest.target.classes == [0, 1]
+    assert manifest.importances is not None and manifest.importances.features[0].name == "tenure_months"

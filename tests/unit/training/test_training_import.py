@@ -276,3 +276,72 @@ def test_an_onnx_graph_whose_signature_differs_from_the_declared_one_is_refused(
         (tmp_path / "bad.onnx").write_bytes(b"nope")
         import_onnx(tmp_path / "bad.onnx", feature_names=IRIS, task="regression", **common)
     assert not (tmp_path / "out").exists()
+
+
+# What skops records of the libraries' own models; Gyre's allowlist leaves them out, so an import names them.
+_BOOSTED_TYPES = {
+    "xgboost": ["builtins.bytearray", "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"],
+    "lightgbm": [
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "lightgbm.basic.Booster",
+        "lightgbm.sklearn.LGBMClassifier",
+    ],
+}
+
+
+def _boosted_pipeline(library: str) -> tuple[Any, np.ndarray]:
+    import lightgbm
+    import xgboost
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 3)) * [1.0, 10.0, 0.1]
+    y = ((x[:, 0] > 0.3) ^ (x[:, 1] * x[:, 2] > 0)).astype(int)
+    model: Any = (
+        xgboost.XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1)
+        if library == "xgboost"
+        else lightgbm.LGBMClassifier(n_estimators=15, num_leaves=6, n_jobs=1, verbose=-1)
+    )
+    return Pipeline([("scale", StandardScaler()), ("model", model)]).fit(x, y), x
+
+
+def _leaves_reached(library: str, model: Any, xt: np.ndarray) -> tuple[list[int], list[int]]:
+    """Per tree: leaves some row reaches, and leaves the tree has. Every leaf reached means both sides of every
+    split were taken."""
+    if library == "xgboost":
+        import xgboost
+
+        booster = model.get_booster()
+        leaves = booster.predict(xgboost.DMatrix(xt.astype(np.float32)), pred_leaf=True)
+        table = booster.trees_to_dataframe()
+        have = table[table["Feature"] == "Leaf"].groupby("Tree").size().tolist()
+    else:
+        booster = model.booster_
+        leaves = booster.predict(xt.astype(np.float32), pred_leaf=True)
+        have = [t["num_leaves"] for t in booster.dump_model()["tree_info"]]
+    reached = [len(set(np.asarray(leaves)[:, i].tolist())) for i in range(len(have))]
+    return reached, have
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_generated_rows_reach_both_sides_of_every_split_of_a_boosted_model(library: str) -> None:
+    model, _ = _boosted_pipeline(library)
+    rows = boundary_rows(model, [FeatureSpec(name=n, kind=ColumnKind.NUMERIC) for n in "abc"])
+    reached, have = _leaves_reached(library, model[-1], model[:-1].transform(rows.frame.to_numpy()))
+    assert rows.splits == rows.splits_covered == sum(have) - len(have)  # a binary tree: leaves - 1 splits
+    assert reached == have
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_an_imported_boosted_pipeline_is_verified_on_its_splits_and_served_through_onnx(
+    tmp_path: Path, library: str
+) -> None:
+    model, x = _boosted_pipeline(library)
+    manifest = _import(tmp_path, model, ["a", "b", "c"], allow_types=_BOOSTED_TYPES[library])
+    assert manifest.onnx.status == "verified", manifest.onnx.reason
+    assert manifest.onnx.verified_on == "generated"
+    splits = sum(have) - len(have) if (have := _leaves_reached(library, model[-1], x)[1]) else 0
+    assert f"both sides of {splits}/{splits} tree splits" in manifest.onnx.reason
+    served = load_served_model(str(tmp_path / "out"), expect_sha256=manifest.sha256())
+    assert served.inference_path == "onnx"
+    assert served.predictor.predict(x, True).predict.tolist() == model.predict(x).tolist()

@@ -162,3 +162,34 @@ def test_wide_tables_get_fewer_repeats_but_never_fewer_than_two() -> None:
     assert repeats_for(4) == 5
     assert repeats_for(MAX_EVALUATIONS // 3) == 3
     assert repeats_for(10_000) == 2
+
+
+def test_large_test_splits_shuffle_fewer_rows_so_the_rows_predicted_stay_bounded() -> None:
+    from gyre.training.importance import MAX_PREDICTED_ROWS, MAX_ROWS, MIN_ROWS, rows_for
+
+    assert rows_for(columns=4, repeats=5) == MAX_ROWS  # small tables keep every sampled row
+    assert rows_for(columns=20, repeats=5) * 5 * 20 <= MAX_PREDICTED_ROWS
+    assert rows_for(columns=400, repeats=2) == MIN_ROWS
+    assert rows_for(columns=4, repeats=5, max_rows=50) == 50
+    frame = signal_frame(n=6000).drop(columns=["label"])
+    result = train_model(frame, TrainOptions(target="amount", estimator="Ridge", test_size=0.5))
+    found = result.importances
+    assert found is not None and found.rows == rows_for(columns=4, repeats=5) < result.rows_test
+    assert found.features[0].name == "strong"
+
+
+def test_stacked_shuffles_give_scikit_learns_importances_in_expectation() -> None:
+    from sklearn.inspection import permutation_importance
+
+    frame = signal_frame(n=1000).drop(columns=["label"])
+    result = train_model(frame, TrainOptions(target="amount", estimator="Ridge", test_size=0.5))
+    ours = permutation_importances(
+        result.pipeline, result.x_test, result.y_test, task="regression", metric="r2", seed=1, repeats=20
+    )
+    theirs = permutation_importance(
+        result.pipeline, result.x_test, result.y_test, scoring="r2", n_repeats=20, random_state=1
+    )
+    assert ours is not None
+    by_name = {f.name: f.mean for f in ours.features}
+    for name, mean in zip(result.x_test.columns, theirs.importances_mean, strict=True):
+        assert by_name[name] == pytest.approx(mean, rel=0.1, abs=0.01), name
