@@ -8,15 +8,28 @@ What runs (all on loopback, one worker each):
   ONNX twin verified on rows generated from the forest's splits); default path and the forced scikit-learn path.
 - MLServer (mlserver + mlserver-sklearn) with the same fitted forest saved with joblib: in-process inference
   (parallel_workers=0), without and with adaptive batching.
+- Boosted models (only when one of their labels is named in --only): gyre-xgboost-v2 / gyre-lightgbm-v2
+  serve a 100-round XGBClassifier / LGBMClassifier that Gyre's trainer fitted on iris (its verified ONNX
+  twin, the default path); mlserver-xgboost / mlserver-lightgbm (and -adaptive) serve that model's native
+  file (XGBoost UBJSON, LightGBM text) with MLServer's own runtimes, mlserver-xgboost and mlserver-lightgbm.
 - KServe: kserve.ModelServer with a kserve.Model that predicts with the joblib model, v1 protocol.
 - echo: a bare aiohttp server (web.Application) that parses the JSON body with orjson and returns a fixed reply:
   the HTTP ceiling; echo-lowlevel: the same on aiohttp's low-level server, which is what `gyre serve` runs on.
 
 The load generator is `wrk` (closed loop: C connections each with one request in flight, fixed duration) with a Lua
 script POSTing one body. Server processes are pinned to CPU 0 and wrk to CPU 1 with taskset, so they do not fight
-over a core. Peers live in their own venvs under ${GYRE_CACHE:-~/.cache/gyre}/bench, created on first run.
+over a core. Peers live in their own venvs under ${GYRE_CACHE:-~/.cache/gyre}/bench, created on first run (and
+again when PEERS changes).
+
+Each cell also records the server's CPU share (its CPU seconds per wall second): a server saturating its one
+CPU reads about 1.0 when it has the CPU to itself. The header records the load average and the kernel's CPU
+pressure. On a machine shared with other sessions, read both: with the scheduler's autogroup on (Debian's
+default), `nice` orders tasks only inside one session, so other sessions' niced work still takes an equal
+share of the CPU from every server, and throughput falls with that share (docs/benchmarks.md, "Serving",
+2026-12-02 12:01).
 
 Usage: .venv/bin/python benchmarks/serving/run.py [--duration 3] [--repeat 2] [--only gyre-v2,mlserver,echo]
+       ... --only gyre-xgboost-v2,mlserver-xgboost,gyre-lightgbm-v2,mlserver-lightgbm --rows 1
 """
 
 from __future__ import annotations
@@ -140,7 +153,7 @@ def build_model(work: Path) -> BenchModel:
 
 @dataclass
 class BoostedModel:
-    """An XGBoost or LightGBM model trained by Gyre: its model directory (verified ONNX twin) and native file."""
+    """An XGBoost or LightGBM model trained by Gyre: its model directory (ONNX twin) and native file."""
 
     kind: str  # xgboost | lightgbm
     gyre_dir: Path
@@ -152,12 +165,13 @@ BOOSTED = {"xgboost": "XGBClassifier", "lightgbm": "LGBMClassifier"}
 
 
 def build_boosted(work: Path, kind: str, rows: np.ndarray) -> BoostedModel:
-    """A 100-round XGBoost or LightGBM classifier on iris through Gyre's trainer, written with its native file.
+    """A 100-round XGBoost or LightGBM classifier on iris from Gyre's trainer, written with its native file.
 
-    Trained with n_jobs=1: LightGBM's text file records the training thread count (`num_threads`) and a Booster
-    loaded from it predicts with that many OpenMP threads, which on the one CPU each server is pinned to only adds
-    contention for the peer. Gyre's ONNX path ignores it. The preprocessing of a boosted model is a median imputer
-    only (gyre.training.preprocess), which changes no complete row, so the peers are sent the same raw rows."""
+    Trained with n_jobs=1: LightGBM's text file records the training thread count (`num_threads`) and a
+    Booster loaded from it predicts with that many OpenMP threads, which on the one CPU each server is pinned
+    to only adds contention for the peer. Gyre's ONNX path ignores it. The preprocessing of a boosted model is
+    a median imputer only (gyre.training.preprocess), which changes no complete row, so the peers are sent the
+    same raw rows."""
     import pandas as pd
     from sklearn.datasets import load_iris
 
@@ -322,7 +336,7 @@ MLSERVER_RUNTIMES = {
 
 
 def mlserver_server(model_file: Path, work: Path, *, adaptive: bool, runtime: str = "sklearn") -> Server:
-    """MLServer with one of its runtimes serving `model_file` (joblib pipeline, XGBoost UBJSON, LightGBM text)."""
+    """MLServer's `runtime` serving `model_file` (joblib pipeline, XGBoost UBJSON, LightGBM text)."""
     python = ensure_venv("mlserver")
     port, grpc, metrics = free_port(), free_port(), free_port()
     name = "mlserver" + ("" if runtime == "sklearn" else f"-{runtime}") + ("-adaptive" if adaptive else "")
@@ -497,8 +511,9 @@ class Cell:
     cpu_us: float = 0.0
     """Server CPU time per request (all its processes): robust to the noise of a shared machine."""
     cpu_share: float = 0.0
-    """Server CPU seconds per wall second during the cell. A server that saturates its one pinned CPU reads about
-    1.0 on a quiet machine; well below that at c=32 means other work took the CPU, and req/s fell with it."""
+    """Server CPU seconds per wall second during the cell. A server that saturates its one pinned CPU reads
+    about 1.0 on a quiet machine; well below that at c=32 means other work took the CPU, and req/s fell with
+    it."""
 
 
 def run_wrk(url: str, body: bytes, connections: int, duration: float, work: Path) -> Cell:
@@ -538,7 +553,8 @@ def v2_labels(reply: Any) -> list[Any]:
 
 
 def v2_argmax_labels(reply: Any) -> list[Any]:
-    """Labels from a v2 reply carrying class probabilities ([N, K]), as LightGBM's Booster.predict returns them."""
+    """Labels from a v2 reply carrying class probabilities ([N, K]), as LightGBM's Booster.predict returns
+    them."""
     output = reply["outputs"][0]
     return np.asarray(output["data"]).reshape(output["shape"]).argmax(axis=1).tolist()
 
@@ -699,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
             check(Target(label, started[key], path, protocol, expected), model)
             if protocol != "echo":
                 print(
-                    f"{label}: predictions for all {len(model.rows)} rows identical to the trained pipeline's",
+                    f"{label}: predictions for all {len(model.rows)} rows equal the trained pipeline's",
                     flush=True,
                 )
         for round_ in range(args.repeat):
@@ -742,7 +758,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cpu_pressure() -> str:
-    """The kernel's CPU pressure (share of time some runnable task waited for a CPU), avg10/avg60 in percent."""
+    """The kernel's CPU pressure (share of time some runnable task waited for a CPU), avg10/avg60 in
+    percent."""
     try:
         fields = dict(f.split("=") for f in Path("/proc/pressure/cpu").read_text().split()[1:3])
         return f"{fields['avg10']}/{fields['avg60']}%"
