@@ -556,7 +556,8 @@ def v2_argmax_labels(reply: Any) -> list[Any]:
     """Labels from a v2 reply carrying class probabilities ([N, K]), as LightGBM's Booster.predict returns
     them."""
     output = reply["outputs"][0]
-    return np.asarray(output["data"]).reshape(output["shape"]).argmax(axis=1).tolist()
+    labels: list[Any] = np.asarray(output["data"]).reshape(output["shape"]).argmax(axis=1).tolist()
+    return labels
 
 
 def v1_labels(reply: Any) -> list[Any]:
