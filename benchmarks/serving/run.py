@@ -167,9 +167,9 @@ BOOSTED = {"xgboost": "XGBClassifier", "lightgbm": "LGBMClassifier"}
 def build_boosted(work: Path, kind: str, rows: np.ndarray) -> BoostedModel:
     """A 100-round XGBoost or LightGBM classifier on iris from Gyre's trainer, written with its native file.
 
-    Trained with n_jobs=1: LightGBM's text file records the training thread count (`num_threads`) and a
-    Booster loaded from it predicts with that many OpenMP threads, which on the one CPU each server is pinned
-    to only adds contention for the peer. Gyre's ONNX path ignores it. The preprocessing of a boosted model is
+    Trained with n_jobs=1: LightGBM's text file records the training thread count (`num_threads`), a Booster
+    loaded from it keeps that setting, and more than one thread on the one CPU each server is pinned to can
+    only contend. Gyre's ONNX path ignores it. The preprocessing of a boosted model is
     a median imputer only (gyre.training.preprocess), which changes no complete row, so the peers are sent the
     same raw rows."""
     import pandas as pd
