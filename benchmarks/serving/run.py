@@ -190,6 +190,32 @@ def build_boosted(work: Path, kind: str, rows: np.ndarray) -> BoostedModel:
     return BoostedModel(kind, directory, directory / manifest["native"]["path"], np.asarray(expected))
 
 
+BASE_MODEL = """
+import sys
+from sklearn.datasets import load_iris
+from gyre.training.artifact import write_model_dir
+from gyre.training.trainer import TrainOptions, train_model
+
+frame = load_iris(as_frame=True).frame
+frame.columns = [*sys.argv[2].split(","), "target"]
+options = TrainOptions(target="target", estimator="RandomForestClassifier", params={"n_estimators": 100})
+write_model_dir(sys.argv[1], train_model(frame, options), name="iris", dataset=None)
+"""
+
+
+def build_base_model(tree: Path, work: Path) -> Path:
+    """The benchmark's forest written by another source tree's trainer, so that tree's `gyre serve` reads a
+    manifest of its own version (fields added since are refused by an older reader)."""
+    directory = work / "gyre-model-base"
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", BASE_MODEL, str(directory), ",".join(FEATURES)],
+        env={**os.environ, "PYTHONPATH": str(tree / "operator")},
+        check=True,
+        capture_output=True,
+    )
+    return directory
+
+
 # -- peers' venvs --------------------------------------------------------------------------------------------------
 
 
@@ -666,7 +692,9 @@ def main(argv: list[str] | None = None) -> int:
         "kserve": lambda: kserve_server(model, work),
         "echo": lambda: echo_server(work),
         "echo-lowlevel": lambda: echo_lowlevel_server(work),
-        "gyre-base": lambda: gyre_server(model, tree=args.baseline),
+        "gyre-base": lambda: gyre_server(
+            model, tree=args.baseline, directory=build_base_model(args.baseline, work)
+        ),
     }
     for kind, bm in boosted.items():
         servers[f"gyre-{kind}"] = lambda bm=bm: gyre_server(model, directory=bm.gyre_dir)
