@@ -8,15 +8,28 @@ What runs (all on loopback, one worker each):
   ONNX twin verified on rows generated from the forest's splits); default path and the forced scikit-learn path.
 - MLServer (mlserver + mlserver-sklearn) with the same fitted forest saved with joblib: in-process inference
   (parallel_workers=0), without and with adaptive batching.
+- Boosted models (only when one of their labels is named in --only): gyre-xgboost-v2 / gyre-lightgbm-v2
+  serve a 100-round XGBClassifier / LGBMClassifier that Gyre's trainer fitted on iris (its verified ONNX
+  twin, the default path); mlserver-xgboost / mlserver-lightgbm (and -adaptive) serve that model's native
+  file (XGBoost UBJSON, LightGBM text) with MLServer's own runtimes, mlserver-xgboost and mlserver-lightgbm.
 - KServe: kserve.ModelServer with a kserve.Model that predicts with the joblib model, v1 protocol.
 - echo: a bare aiohttp server (web.Application) that parses the JSON body with orjson and returns a fixed reply:
   the HTTP ceiling; echo-lowlevel: the same on aiohttp's low-level server, which is what `gyre serve` runs on.
 
 The load generator is `wrk` (closed loop: C connections each with one request in flight, fixed duration) with a Lua
 script POSTing one body. Server processes are pinned to CPU 0 and wrk to CPU 1 with taskset, so they do not fight
-over a core. Peers live in their own venvs under ${GYRE_CACHE:-~/.cache/gyre}/bench, created on first run.
+over a core. Peers live in their own venvs under ${GYRE_CACHE:-~/.cache/gyre}/bench, created on first run (and
+again when PEERS changes).
+
+Each cell also records the server's CPU share (its CPU seconds per wall second): a server saturating its one
+CPU reads about 1.0 when it has the CPU to itself. The header records the load average and the kernel's CPU
+pressure. On a machine shared with other sessions, read both: with the scheduler's autogroup on (Debian's
+default), `nice` orders tasks only inside one session, so other sessions' niced work still takes an equal
+share of the CPU from every server, and throughput falls with that share (docs/benchmarks.md, "Serving",
+2026-12-02 12:01).
 
 Usage: .venv/bin/python benchmarks/serving/run.py [--duration 3] [--repeat 2] [--only gyre-v2,mlserver,echo]
+       ... --only gyre-xgboost-v2,mlserver-xgboost,gyre-lightgbm-v2,mlserver-lightgbm --rows 1
 """
 
 from __future__ import annotations
@@ -50,8 +63,19 @@ CACHE = Path(os.environ.get("GYRE_CACHE", Path.home() / ".cache" / "gyre")) / "b
 SERVER_CPU = os.environ.get("GYRE_BENCH_SERVER_CPU", "0")
 CLIENT_CPU = os.environ.get("GYRE_BENCH_CLIENT_CPU", "1")
 SKLEARN_VERSION = "1.9.1"  # the peers must unpickle the very same estimator
+XGBOOST_VERSION = "3.2.0"  # the peers load the native model files Gyre's venv writes
+LIGHTGBM_VERSION = "4.7.0"
 PEERS = {
-    "mlserver": ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", f"scikit-learn=={SKLEARN_VERSION}", "joblib"],
+    "mlserver": [
+        "mlserver==1.7.1",
+        "mlserver-sklearn==1.7.1",
+        "mlserver-xgboost==1.7.1",
+        "mlserver-lightgbm==1.7.1",
+        f"scikit-learn=={SKLEARN_VERSION}",
+        "joblib",
+        f"xgboost=={XGBOOST_VERSION}",
+        f"lightgbm=={LIGHTGBM_VERSION}",
+    ],
     "kserve": ["kserve==0.21.0", f"scikit-learn=={SKLEARN_VERSION}", "joblib"],
 }
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -127,6 +151,71 @@ def build_model(work: Path) -> BenchModel:
     return BenchModel(gyre_dir, joblib_path, imported_dir, rows, expected, result.pipeline, numpy_pipeline)
 
 
+@dataclass
+class BoostedModel:
+    """An XGBoost or LightGBM model trained by Gyre: its model directory (ONNX twin) and native file."""
+
+    kind: str  # xgboost | lightgbm
+    gyre_dir: Path
+    native_path: Path
+    expected: np.ndarray  # the Gyre pipeline's labels for BenchModel.rows
+
+
+BOOSTED = {"xgboost": "XGBClassifier", "lightgbm": "LGBMClassifier"}
+
+
+def build_boosted(work: Path, kind: str, rows: np.ndarray) -> BoostedModel:
+    """A 100-round XGBoost or LightGBM classifier on iris from Gyre's trainer, written with its native file.
+
+    Trained with n_jobs=1: LightGBM's text file records the training thread count (`num_threads`), a Booster
+    loaded from it keeps that setting, and more than one thread on the one CPU each server is pinned to can
+    only contend. Gyre's ONNX path ignores it. The preprocessing of a boosted model is
+    a median imputer only (gyre.training.preprocess), which changes no complete row, so the peers are sent the
+    same raw rows."""
+    import pandas as pd
+    from sklearn.datasets import load_iris
+
+    from gyre.training.trainer import TrainOptions, train_model
+
+    frame = load_iris(as_frame=True).frame
+    frame.columns = [*FEATURES, "target"]
+    options = TrainOptions(
+        target="target", estimator=BOOSTED[kind], params={"n_estimators": 100, "n_jobs": 1}, importances=False
+    )
+    result = train_model(frame, options)
+    directory = work / f"gyre-{kind}"
+    _write_model_dir(result, directory)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    expected = result.pipeline.predict(pd.DataFrame(rows, columns=FEATURES))
+    return BoostedModel(kind, directory, directory / manifest["native"]["path"], np.asarray(expected))
+
+
+BASE_MODEL = """
+import sys
+from sklearn.datasets import load_iris
+from gyre.training.artifact import write_model_dir
+from gyre.training.trainer import TrainOptions, train_model
+
+frame = load_iris(as_frame=True).frame
+frame.columns = [*sys.argv[2].split(","), "target"]
+options = TrainOptions(target="target", estimator="RandomForestClassifier", params={"n_estimators": 100})
+write_model_dir(sys.argv[1], train_model(frame, options), name="iris", dataset=None)
+"""
+
+
+def build_base_model(tree: Path, work: Path) -> Path:
+    """The benchmark's forest written by another source tree's trainer, so that tree's `gyre serve` reads a
+    manifest of its own version (fields added since are refused by an older reader)."""
+    directory = work / "gyre-model-base"
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", BASE_MODEL, str(directory), ",".join(FEATURES)],
+        env={**os.environ, "PYTHONPATH": str(tree / "operator")},
+        check=True,
+        capture_output=True,
+    )
+    return directory
+
+
 # -- peers' venvs --------------------------------------------------------------------------------------------------
 
 
@@ -135,8 +224,11 @@ def ensure_venv(name: str) -> Path:
     venv = CACHE / name
     python = venv / "bin" / "python"
     marker = venv / ".gyre-bench-ready"
-    if marker.exists():
+    wanted = "\n".join(PEERS[name])
+    if marker.exists() and marker.read_text() == wanted:
         return python
+    if venv.exists():
+        shutil.rmtree(venv)  # built for another requirement list
     CACHE.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "UV_NATIVE_TLS": "1", "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt"}
     print(f"creating the {name} venv in {venv} (first run only)...", flush=True)
@@ -149,7 +241,7 @@ def ensure_venv(name: str) -> Path:
     else:
         subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *PEERS[name]], check=True, env=env)
-    marker.touch()
+    marker.write_text(wanted)
     return python
 
 
@@ -242,11 +334,12 @@ def gyre_server(
     extra: list[str] | None = None,
     imported: bool = False,
     tree: Path | None = None,
+    directory: Path | None = None,
 ) -> Server:
     """`gyre serve` of this checkout, or of the source tree `tree` (same venv: a baseline of the same code base)."""
     port = free_port()
     python = ROOT / ".venv" / "bin" / "python"
-    directory = model.imported_dir if imported else model.gyre_dir
+    directory = directory or (model.imported_dir if imported else model.gyre_dir)
     cmd = [
         str(python), "-m", "gyre.cli", "serve", "--model-dir", str(directory), "--host", "127.0.0.1",
         "--port", str(port), "--inference", inference, "--batching" if batching else "--no-batching",
@@ -259,12 +352,24 @@ def gyre_server(
     return Server("gyre-base" if tree else "gyre", cmd, f"{base}/v2/health/ready", base, env=env)
 
 
-def mlserver_server(model: BenchModel, work: Path, *, adaptive: bool) -> Server:
+MLSERVER_RUNTIMES = {
+    # runtime: (implementation, the file name the runtime looks for)
+    "sklearn": ("mlserver_sklearn.SKLearnModel", "model.joblib"),
+    "xgboost": ("mlserver_xgboost.XGBoostModel", "model.ubj"),
+    # LightGBM's text format, under the name the runtime looks for
+    "lightgbm": ("mlserver_lightgbm.LightGBMModel", "model.bst"),
+}
+
+
+def mlserver_server(model_file: Path, work: Path, *, adaptive: bool, runtime: str = "sklearn") -> Server:
+    """MLServer's `runtime` serving `model_file` (joblib pipeline, XGBoost UBJSON, LightGBM text)."""
     python = ensure_venv("mlserver")
     port, grpc, metrics = free_port(), free_port(), free_port()
-    folder = work / ("mlserver-adaptive" if adaptive else "mlserver")
+    name = "mlserver" + ("" if runtime == "sklearn" else f"-{runtime}") + ("-adaptive" if adaptive else "")
+    implementation, filename = MLSERVER_RUNTIMES[runtime]
+    folder = work / name
     folder.mkdir(exist_ok=True)
-    shutil.copy(model.joblib_path, folder / "model.joblib")
+    shutil.copy(model_file, folder / filename)
     settings = {
         "host": "127.0.0.1",
         "http_port": port,
@@ -275,8 +380,8 @@ def mlserver_server(model: BenchModel, work: Path, *, adaptive: bool) -> Server:
     }
     model_settings: dict[str, Any] = {
         "name": "iris",
-        "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib", "version": "v1"},
+        "implementation": implementation,
+        "parameters": {"uri": f"./{filename}", "version": "v1"},
     }
     if adaptive:
         model_settings["max_batch_size"] = 32
@@ -285,7 +390,6 @@ def mlserver_server(model: BenchModel, work: Path, *, adaptive: bool) -> Server:
     (folder / "model-settings.json").write_text(json.dumps(model_settings))
     base = f"http://127.0.0.1:{port}"
     cmd = [str(python.parent / "mlserver"), "start", str(folder)]
-    name = "mlserver-adaptive" if adaptive else "mlserver"
     return Server(name, cmd, f"{base}/v2/models/iris/ready", base, env={"MLSERVER_LOGGING_LEVEL": "WARNING"})
 
 
@@ -432,6 +536,10 @@ class Cell:
     errors: int
     cpu_us: float = 0.0
     """Server CPU time per request (all its processes): robust to the noise of a shared machine."""
+    cpu_share: float = 0.0
+    """Server CPU seconds per wall second during the cell. A server that saturates its one pinned CPU reads
+    about 1.0 on a quiet machine; well below that at c=32 means other work took the CPU, and req/s fell with
+    it."""
 
 
 def run_wrk(url: str, body: bytes, connections: int, duration: float, work: Path) -> Cell:
@@ -470,6 +578,14 @@ def v2_labels(reply: Any) -> list[Any]:
     return list(reply["outputs"][0]["data"])
 
 
+def v2_argmax_labels(reply: Any) -> list[Any]:
+    """Labels from a v2 reply carrying class probabilities ([N, K]), as LightGBM's Booster.predict returns
+    them."""
+    output = reply["outputs"][0]
+    labels: list[Any] = np.asarray(output["data"]).reshape(output["shape"]).argmax(axis=1).tolist()
+    return labels
+
+
 def v1_labels(reply: Any) -> list[Any]:
     return list(reply["predictions"])
 
@@ -482,32 +598,35 @@ class Target:
     label: str
     server: Server
     path: str
-    protocol: str  # v1 | v2 | echo
+    protocol: str  # v1 | v2 | v2-proba (a v2 reply of class probabilities) | echo
+    expected: np.ndarray | None = None
 
 
 def in_process_limits(model: BenchModel, rows_per_request: int) -> dict[str, float]:
-    """Rows/s of the model call alone, single thread: sklearn predict, and onnxruntime for the same rows."""
+    """Calls/s of the model call alone, single thread: sklearn predict, and onnxruntime for the same rows; and
+    calls per CPU-second of this thread (`*_cpu`), which other load on the machine disturbs less."""
     import onnxruntime as ort
 
     rows = model.rows[:rows_per_request]
     out: dict[str, float] = {}
 
-    def rate(fn: Any, budget: float = 1.0) -> float:
+    def rate(name: str, fn: Any, budget: float = 1.0) -> None:
         fn()
-        n, start = 0, time.perf_counter()
+        n, start, cpu = 0, time.perf_counter(), time.thread_time()
         while time.perf_counter() - start < budget:
             fn()
             n += 1
-        return n / (time.perf_counter() - start)
+        out[name] = n / (time.perf_counter() - start)
+        out[f"{name}_cpu"] = n / max(time.thread_time() - cpu, 1e-9)
 
-    out["sklearn"] = rate(lambda: model.numpy_pipeline.predict(rows))
+    rate("sklearn", lambda: model.numpy_pipeline.predict(rows))
     manifest = json.loads((model.gyre_dir / "manifest.json").read_text())
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(model.gyre_dir / manifest["onnx"]["path"]), options)
     inputs = manifest["onnx"].get("inputs") or {f: f for f in FEATURES}
     feed = {inputs[f]: rows[:, i : i + 1].astype(np.float32) for i, f in enumerate(FEATURES)}
-    out["onnx"] = rate(lambda: session.run(None, feed))
+    rate("onnx", lambda: session.run(None, feed))
     return out
 
 
@@ -515,11 +634,12 @@ def check(target: Target, model: BenchModel) -> None:
     rows = model.rows
     if target.protocol == "echo":
         return
-    body = v2_body(rows) if target.protocol == "v2" else v1_body(rows)
+    body = v1_body(rows) if target.protocol == "v1" else v2_body(rows)
     reply = post_json(target.server.base + target.path, body)
-    labels = v2_labels(reply) if target.protocol == "v2" else v1_labels(reply)
-    if labels != model.expected.tolist():
-        raise RuntimeError(f"{target.label}: predictions differ from scikit-learn's")
+    decode = {"v1": v1_labels, "v2": v2_labels, "v2-proba": v2_argmax_labels}[target.protocol]
+    expected = model.expected if target.expected is None else target.expected
+    if decode(reply) != expected.tolist():
+        raise RuntimeError(f"{target.label}: predictions differ from the trained pipeline's")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -550,6 +670,13 @@ def main(argv: list[str] | None = None) -> int:
     only = {x for x in args.only.split(",") if x}
     work = Path(tempfile.mkdtemp(prefix="gyre-bench-serving-"))
     model = build_model(work)
+    boosted_labels = {"xgboost": ("gyre-xgboost-v2", "mlserver-xgboost", "mlserver-xgboost-adaptive")}
+    boosted_labels["lightgbm"] = ("gyre-lightgbm-v2", "mlserver-lightgbm", "mlserver-lightgbm-adaptive")
+    boosted = {
+        kind: build_boosted(work, kind, model.rows)
+        for kind, labels in boosted_labels.items()
+        if only & set(labels)  # trained only when asked for by name
+    }
 
     # One gyre process answers both protocols; every server is started up front and the rounds interleave them,
     # so a burst of load from elsewhere on the machine hits all of them rather than one.
@@ -560,13 +687,23 @@ def main(argv: list[str] | None = None) -> int:
         "gyre-sklearn": lambda: gyre_server(model, inference="sklearn"),
         "gyre-imported": lambda: gyre_server(model, imported=True),
         "gyre-imported-sklearn": lambda: gyre_server(model, inference="sklearn", imported=True),
-        "mlserver": lambda: mlserver_server(model, work, adaptive=False),
-        "mlserver-adaptive": lambda: mlserver_server(model, work, adaptive=True),
+        "mlserver": lambda: mlserver_server(model.joblib_path, work, adaptive=False),
+        "mlserver-adaptive": lambda: mlserver_server(model.joblib_path, work, adaptive=True),
         "kserve": lambda: kserve_server(model, work),
         "echo": lambda: echo_server(work),
         "echo-lowlevel": lambda: echo_lowlevel_server(work),
-        "gyre-base": lambda: gyre_server(model, tree=args.baseline),
+        "gyre-base": lambda: gyre_server(
+            model, tree=args.baseline, directory=build_base_model(args.baseline, work)
+        ),
     }
+    for kind, bm in boosted.items():
+        servers[f"gyre-{kind}"] = lambda bm=bm: gyre_server(model, directory=bm.gyre_dir)
+        for adaptive in (False, True):
+            servers[f"mlserver-{kind}" + ("-adaptive" if adaptive else "")] = (
+                lambda bm=bm, adaptive=adaptive: mlserver_server(
+                    bm.native_path, work, adaptive=adaptive, runtime=bm.kind
+                )
+            )
     plan = [
         ("gyre-v2", "gyre", "/v2/models/iris/infer", "v2"),
         ("gyre-v1", "gyre", "/v1/models/iris:predict", "v1"),
@@ -582,19 +719,32 @@ def main(argv: list[str] | None = None) -> int:
         ("echo", "echo", "/echo", "echo"),
         ("echo-lowlevel", "echo-lowlevel", "/echo", "echo"),
     ]
+    model_of: dict[
+        str, str
+    ] = {}  # server key -> boosted kind, for the labels its answers are checked against
+    for kind in boosted:  # the same v2 body; MLServer's LightGBM runtime answers class probabilities
+        peer = "v2-proba" if kind == "lightgbm" else "v2"
+        plan += [
+            (f"gyre-{kind}-v2", f"gyre-{kind}", "/v2/models/iris/infer", "v2"),
+            (f"mlserver-{kind}", f"mlserver-{kind}", "/v2/models/iris/infer", peer),
+            (f"mlserver-{kind}-adaptive", f"mlserver-{kind}-adaptive", "/v2/models/iris/infer", peer),
+        ]
+        model_of |= {f"gyre-{kind}": kind, f"mlserver-{kind}": kind, f"mlserver-{kind}-adaptive": kind}
     plan = [p for p in plan if (not only or p[0] in only) and (args.baseline or p[1] != "gyre-base")]
     started: dict[str, Server] = {}
     results: dict[str, dict[str, Cell]] = {label: {} for label, *_ in plan}
+    pressure_before = _cpu_pressure()
     try:
         for label, key, path, protocol in plan:
             if key not in started:
                 started[key] = servers[key]()
                 print(f"starting {key}", flush=True)
                 started[key].start()
-            check(Target(label, started[key], path, protocol), model)
+            expected = boosted[model_of[key]].expected if key in model_of else None
+            check(Target(label, started[key], path, protocol, expected), model)
             if protocol != "echo":
                 print(
-                    f"{label}: predictions for all {len(model.rows)} rows identical to scikit-learn's",
+                    f"{label}: predictions for all {len(model.rows)} rows equal the trained pipeline's",
                     flush=True,
                 )
         for round_ in range(args.repeat):
@@ -603,16 +753,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"== {label} (round {round_ + 1}/{args.repeat})", flush=True)
                 for n in row_counts:
                     rows = model.rows[:n]
-                    body = v2_body(rows) if protocol in ("v2", "echo") else v1_body(rows)
+                    body = v1_body(rows) if protocol == "v1" else v2_body(rows)
                     run_wrk(server.base + path, body, 8, 1, work)  # warm-up
                     for c in concurrency:
-                        cpu_before = server.cpu_seconds()
+                        cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
                         cell = run_wrk(server.base + path, body, c, args.duration, work)
+                        cpu = server.cpu_seconds() - cpu_before
                         requests = cell.rps * max(1, round(args.duration))
-                        cell.cpu_us = (server.cpu_seconds() - cpu_before) / max(requests, 1) * 1e6
+                        cell.cpu_us = cpu / max(requests, 1) * 1e6
+                        cell.cpu_share = cpu / (time.monotonic() - wall_before)
                         print(
                             f"  rows={n:<3} c={c:<3} {cell.rps:9.0f} req/s  p50 {cell.p50_ms:7.2f} ms  "
-                            f"p99 {cell.p99_ms:7.2f} ms  cpu {cell.cpu_us:7.0f} us/req  errors {cell.errors}",
+                            f"p99 {cell.p99_ms:7.2f} ms  cpu {cell.cpu_us:7.0f} us/req  "
+                            f"share {cell.cpu_share:4.2f}  errors {cell.errors}",
                             flush=True,
                         )
                         best = results[label].get(f"{n}x{c}")
@@ -621,8 +774,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in started.values():
             server.stop()
+    pressure = f"{pressure_before} before, {_cpu_pressure()} after"
     limits = {n: in_process_limits(model, n) for n in row_counts}
-    report = render(results, limits, row_counts, concurrency, args.duration, args.repeat)
+    report = render(results, limits, row_counts, concurrency, args.duration, args.repeat, pressure)
     print(report)
     if args.json:
         args.json.write_text(
@@ -630,6 +784,25 @@ def main(argv: list[str] | None = None) -> int:
         )
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _cpu_pressure() -> str:
+    """The kernel's CPU pressure (share of time some runnable task waited for a CPU), avg10/avg60 in
+    percent."""
+    try:
+        fields = dict(f.split("=") for f in Path("/proc/pressure/cpu").read_text().split()[1:3])
+        return f"{fields['avg10']}/{fields['avg60']}%"
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def _autogroup() -> str:
+    """Whether the scheduler groups tasks by session (then `nice` does not lower one session's share against
+    another: each session's group gets an equal share of the CPUs)."""
+    try:
+        return "on" if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1" else "off"
+    except OSError:
+        return "unknown"
 
 
 def _loadavg() -> str:
@@ -659,27 +832,30 @@ def render(
     concurrency: list[int],
     duration: float,
     repeat: int,
+    pressure: str = "unknown",
 ) -> str:
     """Markdown tables: absolute numbers, then Gyre's ratios to each peer."""
     lines = [
         f"Run {datetime.now(tz=UTC).strftime('%Y-%m-%d %H:%M UTC')} on {machine()}; load average {_loadavg()}; "
+        f"CPU pressure (some, avg10/avg60) {pressure}; scheduler autogroup {_autogroup()}; "
         f"wrk, {duration:g} s per cell, best of {repeat} interleaved rounds; server on CPU {SERVER_CPU}, "
         f"wrk on CPU {CLIENT_CPU}.",
         "",
-        "| server | rows | conc | req/s | p50 ms | p99 ms | server CPU µs/req | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | rows | conc | req/s | p50 ms | p99 ms | server CPU µs/req | server CPU share | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, cells in results.items():
         for key, cell in cells.items():
             n, c = key.split("x")
             lines.append(
                 f"| {label} | {n} | {c} | {cell.rps:,.0f} | {cell.p50_ms:.2f} | {cell.p99_ms:.2f} | {cell.cpu_us:,.0f} "
-                f"| {cell.errors} |"
+                f"| {cell.cpu_share:.2f} | {cell.errors} |"
             )
-    lines += ["", "In-process model call limit (one thread, same rows), calls/s:", ""]
+    lines += ["", "In-process model call limit (one thread, same rows), calls/s (calls per CPU-second):", ""]
     for rows, lim in limits.items():
         lines.append(
-            f"- {rows} row(s): scikit-learn predict {lim['sklearn']:,.0f}/s, onnxruntime {lim['onnx']:,.0f}/s"
+            f"- {rows} row(s): scikit-learn predict {lim['sklearn']:,.0f}/s ({lim['sklearn_cpu']:,.0f}), "
+            f"onnxruntime {lim['onnx']:,.0f}/s ({lim['onnx_cpu']:,.0f})"
         )
     pairs = [
         ("gyre-v2", "gyre-base-v2"),
@@ -691,6 +867,11 @@ def render(
         ("gyre-imported-v2", "mlserver-adaptive"),
         ("gyre-imported-v2", "mlserver"),
         ("gyre-imported-v2-sklearn", "mlserver-adaptive"),
+        ("gyre-imported-v2-sklearn", "mlserver"),
+        ("gyre-xgboost-v2", "mlserver-xgboost"),
+        ("gyre-xgboost-v2", "mlserver-xgboost-adaptive"),
+        ("gyre-lightgbm-v2", "mlserver-lightgbm"),
+        ("gyre-lightgbm-v2", "mlserver-lightgbm-adaptive"),
         ("gyre-v2", "echo"),
         ("gyre-v1", "echo"),
         ("gyre-v2", "echo-lowlevel"),
