@@ -126,6 +126,59 @@ def operator_args(api: ApiClient, namespace: str) -> list[str]:
     return args
 
 
+def holder_pod(lease: Any) -> str:
+    """The pod name in a Lease holder identity (`POD_PID`, gyre.controllers.leader.default_identity)."""
+    identity: str = lease.spec.holder_identity or ""
+    return identity.rpartition("_")[0]
+
+
+def leader_lost_then_work_goes_on(api: ApiClient, namespace: str, lease: Any) -> None:
+    """The chart's two replicas on the real cluster: the leader's pod is deleted with no grace (nothing is released,
+    as on SIGKILL or node loss), another replica takes the Lease once it expires, and that replica reconciles."""
+    core = kubernetes.client.CoreV1Api(api)
+    leader = holder_pod(lease)
+    running = [
+        p.metadata.name
+        for p in core.list_namespaced_pod(
+            namespace, label_selector="app.kubernetes.io/component=operator"
+        ).items
+        if p.status.phase == "Running" and not p.metadata.deletion_timestamp
+    ]
+    assert leader in running and len(running) == 2, (leader, running)
+    core.delete_namespaced_pod(leader, namespace, grace_period_seconds=0)
+
+    def new_holder() -> Any:
+        current = held_lease(api, namespace)
+        return current if current is not None and holder_pod(current) not in ("", leader) else None
+
+    taken = wait_for(new_holder, timeout=300, what=f"a replica other than {leader} to take the Lease")
+    assert holder_pod(taken) != leader
+    # Proof of work by the new leader, with no pod needed: a run whose Dataset is missing gets its status and Event.
+    runs = kubernetes.client.CustomObjectsApi(api)
+    name = f"failover-{uuid.uuid4().hex[:6]}"
+    body = {
+        "apiVersion": "gyre.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": {
+            "datasetRef": {"name": "no-such-dataset"},
+            "target": "target",
+            "estimator": {"kind": "LogisticRegression"},
+        },
+    }
+    runs.create_namespaced_custom_object("gyre.dev", "v1alpha1", namespace, "trainingruns", body)
+    try:
+
+        def waiting_for_dataset() -> dict[str, Any] | None:
+            run = runs.get_namespaced_custom_object("gyre.dev", "v1alpha1", namespace, "trainingruns", name)
+            conditions = (run.get("status") or {}).get("conditions") or []
+            return run if any(c.get("reason") == "DatasetNotFound" for c in conditions) else None
+
+        wait_for(waiting_for_dataset, timeout=300, what=f"the new leader to reconcile TrainingRun {name}")
+    finally:
+        runs.delete_namespaced_custom_object("gyre.dev", "v1alpha1", namespace, "trainingruns", name)
+
+
 def install_test_upgrade_uninstall(api: ApiClient, release: str, namespace: str, *values: str) -> None:
     sets = [arg for value in ("image.tag=dev", *values) for arg in ("--set", value)]
     helm(
@@ -160,6 +213,7 @@ def install_test_upgrade_uninstall(api: ApiClient, release: str, namespace: str,
     )
     assert lease.metadata.labels["app.kubernetes.io/managed-by"] == "Helm"
     assert lease.metadata.annotations["meta.helm.sh/release-name"] == release
+    leader_lost_then_work_goes_on(api, namespace, lease)
 
     helm(
         "upgrade", release, str(CHART), "-n", namespace, "--reuse-values", "--set", "operator.verbose=true",
