@@ -627,18 +627,23 @@ def burst(
 ) -> dict[str, float]:
     """Create every body as fast as `workers` threads can; returns the monotonic time each create call returned.
 
-    `create(api_client, body)` does one create. The time of the first call's start is stored under "".
+    `create(api_client, body)` does one create with `_preload_content=False` and returns the raw response, whose
+    body is drained here so that its connection goes back to the thread's pool: a response dropped unread takes
+    its connection with it, and every create then paid a new TLS handshake, on the API server's CPU too. The time
+    of the first call's start is stored under "".
     """
     returned: dict[str, float] = {}
     failures: list[str] = []
 
     def one(body: dict[str, Any]) -> None:
         try:
-            create(kube.thread_client(), body)
+            response = create(kube.thread_client(), body)
         except ApiException as exc:
             failures.append(f"{body['metadata']['name']}: {exc.status} {exc.reason}")
             return
         returned[body["metadata"]["name"]] = time.monotonic()
+        response.drain_conn()
+        response.release_conn()
 
     # Clients are made (TLS handshakes aside) before the clock starts.
     with ThreadPoolExecutor(workers) as pool:
@@ -698,9 +703,37 @@ class RssSampler:
             self._thread.join(timeout=2)
 
 
+@dataclass
+class OperatorProbe:
+    """What the operator spent: CPU seconds (user + system, from /proc/PID/stat) and handler runs by kind (its
+    gyre_operator_reconciles_total, from its metrics endpoint; empty when that does not answer)."""
+
+    pid: int
+    metrics_url: str
+
+    def cpu_s(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def handler_runs(self) -> dict[str, float]:
+        try:
+            with urllib.request.urlopen(self.metrics_url, timeout=10) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return {}
+        out: dict[str, float] = collections.defaultdict(float)
+        for family in text_string_to_metric_families(text):
+            if family.name == "gyre_operator_reconciles":
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        out[sample.labels["kind"]] += sample.value
+        return dict(out)
+
+
 @contextlib.contextmanager
 def running_operator(
-    args: argparse.Namespace, namespace: str, log_path: Path, kubeconfig: str
+    args: argparse.Namespace, namespace: str, log_path: Path, kubeconfig: str, metrics_port: int
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The operator under test as a subprocess, ready (liveness answers) when the block starts."""
     port = free_port()
@@ -708,6 +741,8 @@ def running_operator(
     env = dict(os.environ)
     env.update(
         {
+            # Its Prometheus endpoint, for the handler-run counter (OperatorProbe).
+            "GYRE_METRICS_PORT": str(metrics_port),
             "KUBECONFIG": kubeconfig,
             "PYTHONPATH": args.operator_tree,
             "PYTHONUNBUFFERED": "1",
@@ -787,6 +822,12 @@ class PhaseResult:
     """The operator's own requests over the burst window, "verb resource" -> count (APF counters, exact)."""
     operator_idle_requests: dict[str, float] = field(default_factory=dict)
     """The same over the idle window."""
+    operator_cpu_s: float | None = None
+    """The operator's CPU time (user + system) over the burst window."""
+    operator_idle_cpu_s: float | None = None
+    handler_runs: dict[str, float] = field(default_factory=dict)
+    """The operator's handler runs by kind over the burst window (gyre_operator_reconciles_total)."""
+    idle_handler_runs: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -822,6 +863,7 @@ def measure(
     args: argparse.Namespace,
     rss: RssSampler | None,
     acc: Accounting | None = None,
+    probe: OperatorProbe | None = None,
 ) -> None:
     """The common part of both phases: scrape, burst, wait for every Job, settle, scrape, idle, scrape."""
     ns = result.namespace
@@ -835,6 +877,8 @@ def measure(
     time.sleep(0.5)
     before = kube.scrape()
     own_before = scrape_dispatched(kube, acc) if acc else {}
+    cpu_before = probe.cpu_s() if probe else 0.0
+    runs_before = probe.handler_runs() if probe else {}
     if rss is not None:
         rss.start()
     returned = burst(kube, bodies, create, args.workers)
@@ -866,6 +910,10 @@ def measure(
     result.settle_s = time.monotonic() - start
     after = kube.scrape()
     own_after = scrape_dispatched(kube, acc) if acc else {}
+    if probe:
+        cpu_after, runs_after = probe.cpu_s(), probe.handler_runs()
+        result.operator_cpu_s = cpu_after - cpu_before
+        result.handler_runs = diff(runs_after, runs_before)
     if acc:
         result.operator_requests = {k: v for k, v in sorted(diff(own_after, own_before).items())}
     if rss is not None:
@@ -879,6 +927,9 @@ def measure(
         if acc:
             own_idle = scrape_dispatched(kube, acc)
             result.operator_idle_requests = {k: v for k, v in sorted(diff(own_idle, own_after).items())}
+        if probe:
+            result.operator_idle_cpu_s = probe.cpu_s() - cpu_after
+            result.idle_handler_runs = diff(probe.handler_runs(), runs_after)
         result.idle_s = args.idle
         result.idle_requests = {key_name(k): v for k, v in sorted(diff(idle, after).items())}
     for w in watchers:
@@ -918,8 +969,8 @@ def _run_gyre(
     ns, size = result.namespace, result.size
     bodies = [training_run(f"run-{i:05d}") for i in range(size)]
 
-    def create(api: kubernetes.client.ApiClient, body: dict[str, Any]) -> None:
-        kube.custom(api).create_namespaced_custom_object(
+    def create(api: kubernetes.client.ApiClient, body: dict[str, Any]) -> Any:
+        return kube.custom(api).create_namespaced_custom_object(
             GROUP, VERSION, ns, "trainingruns", body, _preload_content=False
         )
 
@@ -927,11 +978,13 @@ def _run_gyre(
         lambda **kw: kube.custom().list_namespaced_custom_object(GROUP, VERSION, ns, "trainingruns", **kw)
     )
     log_path = Path(args.log_dir) / f"operator-{ns}.log"
-    with running_operator(args, ns, log_path, acc.kubeconfig) as proc:
+    metrics_port = free_port()
+    with running_operator(args, ns, log_path, acc.kubeconfig, metrics_port) as proc:
         rss = RssSampler(proc.pid)
         rss.read()
         result.notes.append(f"operator RSS when ready: {rss.peak_kb / 1024:.0f} MB")
-        measure(result, kube, bodies, create, job_owner, [runs], args, rss, acc)
+        probe = OperatorProbe(proc.pid, f"http://127.0.0.1:{metrics_port}/metrics")
+        measure(result, kube, bodies, create, job_owner, [runs], args, rss, acc, probe)
         dataset = kube.custom().get_namespaced_custom_object(GROUP, VERSION, ns, "datasets", DATASET)
         phase = (dataset.get("status") or {}).get("phase")
         if phase != "Ready":
@@ -994,8 +1047,8 @@ def run_peer(
         body["metadata"]["namespace"] = ns
         bodies.append(body)
 
-    def create(api: kubernetes.client.ApiClient, body: dict[str, Any]) -> None:
-        kube.batch(api).create_namespaced_job(ns, body, _preload_content=False)
+    def create(api: kubernetes.client.ApiClient, body: dict[str, Any]) -> Any:
+        return kube.batch(api).create_namespaced_job(ns, body, _preload_content=False)
 
     def own_name(job: dict[str, Any]) -> str:
         return str(job["metadata"]["name"])
@@ -1091,6 +1144,14 @@ def report(gyre: PhaseResult, peer: PhaseResult) -> dict[str, Any]:
             f"| {side.side} | {side.jobs_seen} | {side.all_jobs_s:.1f} | {side.throughput:.1f} | "
             f"{side.latency_p50_ms:.0f} | {side.latency_p99_ms:.0f} | {side.latency_max_ms:.0f} | "
             f"{side.settle_s:.1f} | {w:.2f} | {rss} |"
+        )
+    if gyre.operator_cpu_s is not None:
+        runs = ", ".join(f"{kind} {v / n:.2f}" for kind, v in sorted(gyre.handler_runs.items())) or "-"
+        idle_runs = ", ".join(f"{k} {v:.0f}" for k, v in sorted(gyre.idle_handler_runs.items())) or "none"
+        print(
+            f"\nOperator CPU over the burst window: {gyre.operator_cpu_s:.1f} s "
+            f"({gyre.operator_cpu_s / n * 1000:.1f} ms per TrainingRun); handler runs per TrainingRun: {runs}; "
+            f"idle window: {gyre.operator_idle_cpu_s or 0.0:.1f} s CPU, handler runs {idle_runs}"
         )
     if exact:
         print(

@@ -3,6 +3,9 @@
 A handler receives an index as a keyword argument named after its function. Reading children and dependencies from
 here, not from the API, is what lets a steady-state reconcile make no API call at all.
 
+The index functions are coroutines although they await nothing: kopf runs them in its event loop instead of
+handing every watch event to a worker thread and back (they only parse).
+
 Dependencies (Datasets, TrainingRuns, ModelDeployments) are indexed whatever their gyre.dev/operator-instance label:
 that label decides which operator reconciles an object, not who may read it (a run may train on any Dataset).
 """
@@ -44,14 +47,14 @@ _MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 
 @kopf.index("batch", "v1", "jobs", labels=_MANAGED, when=mine)
-def gyre_jobs(body: kopf.Body, **_: Any) -> dict[str, JobView]:
+async def gyre_jobs(body: kopf.Body, **_: Any) -> dict[str, JobView]:
     """Every Job Gyre created, by its owner's uid."""
     view = job_view(body)
     return {view.owner_uid: view} if view.owner_uid else {}
 
 
 @kopf.index(GROUP, VERSION, "datasets")
-def gyre_datasets(
+async def gyre_datasets(
     body: kopf.Body, namespace: str | None, name: str, **_: Any
 ) -> dict[tuple[str, str], DatasetView]:
     """Every Dataset's spec and status, by (namespace, name): what TrainingRuns train on."""
@@ -75,7 +78,9 @@ class RunSummary:
 
 
 @kopf.index(GROUP, VERSION, "trainingruns")
-def gyre_trainingruns(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[str, RunSummary]:
+async def gyre_trainingruns(
+    body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> dict[str, RunSummary]:
     """Every TrainingRun, by namespace: LatestValidated promotion picks among them, a DriftMonitor retrains one."""
     meta = body.get("metadata") or {}
     summary = RunSummary(
@@ -91,7 +96,7 @@ def gyre_trainingruns(body: kopf.Body, namespace: str | None, name: str, **_: An
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
-def gyre_modeldeployments(
+async def gyre_modeldeployments(
     body: kopf.Body, namespace: str | None, name: str, **_: Any
 ) -> dict[tuple[str, str], ModelDeploymentStatus]:
     """Every ModelDeployment's status, by (namespace, name): what a DriftMonitor watches."""

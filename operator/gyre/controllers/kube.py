@@ -106,6 +106,13 @@ def _retrying(call: Callable[[], T], what: str) -> T:
     raise AssertionError("unreachable")
 
 
+def _unread(response: Any) -> None:
+    """Drain and release an answer whose body is not needed (a write's echo of the object): `serialize=False`
+    spares parsing it into the dynamic client's attribute objects, which costs more than the request itself."""
+    _ = response.data
+    response.release_conn()
+
+
 def _plain(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
     return out
@@ -156,9 +163,13 @@ def create(body: Mapping[str, Any]) -> bool:
     res = _resource(body["apiVersion"], body["kind"])
     namespace = body["metadata"]["namespace"]
     try:
-        _retrying(
-            lambda: res.create(body=dict(body), namespace=namespace, _request_timeout=TIMEOUT),
-            f"create {body['kind']} {body['metadata']['name']}",
+        _unread(
+            _retrying(
+                lambda: res.create(
+                    body=dict(body), namespace=namespace, serialize=False, _request_timeout=TIMEOUT
+                ),
+                f"create {body['kind']} {body['metadata']['name']}",
+            )
         )
     except ApiException as exc:
         if exc.status == 409:
@@ -226,15 +237,18 @@ def merge_patch(api_version: str, kind: str, namespace: str, name: str, patch: d
 def patch_status(kind: str, namespace: str, name: str, patch: dict[str, Any]) -> None:
     """Merge-patch the status subresource of a Gyre object (lists in the patch replace whole lists)."""
     res = _resource(API_VERSION, kind).subresources["status"]
-    _retrying(
-        lambda: res.patch(
-            body={"status": patch},
-            name=name,
-            namespace=namespace,
-            content_type="application/merge-patch+json",
-            _request_timeout=TIMEOUT,
-        ),
-        f"patch status of {kind} {name}",
+    _unread(
+        _retrying(
+            lambda: res.patch(
+                body={"status": patch},
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+                serialize=False,
+                _request_timeout=TIMEOUT,
+            ),
+            f"patch status of {kind} {name}",
+        )
     )
 
 

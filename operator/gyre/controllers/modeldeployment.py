@@ -35,18 +35,21 @@ PLURAL = "modeldeployments"
 _SERVER = {"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_OWNER_KIND: KIND, LABEL_COMPONENT: SERVER}
 
 
+# Index functions are coroutines: kopf runs them in its event loop, without a worker thread (see indexes.py).
 @kopf.index("apps", "v1", "deployments", labels=_SERVER, when=mine)
 @kopf.index("v1", "services", labels=_SERVER, when=mine)
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels=_SERVER, when=mine)
 @kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=_SERVER, when=mine)
-def gyre_server_children(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, ChildView]:
+async def gyre_server_children(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, ChildView]:
     """The Service, server Deployments, HPA and NetworkPolicy of every ModelDeployment, by the owner's uid."""
     uid = labels.get(LABEL_OWNER_UID)
     return {uid: child_view(body)} if uid else {}
 
 
 @kopf.index("v1", "pods", labels=_SERVER, when=mine)
-def gyre_server_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[tuple[str, str], ServerPod]:
+async def gyre_server_pods(
+    body: kopf.Body, labels: kopf.Labels, **_: Any
+) -> dict[tuple[str, str], ServerPod]:
     """Every model-server pod, by (owner uid, track): what track health reads."""
     uid, track = labels.get(LABEL_OWNER_UID), labels.get(LABEL_TRACK)
     return {(uid, track): server_pod(body)} if uid and track else {}

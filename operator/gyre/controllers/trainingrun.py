@@ -29,7 +29,7 @@ from gyre.controllers.common import (
 from gyre.controllers.indexes import current_job, dataset_of, finished_pods, jobs_of
 from gyre.controllers.metrics import reconciled
 from gyre.reconcile.observed import JobView, job_view
-from gyre.reconcile.trainingrun import WAIT_SECONDS, ObservedTrainingRun, plan_trainingrun
+from gyre.reconcile.trainingrun import WAIT_SECONDS, ObservedTrainingRun, plan_trainingrun, plan_would_change
 
 __all__ = ["retry_waiting_trainingrun", "training_job_changed", "trainingrun_changed"]
 
@@ -73,18 +73,29 @@ def _reconcile(body: Mapping[str, Any], kwargs: Mapping[str, Any], *, listed: bo
     apply_plan(observed.owner, observed.status, plan_trainingrun(observed))
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL, when=mine)
+def _may_change(labels: Mapping[str, str], body: kopf.Body, type: str | None, **kwargs: Any) -> bool:
+    """kopf `when=`: the events worth a plan. The others (a finished run, a Running run whose Job has not finished:
+    most events are the run's own status write landing) are dropped here, in the event loop, without a worker
+    thread or a parse. Runs listed when the operator starts (type None) are always planned."""
+    if not mine(labels) or type == "DELETED" or body["metadata"].get("deletionTimestamp"):
+        return False
+    if type is None:
+        return True
+    jobs = jobs_of(kwargs, body["metadata"]["uid"])
+    return plan_would_change((body.get("status") or {}).get("phase"), jobs[0] if jobs else None)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_may_change)
 @reconciled(KIND)
 def trainingrun_changed(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
     """Level-triggered: every event of a run, and every run listed when the operator starts (type None), is
-    observed, planned and applied; a plan that changes nothing writes nothing.
+    observed, planned and applied unless planning cannot change anything (`_may_change`); a plan that changes
+    nothing writes nothing.
 
     A low-level handler on purpose: the spec is immutable and the status says where the run is, so kopf needs no
     bookkeeping of its own on the run (no finalizer, no last-handled annotation): a new run costs exactly its Job,
     one status write and one Event.
     """
-    if type == "DELETED" or body["metadata"].get("deletionTimestamp"):
-        return
     _reconcile(body, kwargs, listed=type is None)
 
 
@@ -104,23 +115,27 @@ def retry_waiting_trainingrun(body: kopf.Body, **kwargs: Any) -> None:
     _reconcile(body, kwargs, listed=False)
 
 
+def _job_ended(labels: Mapping[str, str], body: kopf.Body, type: str | None, **_: Any) -> bool:
+    """kopf `when=`: only a finished or deleted Job changes its run; the Job controller's other updates (active
+    counts, pod failures) are dropped in the event loop."""
+    return mine(labels) and (type == "DELETED" or job_view(body).outcome.finished)
+
+
 @kopf.on.event(
     "batch",
     "v1",
     "jobs",
     labels={LABEL_OWNER_KIND: KIND, "app.kubernetes.io/managed-by": MANAGED_BY},
-    when=mine,
+    when=_job_ended,
 )
 @reconciled(KIND)
 def training_job_changed(body: kopf.Body, type: str, **kwargs: Any) -> None:
     """A training Job finished (or vanished): record the result on its run."""
-    job = job_view(body)
-    if type != "DELETED" and not job.outcome.finished:
-        return
     run = live_owner(body, KIND)
     if run is None:
         return
     status = parse_status(TrainingRunStatus, run)
+    job = job_view(body)
     if status.job_name != job.name:
         return
     observed = _observe(run, status, None if type == "DELETED" else job, kwargs)

@@ -84,13 +84,13 @@ class Plan(Generic[S]):
     """The outcome of one reconcile decision.
 
     `status` is the complete new status; the controller writes it only when it differs from the observed one, so a
-    steady-state reconcile writes nothing. `retry_after` asks to be called again (waiting, not failing).
+    steady-state reconcile writes nothing. Waiting is a state, not an instruction: a plan that must be made again
+    later says so in its status (a TrainingRun's phase Pending), and the controller's timer filters on that.
     """
 
     status: S
     actions: list[Action] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    retry_after: float | None = None
 
     def event(self, type_: EventType, reason: str, message: str) -> None:
         """Post an Event (messages are capped at 1 KiB by the API server, so they are cut here)."""

@@ -48,6 +48,7 @@ __all__ = [
     "ObservedTrainingRun",
     "apply_training_result",
     "plan_trainingrun",
+    "plan_would_change",
     "primary_metric",
     "record_tracking",
     "resolve_dataset",
@@ -222,6 +223,22 @@ def _fail(plan: Plan[TrainingRunStatus], generation: int, now: datetime, reason:
     plan.event(EventType.WARNING, reason, message)
 
 
+def plan_would_change(phase: str | None, job: JobView | None) -> bool:
+    """Whether planning a run in `phase` whose Job is `job` (None: not observed yet) can change anything.
+
+    False for a finished run (never changed again) and for a Running run whose Job is not observed finished: a
+    running Job leaves the plan empty, and a Job not in the index yet was most likely created a moment ago; the
+    Job's own events (finished, deleted) are what move the run on. Most events of a run are of this kind (its own
+    status write landing), so the controller skips them without parsing the run. Runs listed when the operator
+    starts are planned whatever this says: a Job may have been deleted while it was away.
+    """
+    if phase in _TERMINAL:
+        return False
+    if phase == "Running":
+        return job is not None and job.outcome.finished
+    return True
+
+
 def plan_trainingrun(obs: ObservedTrainingRun) -> Plan[TrainingRunStatus]:
     """Decide the next step of a TrainingRun: wait, start its Job, record its result, or nothing."""
     plan = Plan(obs.status.model_copy(deep=True))
@@ -305,7 +322,6 @@ def _wait_or_fail(
     if previous is None or previous.reason != problem.reason:
         kind = EventType.WARNING if problem.reason == Reason.DATASET_NOT_FOUND else EventType.NORMAL
         plan.event(kind, problem.reason, problem.message)
-    plan.retry_after = WAIT_SECONDS
 
 
 def _start(

@@ -15,7 +15,7 @@ from gyre.builders.meta import Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.reconcile.observed import JobOutcome, JobView, PodResult
 from gyre.reconcile.plan import Create, status_patch
-from gyre.reconcile.trainingrun import DatasetView, ObservedTrainingRun, plan_trainingrun
+from gyre.reconcile.trainingrun import DatasetView, ObservedTrainingRun, plan_trainingrun, plan_would_change
 from gyre.training.report import GateOutcome, TrainReport
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -70,7 +70,6 @@ def test_a_new_run_on_a_ready_dataset_creates_its_claim_and_job_and_says_started
     assert plan.status.phase == "Running" and plan.status.job_name == "iris-rf-train"
     assert plan.status.dataset_fingerprint == FP and plan.status.dataset_version == 2
     assert [(e.type, e.reason) for e in plan.events] == [("Normal", "Started")]
-    assert plan.retry_after is None
 
 
 def test_a_run_whose_job_exists_already_creates_nothing_and_posts_no_second_started() -> None:
@@ -92,8 +91,8 @@ def test_a_running_run_with_a_running_job_is_steady_and_writes_nothing() -> None
 )
 def test_a_run_waits_for_its_dataset_and_says_why_only_once(dataset: DatasetView | None, reason: str) -> None:
     first = plan_trainingrun(observed(dataset=dataset))
+    # Pending is what the controller's timer plans again every WAIT_SECONDS.
     assert first.status.phase == "Pending" and first.actions == []
-    assert first.retry_after is not None
     assert [e.reason for e in first.events] == [reason]
     again = plan_trainingrun(observed(first.status, dataset=dataset))
     assert again.events == [] and status_patch(first.status, again.status) == {}
@@ -186,3 +185,37 @@ def test_a_run_asking_for_an_image_the_admin_allowed_trains_with_it() -> None:
     job = next(a.body for a in plan.actions if isinstance(a, Create) and a.body["kind"] == "Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/ml/trainer:2"
     assert plan.status.phase == "Running"
+
+
+FINISHED_JOB = replace(RUNNING_JOB, outcome=JobOutcome(True, False, "DeadlineExceeded", "too slow"))
+
+
+def test_a_running_run_whose_job_runs_needs_no_plan_and_its_plan_is_indeed_empty() -> None:
+    status = running()
+    assert not plan_would_change(status.phase, RUNNING_JOB)
+    plan = plan_trainingrun(observed(status, job=RUNNING_JOB))
+    assert plan.actions == [] and plan.events == [] and status_patch(status, plan.status) == {}
+
+
+@pytest.mark.parametrize("job", [None, RUNNING_JOB, FINISHED_JOB])
+def test_a_finished_run_needs_no_plan_whatever_its_job_and_its_plan_is_indeed_empty(
+    job: JobView | None,
+) -> None:
+    finished = plan_trainingrun(observed(running(), job=FINISHED_JOB)).status
+    assert finished.phase == "Failed"
+    assert not plan_would_change(finished.phase, job)
+    plan = plan_trainingrun(observed(finished, job=job))
+    assert plan.actions == [] and plan.events == [] and status_patch(finished, plan.status) == {}
+
+
+def test_a_running_run_whose_job_is_not_in_the_index_yet_waits_for_the_jobs_own_events() -> None:
+    assert not plan_would_change("Running", None)
+
+
+@pytest.mark.parametrize(
+    ("phase", "job"), [(None, None), ("Pending", None), ("Running", FINISHED_JOB), ("Pending", RUNNING_JOB)]
+)
+def test_a_new_or_waiting_run_and_a_run_whose_job_finished_are_planned(
+    phase: str | None, job: JobView | None
+) -> None:
+    assert plan_would_change(phase, job)
