@@ -744,7 +744,8 @@ class ModelServer:
 
 
 class _CappedServer(web_server.Server):
-    """aiohttp's low-level server, counting its open connections; `room` is set while it is below the cap."""
+    """aiohttp's low-level server, counting its connections from the moment they are accepted; `room` is set while
+    they are below the cap."""
 
     def __init__(self, handler: Any, *, max_connections: int, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
@@ -755,32 +756,57 @@ class _CappedServer(web_server.Server):
         self.room.set()
         self.listeners: list[socket.socket] = []
         """The CappedSite's listening sockets: while it is paused, a readable one has clients waiting."""
+        self._accepted: set[int] = set()  # file descriptors counted at accept, not yet set up
         self._warned = -float("inf")
 
     def clients_waiting(self) -> bool:
         """Whether a connection waits in a listen queue (asked only at the cap, when nothing accepts)."""
         return bool(self.listeners) and bool(select.select(self.listeners, [], [], 0)[0])
 
+    def accepted(self, fd: int) -> None:
+        """The site accepted a connection; it counts from now on, while its transport is set up."""
+        self._accepted.add(fd)
+        self.open += 1
+        self._count()
+
+    def not_set_up(self, fd: int) -> None:
+        """An accepted connection could not be set up."""
+        if fd in self._accepted:
+            self._accepted.discard(fd)
+            self.open -= 1
+            self._count()
+
     def connection_made(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
-        self.open += 1
-        if self.open >= self.max_connections and not self.full:
-            self.full = True
-            self.room.clear()
-            now = time.monotonic()
-            if now - self._warned >= 60:  # the cap may be reached and left many times a second
-                self._warned = now
-                log.warning(
-                    "%d connections open, the limit: new ones wait in the listen queue until one closes",
-                    self.open,
-                )
+        sock = transport.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        if fd in self._accepted:
+            self._accepted.discard(fd)
+        else:  # a connection from another site (the tests' aiohttp TestServer)
+            self.open += 1
+            self._count()
 
     def connection_lost(self, handler: web_protocol.RequestHandler, exc: BaseException | None = None) -> None:
         super().connection_lost(handler, exc)
         self.open -= 1
-        if self.open < self.max_connections and self.full:
-            self.full = False
+        self._count()
+
+    def _count(self) -> None:
+        full = self.open >= self.max_connections
+        if full == self.full:
+            return
+        self.full = full
+        if not full:
             self.room.set()
+            return
+        self.room.clear()
+        now = time.monotonic()
+        if now - self._warned >= 60:  # the cap may be reached and left many times a second
+            self._warned = now
+            log.warning(
+                "%d connections open, the limit: new ones wait in the listen queue until one closes",
+                self.open,
+            )
 
 
 # accept() errors that say the process or system is out of something: wait, as asyncio's own accept loop does.
@@ -804,6 +830,7 @@ class CappedSite(web.BaseSite):
         self._port = port
         self._sockets: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
+        self._setting_up: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
@@ -848,10 +875,21 @@ class CappedSite(web.BaseSite):
                     await asyncio.sleep(1)
                 # Anything else (ECONNABORTED, EPROTO...) concerns one client that has gone already.
                 continue
-            try:
-                await loop.connect_accepted_socket(server, conn)
-            except OSError:
-                conn.close()
+            # Set the connection up in a task of its own, as asyncio's accept loop does, so that a burst of clients
+            # is accepted in one go rather than one per event-loop turn.
+            server.accepted(conn.fileno())
+            task = loop.create_task(self._set_up(conn, server))
+            self._setting_up.add(task)
+            task.add_done_callback(self._setting_up.discard)
+
+    @staticmethod
+    async def _set_up(conn: socket.socket, server: _CappedServer) -> None:
+        fd = conn.fileno()
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(server, conn)
+        except Exception:  # the client went away meanwhile, or out of memory: drop this one, keep accepting
+            conn.close()
+            server.not_set_up(fd)
 
 
 async def _listen(host: str | None, port: int, backlog: int) -> list[socket.socket]:
