@@ -141,11 +141,13 @@ def test_serving_rollout_has_no_failed_request_and_gates_hold(kube: Kube) -> Non
         {
             "promotion": {"policy": "LatestValidated", "selector": {"matchLabels": {"app": "iris"}}},
             "replicas": 2,
+            "server": {"maxConnections": 200, "shutdownTimeoutSeconds": 20},
         },
     )
     kube.wait_phase("TrainingRun", "iris-a", {"Succeeded"}, timeout=400)
     kube.wait_condition("ModelDeployment", "iris", "Ready", "True", timeout=300)
     assert served_run(kube, "iris") == "iris-a"
+    assert_server_settings_reach_the_server(kube)
 
     rows = load_iris(as_frame=True).frame[FEATURES].iloc[[0, 50, 100]]
     body = {"instances": [dict(zip(FEATURES, map(float, r), strict=True)) for r in rows.to_numpy()]}
@@ -176,6 +178,22 @@ def test_serving_rollout_has_no_failed_request_and_gates_hold(kube: Kube) -> Non
     reasons = {reason for _, reason, _ in kube.events("iris")}
     assert "ModelRollout" in reasons
     assert_least_privilege(kube, "iris")
+
+
+def assert_server_settings_reach_the_server(kube: Kube) -> None:
+    """spec.server is what the running `gyre serve` parsed (its start-up line), and the pod's grace period covers
+    preStop (5 s), the close phase (3 s), the 20 s wait for requests and the last log batches (10 s)."""
+    pods = kube.core.list_namespaced_pod(
+        kube.namespace, label_selector="app.kubernetes.io/component=model-server"
+    )
+    running = [p for p in pods.items if p.status.phase == "Running"]
+    assert running
+    for pod in running:
+        assert pod.spec.termination_grace_period_seconds == 38
+        log = kube.core.read_namespaced_pod_log(pod.metadata.name, kube.namespace, container="server")
+        assert "limits: 200 connections, header 15s, body 30s, 1048576 body bytes, shutdown 20s" in log, log[
+            -2000:
+        ]
 
 
 # Run in a server pod: the root filesystem refuses writes, /tmp (an emptyDir) takes them; and what is in /tmp.

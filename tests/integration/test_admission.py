@@ -81,6 +81,16 @@ def test_valid_objects_of_every_kind_are_admitted_and_defaulted(custom: Custom) 
     assert tr["spec"]["search"]["parallelism"] == 2
     md = custom.create("modeldeployments", "ModelDeployment", "iris", md_spec(autoscaling={"maxReplicas": 3}))
     assert md["spec"]["autoscaling"]["minReplicas"] == 1
+    assert "server" not in md["spec"], "without spec.server the server keeps its own defaults"
+    tuned = custom.create(
+        "modeldeployments", "ModelDeployment", "tuned", md_spec(server={"maxConnections": 64})
+    )
+    assert tuned["spec"]["server"] == {
+        "headerTimeoutSeconds": 15,
+        "bodyTimeoutSeconds": 30,
+        "maxConnections": 64,
+        "shutdownTimeoutSeconds": 30,
+    }
     dm = custom.create("driftmonitors", "DriftMonitor", "iris", dm_spec(retrain={"enabled": True}))
     assert dm["spec"]["retrain"]["consecutiveChecks"] == 2
 
@@ -201,6 +211,18 @@ def test_valid_objects_of_every_kind_are_admitted_and_defaulted(custom: Custom) 
             "ModelDeployment",
             {"replicas": 1},
             "set spec.model, or promotion.policy LatestValidated",
+        ),
+        (
+            "modeldeployments",
+            "ModelDeployment",
+            md_spec(server={"maxConnections": 0}),
+            "spec.server.maxConnections in body should be greater than or equal to 8",
+        ),
+        (
+            "modeldeployments",
+            "ModelDeployment",
+            md_spec(server={"headerTimeoutSeconds": "15s"}),
+            "spec.server.headerTimeoutSeconds",
         ),
         (
             "driftmonitors",

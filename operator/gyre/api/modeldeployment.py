@@ -33,6 +33,7 @@ __all__ = [
     "ModelVersion",
     "PredictionLogging",
     "Promotion",
+    "ServerSettings",
 ]
 
 DeploymentPhase = Literal["Pending", "Progressing", "Ready", "Degraded"]
@@ -146,6 +147,23 @@ class Explanations(ApiModel):
     """Most rows one :explain request may ask about; more get 422."""
 
 
+class ServerSettings(ApiModel):
+    """Limits of the HTTP server in each pod (`gyre serve`, docs/serving.md). Unset fields keep their defaults."""
+
+    header_timeout_seconds: int = Field(default=15, ge=1, le=600)
+    """A connection must send a complete request head this soon after it opens or after its previous answer, else
+    it is closed. This also ends idle keep-alive connections."""
+    body_timeout_seconds: int = Field(default=30, ge=1, le=3600)
+    """A request body must arrive whole this soon after its head, else the answer is 408 and the connection
+    closes. Raise it for large bodies from slow clients (spec.maxBodyBytes bounds their size)."""
+    max_connections: int = Field(default=1024, ge=8, le=100000)
+    """Open connections per pod. At this many the server stops accepting: new connections wait in the kernel's
+    listen queue until one closes, and while some wait, each answer closes its connection to give them a turn."""
+    shutdown_timeout_seconds: int = Field(default=30, ge=1, le=3600)
+    """On shutdown (a rollout, a scale-down), the longest wait for requests in flight before the server stops.
+    The pod's terminationGracePeriodSeconds is derived from it, so the server is never killed while it waits."""
+
+
 class ModelDeploymentSpec(ApiModel):
     """Desired state of a ModelDeployment."""
 
@@ -188,6 +206,8 @@ class ModelDeploymentSpec(ApiModel):
     """Per-prediction explanations (:explain); off when unset."""
     max_body_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     """Largest request body accepted; larger requests get 413."""
+    server: ServerSettings | None = None
+    """Timeouts, connection cap and shutdown wait of each pod's HTTP server; the defaults when unset."""
     resources: ResourceRequirements | None = None
     """Resources of each server container."""
     image: str | None = Field(default=None, max_length=512)

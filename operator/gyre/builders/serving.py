@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gyre.api import env
-from gyre.api.modeldeployment import ModelDeploymentSpec
+from gyre.api.modeldeployment import ModelDeploymentSpec, ServerSettings
 from gyre.builders.meta import (
     LABEL_OWNER_KIND,
     LABEL_OWNER_UID,
@@ -48,6 +48,7 @@ __all__ = [
     "server_deployment_name",
     "service_url",
     "split_replicas",
+    "termination_grace_seconds",
 ]
 
 SERVER = "model-server"
@@ -57,6 +58,9 @@ ANNOTATION_MODEL_SHA256 = "gyre.dev/model-sha256"
 SERVICE_PORT = 80
 _DRAIN_SECONDS = 5  # preStop: a terminating pod keeps serving normally while endpoints drop it
 _CLOSE_SECONDS = 3  # then, after SIGTERM: it answers with `Connection: close` so keep-alive clients move away
+# Then it waits up to spec.server.shutdownTimeoutSeconds for requests in flight, and finally finishes its batches and
+# writes the last prediction-log and feedback batches to the store, which this allows for.
+_FLUSH_SECONDS = 10
 _ROUTING_SECONDS = 5
 
 Track = Literal["stable", "canary"]
@@ -129,11 +133,15 @@ def _server_env(
     owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, track: Track
 ) -> list[dict[str, Any]]:
     logging = spec.prediction_logging
+    limits = spec.server or ServerSettings()
     variables: list[dict[str, Any]] = [
         {"name": env.MODEL_DIR, "value": model.uri},
         {"name": env.PORT, "value": str(spec.port)},
         {"name": env.HOST, "value": "0.0.0.0"},
         {"name": env.MAX_BODY_BYTES, "value": str(spec.max_body_bytes)},
+        {"name": env.HEADER_TIMEOUT, "value": str(limits.header_timeout_seconds)},
+        {"name": env.BODY_TIMEOUT, "value": str(limits.body_timeout_seconds)},
+        {"name": env.MAX_CONNECTIONS, "value": str(limits.max_connections)},
         {"name": env.DEPLOYMENT, "value": owner.name},
         # Clients address the ModelDeployment, so the URL stays the same when a new model rolls out.
         {"name": env.MODEL_NAME, "value": owner.name},
@@ -143,6 +151,7 @@ def _server_env(
         tmp_home_env(),
         {"name": env.CACHE_DIR, "value": "/tmp/models"},
         {"name": env.DRAIN_SECONDS, "value": str(_CLOSE_SECONDS)},
+        {"name": env.SHUTDOWN_TIMEOUT, "value": str(limits.shutdown_timeout_seconds)},
     ]
     if spec.explain is not None and spec.explain.enabled:
         variables += [
@@ -234,7 +243,7 @@ def build_server_deployment(
             "spec": {
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
-                "terminationGracePeriodSeconds": 30,
+                "terminationGracePeriodSeconds": termination_grace_seconds(spec),
                 "securityContext": pod_security_context(),
                 "containers": [container],
                 "volumes": [*store.volumes, tmp_volume()],
@@ -333,6 +342,17 @@ def build_network_policy(
             "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": spec.port}]}],
         },
     }
+
+
+def termination_grace_seconds(spec: ModelDeploymentSpec) -> int:
+    """The pod's grace period: every stage of the server's shutdown fits in it, so it is never killed mid-way.
+
+    preStop keeps serving while endpoints drop the pod, then the server closes keep-alive connections, waits for
+    requests in flight (spec.server.shutdownTimeoutSeconds) and writes its last log batches. Kubernetes stops the
+    liveness probe of a terminating pod, so the closed listener does not get it restarted meanwhile.
+    """
+    limits = spec.server or ServerSettings()
+    return _DRAIN_SECONDS + _CLOSE_SECONDS + limits.shutdown_timeout_seconds + _FLUSH_SECONDS
 
 
 def desired_total_replicas(spec: ModelDeploymentSpec) -> int:

@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import logging
+import select
+import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -53,7 +56,7 @@ from gyre.serving.model import Prediction, ServedModel
 from gyre.serving.predlog import PredictionLogger, new_prediction_id
 from gyre.serving.schema import RequestError, load_json_body, v2_datatype
 
-__all__ = ["INFERENCE_HEADER", "PREDICTION_ID_HEADER", "ModelServer", "ServerConfig"]
+__all__ = ["INFERENCE_HEADER", "PREDICTION_ID_HEADER", "CappedSite", "ModelServer", "ServerConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,8 @@ class ServerConfig:
     body_timeout_s: float = 30.0
     """A request body must arrive whole this soon after its head, else the answer is 408 and the connection closes."""
     max_connections: int = 1024
-    """Open connections beyond this many get a 503 and are closed at once."""
+    """Open connections at most. At the cap the listener (CappedSite) stops accepting, so new connections wait in
+    the kernel's listen queue; while some wait, each answer closes its connection so that they get a turn."""
     explain: bool = False
     """Answer :explain (off: 404 saying how to turn it on)."""
     explain_max_rows: int = 100
@@ -178,6 +182,7 @@ class ModelServer:
         # A v2 answer is this, the id as a JSON string, and a cached tail for the commonest outputs.
         self._v2_id_head = orjson.dumps(self._v2_head)[:-1] + b',"id":'
         self._metadata_body = orjson.dumps(self.metadata())
+        self._connections: _CappedServer | None = None
         self._build_routes()
 
     # -- startup ------------------------------------------------------------------------------------------------
@@ -666,7 +671,9 @@ class ModelServer:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         response = await self._dispatch(request)
-        if self.draining:
+        # Draining: keep-alive clients move to a pod that stays. At the cap: the slot goes to a waiting client.
+        connections = self._connections
+        if self.draining or (connections is not None and connections.full and connections.clients_waiting()):
             response.force_close()
         return response
 
@@ -694,12 +701,18 @@ class ModelServer:
             return _error(500, "internal server error")
 
     def server(self, **kwargs: Any) -> web_server.Server:
-        """An aiohttp low-level server for `handle` (run it with web.ServerRunner), with the connection cap, the
-        head timeout and one-line logs for malformed requests."""
+        """An aiohttp low-level server for `handle`, with the head timeout and one-line logs for malformed requests.
+        Run it with web.ServerRunner and a CappedSite, which holds it to the connection cap."""
         kwargs.setdefault("keepalive_timeout", self.config.header_timeout_s)
         kwargs.setdefault("auto_decompress", False)
         kwargs.setdefault("logger", _OneLineLog(log))
-        return _CappedServer(self.handle, max_connections=self.config.max_connections, **kwargs)
+        self._connections = _CappedServer(self.handle, max_connections=self.config.max_connections, **kwargs)
+        return self._connections
+
+    @property
+    def open_connections(self) -> int:
+        """Connections the server holds now."""
+        return 0 if self._connections is None else self._connections.open
 
     async def start(self) -> None:
         """Start background work (the prediction-log flusher) and report ready."""
@@ -730,30 +743,175 @@ class ModelServer:
             self.explainer.close()
 
 
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-    b'Content-Length: 45\r\n\r\n{"error":"too many connections; retry later"}'
-)
-
-
 class _CappedServer(web_server.Server):
-    """aiohttp's low-level server, answering 503 and closing any connection beyond `max_connections`."""
+    """aiohttp's low-level server, counting its connections from the moment they are accepted; `room` is set while
+    they are below the cap."""
 
     def __init__(self, handler: Any, *, max_connections: int, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.max_connections = max_connections
+        self.open = 0
+        self.full = False
+        self.room = asyncio.Event()
+        self.room.set()
+        self.listeners: list[socket.socket] = []
+        """The CappedSite's listening sockets: while it is paused, a readable one has clients waiting."""
+        self._accepted: set[int] = set()  # file descriptors counted at accept, not yet set up
+        self._warned = -float("inf")
+
+    def clients_waiting(self) -> bool:
+        """Whether a connection waits in a listen queue (asked only at the cap, when nothing accepts)."""
+        return bool(self.listeners) and bool(select.select(self.listeners, [], [], 0)[0])
+
+    def accepted(self, fd: int) -> None:
+        """The site accepted a connection; it counts from now on, while its transport is set up."""
+        self._accepted.add(fd)
+        self.open += 1
+        self._count()
+
+    def not_set_up(self, fd: int) -> None:
+        """An accepted connection could not be set up."""
+        if fd in self._accepted:
+            self._accepted.discard(fd)
+            self.open -= 1
+            self._count()
 
     def connection_made(self, handler: web_protocol.RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
-        if len(self._connections) > self.max_connections:
+        sock = transport.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        if fd in self._accepted:
+            self._accepted.discard(fd)
+        else:  # a connection from another site (the tests' aiohttp TestServer)
+            self.open += 1
+            self._count()
+
+    def connection_lost(self, handler: web_protocol.RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        self.open -= 1
+        self._count()
+
+    def _count(self) -> None:
+        full = self.open >= self.max_connections
+        if full == self.full:
+            return
+        self.full = full
+        if not full:
+            self.room.set()
+            return
+        self.room.clear()
+        now = time.monotonic()
+        if now - self._warned >= 60:  # the cap may be reached and left many times a second
+            self._warned = now
             log.warning(
-                "refused a connection: %d open, the limit is %d",
-                len(self._connections) - 1,
-                self.max_connections,
+                "%d connections open, the limit: new ones wait in the listen queue until one closes",
+                self.open,
             )
-            transport.write(_BUSY)
-            handler.force_close()
-            transport.close()
+
+
+# accept() errors that say the process or system is out of something: wait, as asyncio's own accept loop does.
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class CappedSite(web.BaseSite):
+    """A TCP listener for a ModelServer's low-level server that stops accepting while the server is at its
+    connection cap and resumes below it.
+
+    Connections beyond the cap are not accepted and refused (which would cost a file descriptor, a write and a
+    close each, and fail requests a moment's wait would have served): they wait in the kernel's listen queue, up to
+    `backlog` of them (and net.core.somaxconn); beyond that the kernel drops their SYNs and clients retry. The wait
+    is bounded: at the cap each answer closes its connection while clients wait, and idle connections close after
+    the header timeout.
+    """
+
+    def __init__(self, runner: web.BaseRunner, host: str | None, port: int, *, backlog: int = 2048) -> None:
+        super().__init__(runner, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._sockets: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
+        self._setting_up: set[asyncio.Task[None]] = set()
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host or '0.0.0.0'}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one the kernel chose for port 0) once started."""
+        return int(self._sockets[0].getsockname()[1]) if self._sockets else self._port
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        if not isinstance(server, _CappedServer):
+            raise TypeError("CappedSite serves the server of ModelServer.server()")
+        self._sockets = await _listen(self._host, self._port, self._backlog)
+        server.listeners = self._sockets
+        loop = asyncio.get_running_loop()
+        self._accepting = [loop.create_task(self._accept(sock, server)) for sock in self._sockets]
+
+    async def stop(self) -> None:
+        for task in self._accepting:
+            task.cancel()
+        await asyncio.gather(*self._accepting, return_exceptions=True)
+        for sock in self._sockets:
+            sock.close()
+        self._accepting = []
+        server = self._runner.server
+        if isinstance(server, _CappedServer):
+            server.listeners = []
+        await super().stop()
+
+    async def _accept(self, listener: socket.socket, server: _CappedServer) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await server.room.wait()
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    log.warning("cannot accept connections: %s; retrying in 1s", exc.strerror)
+                    await asyncio.sleep(1)
+                # Anything else (ECONNABORTED, EPROTO...) concerns one client that has gone already.
+                continue
+            # Set the connection up in a task of its own, as asyncio's accept loop does, so that a burst of clients
+            # is accepted in one go rather than one per event-loop turn.
+            server.accepted(conn.fileno())
+            task = loop.create_task(self._set_up(conn, server))
+            self._setting_up.add(task)
+            task.add_done_callback(self._setting_up.discard)
+
+    @staticmethod
+    async def _set_up(conn: socket.socket, server: _CappedServer) -> None:
+        fd = conn.fileno()
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(server, conn)
+        except Exception:  # the client went away meanwhile, or out of memory: drop this one, keep accepting
+            conn.close()
+            server.not_set_up(fd)
+
+
+async def _listen(host: str | None, port: int, backlog: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for every address `host` names (all interfaces when empty)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in dict.fromkeys((info[0], info[4]) for info in infos):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _decompress(raw: bytes, encoding: str, limit: int) -> bytes:

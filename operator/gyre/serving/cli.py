@@ -106,7 +106,8 @@ def register(subparsers: Any) -> None:
         "--max-connections",
         type=int,
         default=_env(env.MAX_CONNECTIONS, "1024"),
-        help=f"open connections beyond this many get 503 and are closed [{env.MAX_CONNECTIONS}]",
+        help="most open connections; at this many the server stops accepting and new connections wait in the "
+        f"listen queue [{env.MAX_CONNECTIONS}]",
     )
     p.add_argument(
         "--batching",
@@ -245,7 +246,7 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
     """Serve `model` until a signal; then go unready, drain, stop accepting, finish in-flight work, flush logs."""
     from aiohttp import web
 
-    from gyre.serving.app import ModelServer, ServerConfig
+    from gyre.serving.app import CappedSite, ModelServer, ServerConfig
     from gyre.serving.feedback import FeedbackWriter
     from gyre.serving.predlog import PredictionLogger, WriterOptions
 
@@ -296,7 +297,7 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
     server = ModelServer(model, config, prediction_logger=logger, feedback_writer=feedback, track=args.track)
     runner = web.ServerRunner(server.server(access_log=None), shutdown_timeout=args.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, backlog=2048, reuse_address=True)
+    site = CappedSite(runner, args.host, args.port, backlog=2048)
     try:
         await site.start()
     except (OSError, OverflowError) as exc:  # port in use, an address this host does not have, a bad port
@@ -309,15 +310,21 @@ async def run_server(model: Any, args: argparse.Namespace) -> int:
         return 1
     await server.start()
     log.info(
-        "serving %s (version %s, %s) on http://%s:%d; prediction log %s, feedback %s; explanations %s",
+        "serving %s (version %s, %s) on http://%s:%d; prediction log %s, feedback %s; explanations %s; "
+        "limits: %d connections, header %gs, body %gs, %d body bytes, shutdown %gs",
         model.name,
         model.version,
         model.inference_path,
         args.host,
-        args.port,
+        site.port,
         "on" if logger else "off",
         "on" if feedback else "off (no artifact store)",
         "on" if args.explain else "off",
+        args.max_connections,
+        args.header_timeout,
+        args.body_timeout,
+        args.max_body_bytes,
+        args.shutdown_timeout,
     )
     await stop.wait()
     log.info("shutting down: readiness off, draining for %.1fs", args.drain_seconds)

@@ -100,6 +100,24 @@ def test_modeldeployment_defaults() -> None:
         ModelDeploymentSpec.model_validate({"model": {"uri": "http://example.com/model"}})
 
 
+def test_server_settings_default_to_the_servers_own_and_refuse_values_out_of_range() -> None:
+    base = {"model": {"trainingRunRef": {"name": "iris-rf"}}}
+    assert ModelDeploymentSpec.model_validate(base).server is None
+    server = ModelDeploymentSpec.model_validate({**base, "server": {"maxConnections": 64}}).server
+    assert server is not None
+    assert (server.header_timeout_seconds, server.body_timeout_seconds) == (15, 30)
+    assert (server.max_connections, server.shutdown_timeout_seconds) == (64, 30)
+    for field, value in [
+        ("headerTimeoutSeconds", 0),
+        ("bodyTimeoutSeconds", 3601),
+        ("maxConnections", 1),
+        ("shutdownTimeoutSeconds", -5),
+        ("idleTimeoutSeconds", 5),
+    ]:
+        with pytest.raises(ValidationError, match=field):
+            ModelDeploymentSpec.model_validate({**base, "server": {field: value}})
+
+
 def test_driftmonitor_defaults_and_durations() -> None:
     spec = DriftMonitorSpec.model_validate(
         {"deploymentRef": {"name": "iris"}, "schedule": {"interval": "10m"}, "retrain": {"enabled": True}}

@@ -157,3 +157,32 @@ def test_explanations_are_passed_to_the_server_only_when_enabled() -> None:
     assert env.EXPLAIN not in server_env()
     case["spec"]["explain"] = {"enabled": True, "maxRows": 20}
     assert (server_env()[env.EXPLAIN], server_env()[env.EXPLAIN_MAX_ROWS]) == ("true", "20")
+
+
+def test_server_settings_reach_the_flags_gyre_serve_parses_in_the_pod(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gyre import cli
+
+    case = yaml.safe_load((DATA / "input" / "canary-pvc.yaml").read_text())
+    case["spec"]["server"] = {"headerTimeoutSeconds": 5, "bodyTimeoutSeconds": 90, "maxConnections": 64}
+    container = build(case)[1]["spec"]["template"]["spec"]["containers"][0]
+    for item in container["env"]:
+        monkeypatch.setenv(item["name"], item.get("value", ""))
+    args = cli.build_parser().parse_args(container["args"])
+    assert (args.header_timeout, args.body_timeout, args.max_connections) == (5, 90, 64)
+    assert args.shutdown_timeout == 30, "unset fields keep the server's defaults"
+
+
+@pytest.mark.parametrize("shutdown", [1, 30, 600])
+def test_the_pod_grace_period_outlasts_every_stage_of_the_server_shutdown(shutdown: int) -> None:
+    case = yaml.safe_load((DATA / "input" / "canary-pvc.yaml").read_text())
+    case["spec"]["server"] = {"shutdownTimeoutSeconds": shutdown}
+    pod = build(case)[1]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    values = {v["name"]: v.get("value") for v in container["env"]}
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain, wait = float(values["GYRE_DRAIN_SECONDS"]), float(values["GYRE_SHUTDOWN_TIMEOUT"])
+    assert wait == shutdown
+    # Kubernetes counts preStop in the grace period; the last batches of the prediction log still need time after.
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + drain + wait + 5

@@ -1,5 +1,6 @@
 """Slow or hostile clients cannot hold the server: half-sent requests are dropped and their files recovered,
-connections beyond the cap are refused with a 503, and a bad request costs at most one log line, never a traceback."""
+connections beyond the cap wait in the listen queue until a slot frees, and a bad request costs at most one log
+line, never a traceback."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 from serving_helpers import Trained, gyre_serve, serve
 
-from gyre.serving.app import ServerConfig
+from gyre.serving.app import CappedSite, ModelServer, ServerConfig
 from gyre.serving.model import ServedModel
 
 HALF_HEAD = b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: gyre\r\nContent-Len"
@@ -56,30 +60,110 @@ def test_half_sent_requests_are_dropped_and_their_files_recovered(trained: dict[
         assert server.predict_one() == 200
 
 
-async def test_connections_beyond_the_cap_get_503_and_are_closed(
+PREDICT = (
+    b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: gyre\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 37\r\n\r\n{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+)
+
+
+@asynccontextmanager
+async def capped(model: ServedModel, config: ServerConfig) -> AsyncIterator[tuple[ModelServer, int]]:
+    """A ModelServer behind the listener `gyre serve` uses, on a loopback port."""
+    server = ModelServer(model, config)
+    runner = web.ServerRunner(server.server(access_log=None))
+    await runner.setup()
+    site = CappedSite(runner, "127.0.0.1", 0)
+    await site.start()
+    await server.start()
+    try:
+        yield server, site.port
+    finally:
+        await runner.cleanup()
+        await server.close()
+
+
+def _listen_queue(port: int) -> int:
+    """Connections the kernel has completed on a loopback listener that the server has not accepted yet."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        # State 0A is LISTEN; a listener's rx_queue is its accept queue.
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+async def _until_async(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(900):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(what)
+
+
+async def test_at_the_connection_cap_new_connections_wait_in_the_listen_queue_and_are_then_served(
     served: Callable[[str, str], ServedModel],
 ) -> None:
-    async with serve(served("iris", "auto"), ServerConfig(max_connections=3)) as (client, _server):
-        port = client.server.port
-        assert port is not None
+    async with capped(served("iris", "auto"), ServerConfig(max_connections=3)) as (server, port):
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        refused = await asyncio.wait_for(reader.read(), timeout=60)
-        writer.close()
-        assert refused.startswith(b"HTTP/1.1 503")
-        assert b"too many connections" in refused
-        for _reader, held_writer in held:
-            held_writer.close()
-            await held_writer.wait_closed()
-        # Once the held connections are gone, new ones are served again.
-        for _ in range(600):
-            response = await client.post(
-                "/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}
-            )
-            if response.status == 200:
-                break
-            await asyncio.sleep(0.1)
-        assert response.status == 200
+        await _until_async(lambda: server.open_connections == 3, "the held connections were never accepted")
+        # The kernel completes these handshakes all the same, and queues the connections.
+        waiting = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        for _reader, writer in waiting:
+            writer.write(PREDICT)
+        for _ in range(50):  # turns in which a listener that had not paused would accept them
+            await asyncio.sleep(0)
+        assert server.open_connections == 3
+        assert _listen_queue(port) == 2, (
+            "connections beyond the cap should wait, neither accepted nor refused"
+        )
+        _held_reader, first = held.pop(0)
+        first.close()
+        # A slot is free: the first waiting request is served, and as another client still waits, its answer
+        # closes the connection so the slot goes round. The last one is served and kept alive: nobody waits now.
+        (first_reader, _), (last_reader, _) = waiting
+        first_answer = await asyncio.wait_for(first_reader.read(), timeout=60)
+        assert first_answer.startswith(b"HTTP/1.1 200"), first_answer
+        assert b"Connection: close" in first_answer
+        last_head = await asyncio.wait_for(last_reader.readuntil(b"\r\n\r\n"), timeout=60)
+        assert last_head.startswith(b"HTTP/1.1 200") and b"Connection: close" not in last_head
+        assert server.open_connections == 3
+        for _reader, writer in [*held, *waiting]:
+            writer.close()
+        await _until_async(lambda: server.open_connections == 0, "the closed connections were never dropped")
+
+
+async def test_idle_connections_at_the_cap_time_out_so_waiting_clients_are_served(
+    served: Callable[[str, str], ServedModel],
+) -> None:
+    config = ServerConfig(max_connections=2, header_timeout_s=1)
+    async with capped(served("iris", "auto"), config) as (server, port):
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await _until_async(lambda: server.open_connections == 2, "the idle connections were never accepted")
+        waiting = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        for _reader, writer in waiting:
+            writer.write(PREDICT)
+        # Nobody closes the idle connections: the header timeout does, and each answer frees its slot in turn.
+        answers = [await asyncio.wait_for(reader.read(), timeout=60) for reader, _writer in waiting]
+        assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers), answers
+        assert [await asyncio.wait_for(reader.read(), timeout=60) for reader, _ in idle] == [b"", b""]
+        for _reader, writer in [*idle, *waiting]:
+            writer.close()
+
+
+def test_gyre_serve_holds_clients_beyond_its_cap_until_a_slot_frees(trained: dict[str, Trained]) -> None:
+    flags = ("--max-connections", "8", "--header-timeout", "1")
+    with gyre_serve(trained["iris"].directory, *flags) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(8)]
+        waiting = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+        try:
+            for sock in waiting:
+                sock.sendall(PREDICT)
+            answers = [_read_to_eof(sock) for sock in waiting]
+        finally:
+            for sock in [*idle, *waiting]:
+                sock.close()
+        assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers), [a[:40] for a in answers]
+        assert server.predict_one() == 200
 
 
 @pytest.mark.parametrize(
