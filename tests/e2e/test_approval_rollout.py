@@ -3,7 +3,8 @@ policy and the default approvers group), real training and server pods.
 
 An unapproved validated run waits and is never served; a user outside the approvers group who runs the documented
 command is refused at admission with the policy's message; the same command run by a member rolls the run out, and
-status and Events record who approved which digest. Users are impersonated through a kubeconfig (`as`, `as-groups`),
+status and Events record who approved which digest. While it waits, the real Prometheus fires
+GyreModelDeploymentNotReady for the deployment. Users are impersonated through a kubeconfig (`as`, `as-groups`),
 so the command runs exactly as printed in the ModelDeployment's condition.
 """
 
@@ -20,6 +21,7 @@ import kubernetes
 import pytest
 import yaml
 from e2ekube import Kube, condition, wait_for
+from prometheus import Prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +86,7 @@ def served_run(kube: Kube) -> str | None:
 
 
 def test_an_unapproved_run_waits_an_outsider_is_refused_and_an_approver_rolls_it_out(
-    kube: Kube, kubeconfig: Path, tmp_path: Path
+    kube: Kube, kubeconfig: Path, tmp_path: Path, prometheus: Prometheus
 ) -> None:
     let_users_edit_trainingruns(kube)
     kube.create("Dataset", "iris", {"source": {"uri": "builtin://iris"}, "target": "target"})
@@ -119,6 +121,13 @@ def test_an_unapproved_run_waits_an_outsider_is_refused_and_an_approver_rolls_it
         assert served_run(kube) is None
         assert kube.apps.list_namespaced_deployment(kube.namespace).items == []
     assert ("Normal", "AwaitingApproval") in [e[:2] for e in kube.events("iris")]
+    # A deployment that serves nothing is what GyreModelDeploymentNotReady is for (its `for:` shortened in e2e).
+    not_ready = wait_for(
+        lambda: prometheus.fired("GyreModelDeploymentNotReady", object_namespace=kube.namespace, name="iris"),
+        timeout=120,
+        what="GyreModelDeploymentNotReady to fire",
+    )
+    assert {f["metric"]["phase"] for f in not_ready} <= {"Pending", "Progressing", "Degraded"}, not_ready
 
     outsider = run_as(kubeconfig_as(kubeconfig, tmp_path, "mallory", "data-scientists"), command)
     assert outsider.returncode != 0

@@ -3,7 +3,8 @@
 1. A model trained on iris is served.
 2. Clients send iris rows (distributed exactly like the training Dataset) and, as ground truth, labels from a
    changed rule (class + 1 mod 3), through the feedback endpoint (`gyre feedback send`).
-3. The DriftMonitor's input-drift check finds no drift; its performance check finds the model Degraded.
+3. The DriftMonitor's input-drift check finds no drift; its performance check finds the model Degraded, and the real
+   Prometheus fires GyreModelPerformanceDegraded.
 4. It asks the Dataset built from the deployment's labelled predictions to re-read, and retrains on it; the run
    passes its gates and rolls out.
 5. On new traffic under the same rule, the monitor itself reports the new model's accuracy back above its tolerance.
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from e2ekube import Kube, condition, wait_for
 from labelled_traffic import LABELLED_TRAFFIC, summary, traffic_env
+from prometheus import Prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +54,9 @@ def send(kube: Kube, name: str, *, rows: int, seed: int) -> dict[str, Any]:
     return summary(kube.run_pod(name, ["python3", "-c", LABELLED_TRAFFIC], env=env))
 
 
-def test_concept_drift_is_caught_by_labels_and_a_retrain_on_production_data_recovers(kube: Kube) -> None:
+def test_concept_drift_is_caught_by_labels_and_a_retrain_on_production_data_recovers(
+    kube: Kube, prometheus: Prometheus
+) -> None:
     kube.create("Dataset", "iris", {"source": {"uri": "builtin://iris"}, "target": "target"})
     kube.create("TrainingRun", "iris-v1", run_spec("iris"), labels={"app": "iris"})
     kube.create(
@@ -102,6 +106,13 @@ def test_concept_drift_is_caught_by_labels_and_a_retrain_on_production_data_reco
     # The inputs did not move: the input-drift check of the same monitor sees nothing.
     assert degraded["verdict"] == "no_drift", degraded
     assert condition(kube.get("DriftMonitor", "iris"), "Drifted")["status"] == "False"  # type: ignore[index]
+    # Alerting sees it too (its `for:` shortened in e2e; ALERTS keeps the firing even once the retrain resolves it).
+    firing = wait_for(
+        lambda: prometheus.fired("GyreModelPerformanceDegraded", object_namespace=kube.namespace),
+        timeout=180,
+        what="GyreModelPerformanceDegraded to fire",
+    )
+    assert [f["metric"]["monitor"] for f in firing] == ["iris"], firing
 
     def retrain_run() -> str | None:
         return (kube.get("DriftMonitor", "iris").get("status") or {}).get("lastRetrainRun")

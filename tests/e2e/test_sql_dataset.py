@@ -8,7 +8,8 @@ are in a Secret of the test namespace. Real profiling pods of gyre:dev read it w
    the profiling pod's log; new rows appended at the source become version 2 by an incremental refresh.
 2. The source turns bad (new rows break the contract): the refresh records the version as violating, the Dataset
    keeps its last good version with ContractSatisfied=False and a Warning Event, a TrainingRun trains on the good
-   version, and one pinned to the bad version fails with ContractViolated.
+   version, and one pinned to the bad version fails with ContractViolated; the real Prometheus fires
+   GyreTrainingRunFailed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 from e2ekube import Kube, condition, wait_for
+from prometheus import Prometheus
 
 from pgserver import Postgres, orders_table, start_postgres, stop_postgres
 
@@ -143,7 +145,7 @@ def test_a_dataset_from_postgresql_becomes_ready_and_refreshes_incrementally(
 
 
 def test_a_source_that_breaks_its_contract_keeps_the_last_good_version_for_training(
-    kube: Kube, pg: Postgres
+    kube: Kube, pg: Postgres, prometheus: Prometheus
 ) -> None:
     pg.execute(f"DELETE FROM orders WHERE id > {ROWS}")
     create_secret(kube)
@@ -188,3 +190,10 @@ def test_a_source_that_breaks_its_contract_keeps_the_last_good_version_for_train
         what="the run pinned to the bad version to fail",
     )
     assert "ContractViolated" in json.dumps(refused["conditions"])
+    # The failed run reaches the real Prometheus as GyreTrainingRunFailed.
+    failed = wait_for(
+        lambda: prometheus.fired("GyreTrainingRunFailed", object_namespace=kube.namespace),
+        timeout=120,
+        what="GyreTrainingRunFailed to fire",
+    )
+    assert [f["metric"]["trigger"] for f in failed] == ["manual"], failed

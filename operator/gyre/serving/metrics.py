@@ -12,7 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -25,6 +32,10 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 FEEDBACK_OUTCOMES = ("accepted", "invalid", "duplicate", "dropped")
 """What becomes of a label sent to the feedback endpoint (`outcome` of gyre_feedback_labels_total)."""
+
+# No `<counter>_created` series: they would double the series count of every counter and histogram, and no query
+# reads them (a process-wide switch of prometheus_client).
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 METRIC_NAMES: frozenset[str] = frozenset(
     {

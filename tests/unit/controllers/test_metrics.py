@@ -304,3 +304,15 @@ def test_a_newly_seen_objects_counters_start_at_zero_so_increase_sees_the_first_
     labels = {"object_namespace": "new-ns", "monitor": "fresh"}
     assert REGISTRY.get_sample_value("gyre_retrains_suppressed_total", {**labels, "reason": "cap"}) == 0
     assert REGISTRY.get_sample_value("gyre_retrains_triggered_total", labels) == 0
+
+
+def test_neither_the_operator_nor_a_model_server_exports_created_series() -> None:
+    server = ServerMetrics(model="m", version="1", run="r", sha256="s", inference="sklearn")
+    server.observe_request("v2", 200, 0.01)
+    server.batch_rows.observe(3)
+    server.feedback_requests.labels("200").inc()
+    metrics.RECONCILES.labels("Probe", "success").inc()
+    metrics.TRAINING_DURATION.labels("Succeeded").observe(1.0)
+    for text in (generate_latest(REGISTRY).decode(), server.render().decode()):
+        created = [line for line in text.splitlines() if "_created" in line]
+        assert not created, created
