@@ -270,6 +270,7 @@ def set_up_accounting(kube: Kube, acc: Accounting, log_dir: Path) -> None:
         "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": acc.account}}],
         "current-context": "bench",
     }
+    log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"kubeconfig-{acc.namespace}"
     path.write_text(yaml.safe_dump(own))
     path.chmod(0o600)
