@@ -1,7 +1,10 @@
-"""Render charts/gyre with the pinned helm (`eval "$(hack/cluster/env.sh)"` puts it on PATH, as `make verify` does)."""
+"""Render charts/gyre with the pinned helm, and the kustomize examples in docs/ with the pinned kubectl
+(`eval "$(hack/cluster/env.sh)"` puts both on PATH, as `make verify` does)."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-CHART = Path(__file__).resolve().parents[3] / "charts/gyre"
+ROOT = Path(__file__).resolve().parents[3]
+CHART = ROOT / "charts/gyre"
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -43,3 +47,26 @@ def render(
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
+
+
+def kustomize_doc_example(
+    doc: str, marker: str, tmp_path: Path, components: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize` renders from the overlay a doc shows (the yaml block after `<!-- MARKER: -->`),
+    pointed at manifests/ and the given components of this checkout."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail(
+            "kubectl is not on PATH: `make cluster-build`, then `eval $(hack/cluster/env.sh)`", pytrace=False
+        )
+    text = (ROOT / doc).read_text()
+    block = re.search(rf"<!-- {marker}:[^>]*-->\n```yaml\n(.*?)```", text, re.S)
+    assert block is not None, f"{doc} lost its {marker} example"
+    overlay = yaml.safe_load(block.group(1))
+    overlay["resources"] = [os.path.relpath(ROOT / "manifests", tmp_path)]
+    if components:
+        overlay["components"] = [os.path.relpath(ROOT / c, tmp_path) for c in components]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    proc = subprocess.run([kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]

@@ -5,16 +5,11 @@ The policy's own behaviour is tested on the real API server (tests/integration/t
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from helmchart import by_kind, render, template
+from helmchart import by_kind, kustomize_doc_example, render, template
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -59,20 +54,7 @@ def test_the_schema_refuses_a_group_that_could_not_be_quoted_in_cel(group: str) 
 
 
 def test_the_kustomize_overlay_in_the_docs_sets_the_group(tmp_path: Path) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail(
-            "kubectl is not on PATH: `make cluster-build`, then `eval $(hack/cluster/env.sh)`", pytrace=False
-        )
-    doc = (ROOT / "docs/approval.md").read_text()
-    block = re.search(r"<!-- approval-kustomization:[^>]*-->\n```yaml\n(.*?)```", doc, re.S)
-    assert block is not None, "docs/approval.md lost its kustomization example"
-    overlay = yaml.safe_load(block.group(1))
-    overlay["resources"] = [os.path.relpath(ROOT / "manifests", tmp_path)]
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
-    proc = subprocess.run([kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    docs = kustomize_doc_example("docs/approval.md", "approval-kustomization", tmp_path)
     assert group_expression(approval_policy(docs)) == "'ml-approvers'"
     # Everything else is the install unchanged.
     image_policy = approval_policy(docs, "gyre-image-policy")

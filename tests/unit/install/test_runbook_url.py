@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from helmchart import by_kind, render, template
+from helmchart import by_kind, kustomize_doc_example, render, template
 
 ROOT = Path(__file__).resolve().parents[3]
 WIKI = "https://wiki.example.com/ml-platform/gyre-runbooks"
@@ -43,21 +38,9 @@ def test_the_schema_refuses_a_base_url_with_a_fragment() -> None:
 
 
 def test_the_kustomize_overlay_in_the_docs_sets_every_runbook_link(tmp_path: Path) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail(
-            "kubectl is not on PATH: `make cluster-build`, then `eval $(hack/cluster/env.sh)`", pytrace=False
-        )
-    doc = (ROOT / "docs/observability.md").read_text()
-    block = re.search(r"<!-- runbook-kustomization:[^>]*-->\n```yaml\n(.*?)```", doc, re.S)
-    assert block is not None, "docs/observability.md lost its runbook kustomization example"
-    overlay = yaml.safe_load(block.group(1))
-    overlay["resources"] = [os.path.relpath(ROOT / "manifests", tmp_path)]
-    overlay["components"] = [os.path.relpath(ROOT / "manifests/components/monitoring", tmp_path)]
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
-    proc = subprocess.run([kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    docs = kustomize_doc_example(
+        "docs/observability.md", "runbook-kustomization", tmp_path, ("manifests/components/monitoring",)
+    )
     found = rules(docs)
     assert len(found) == len(
         yaml.safe_load((ROOT / "charts/gyre/files/alerts.yaml").read_text())["groups"][0]["rules"]
