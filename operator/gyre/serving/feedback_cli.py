@@ -13,14 +13,11 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-if TYPE_CHECKING:
-    # Imported when sending: gyre.serving.feedback loads the serving stack, which every other `gyre` command (the
-    # parser imports this module) would otherwise pay for at start.
-    from gyre.serving.feedback import LabelChecker
+from gyre.serving.feedback import LabelChecker
 
 __all__ = ["FeedbackTotals", "read_labels", "register", "send_feedback"]
 
@@ -111,8 +108,6 @@ def run_send(args: argparse.Namespace) -> int:
         model = args.model or _only_model(base, args.timeout)
         metadata = _get_json(f"{base}/v2/models/{urllib.parse.quote(model)}", args.timeout)
         parameters = metadata.get("parameters") or {}
-        from gyre.serving.feedback import LabelChecker
-
         checker = LabelChecker(str(parameters.get("task", "")), parameters.get("classes"))
         items, rows, repeated = read_labels(args.file, checker)
         totals = send_feedback(base, model, items, rows, batch_size=args.batch_size, timeout=args.timeout)
