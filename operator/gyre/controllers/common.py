@@ -6,6 +6,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, TypeVar
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ValidationError
 
 from gyre.api.common import API_VERSION, Condition, find_condition, set_condition
@@ -13,8 +14,9 @@ from gyre.api.reasons import ConditionType, EventType, Reason
 from gyre.builders.meta import LABEL_INSTANCE, Owner
 from gyre.builders.settings import OperatorSettings
 from gyre.controllers import kube, metrics
+from gyre.controllers.recorder import Recorder
 from gyre.reconcile.observed import parse_time
-from gyre.reconcile.plan import Plan, status_patch
+from gyre.reconcile.plan import Event, Plan, status_patch
 
 __all__ = [
     "apply_plan",
@@ -27,6 +29,7 @@ __all__ = [
     "parse_spec",
     "parse_status",
     "parse_time",
+    "recorder",
     "settings",
     "status_patch",
 ]
@@ -102,19 +105,42 @@ def format_validation_error(exc: ValidationError, prefix: str = "spec", limit: i
     return "; ".join(parts)
 
 
-def _event_ref(owner: Owner) -> dict[str, Any]:
+def _involved(owner: Owner) -> dict[str, Any]:
     return {
         "apiVersion": owner.api_version,
         "kind": owner.kind,
-        "metadata": {"name": owner.name, "namespace": owner.namespace, "uid": owner.uid},
+        "name": owner.name,
+        "namespace": owner.namespace,
+        "uid": owner.uid,
     }
 
 
+def _write_status(owner: Owner, patch: dict[str, Any]) -> None:
+    try:
+        kube.patch_status(owner.kind, owner.namespace, owner.name, patch)
+    except ApiException as exc:
+        if exc.status == 404:
+            return  # deleted since: nothing left to record
+        metrics.RECONCILE_ERRORS.labels(owner.kind, "StatusWriteFailed").inc()
+        raise
+
+
+def _write_event(owner: Owner, event: Event) -> None:
+    try:
+        kube.post_event(_involved(owner), event.type, event.reason, event.message)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(owner.kind, "EventWriteFailed").inc()
+        raise
+
+
+recorder = Recorder(_write_status, _write_event)
+
+
 def emit(body: Mapping[str, Any] | Owner, type_: str, reason: str, message: str) -> None:
-    """Post a Kubernetes Event about a Gyre object (Normal or Warning)."""
+    """Post a Kubernetes Event about a Gyre object (Normal or Warning), through the recorder."""
     owner = body if isinstance(body, Owner) else owner_from_body(body)
     # Event messages are capped at 1 KiB by the API server.
-    kopf.event(_event_ref(owner), type=type_, reason=reason, message=message[:1000])  # type: ignore[arg-type]
+    recorder.record(owner, events=[Event(type_, reason, message[:1000])])  # type: ignore[arg-type]
 
 
 REJECTED_RETRY_SECONDS = 60.0
@@ -153,10 +179,10 @@ def _clear_rejection(owner: Owner, old: BaseModel, new: BaseModel) -> None:
 def apply_plan(
     owner: Owner, old: BaseModel, plan: Plan[Any], *, patch: MutableMapping[str, Any] | None = None
 ) -> None:
-    """Carry out a plan: the child writes, then the status (only the fields that changed), then the Events.
+    """Carry out a plan: the child writes, now; then the status (only the fields that changed) and the Events.
 
-    With kopf's `patch` (a handler of the object itself) the status goes out with kopf's own write; otherwise it is
-    patched directly. A plan that changes nothing writes nothing.
+    With kopf's `patch` (a handler of the object itself) the status goes out with kopf's own write; otherwise the
+    recorder writes it, with the Events, after this returns. A plan that changes nothing writes nothing.
     """
     try:
         kube.execute(owner.namespace, plan.actions)
@@ -165,13 +191,10 @@ def apply_plan(
         raise kopf.TemporaryError(str(rejected), delay=REJECTED_RETRY_SECONDS) from rejected
     _clear_rejection(owner, old, plan.status)
     changes = status_patch(old, plan.status)
-    if changes:
-        if patch is not None:
-            patch.setdefault("status", {}).update(changes)
-        else:
-            kube.patch_status(owner.kind, owner.namespace, owner.name, changes)
-    for event in plan.events:
-        emit(owner, event.type, event.reason, event.message)
+    if changes and patch is not None:
+        patch.setdefault("status", {}).update(changes)
+        changes = {}
+    recorder.record(owner, changes, plan.events)
     metrics.observe_plan(owner, old, plan)
 
 

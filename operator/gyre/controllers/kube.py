@@ -8,11 +8,13 @@ error.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -42,9 +44,11 @@ __all__ = [
     "list_events",
     "merge_patch",
     "patch_status",
+    "post_event",
 ]
 
 FIELD_MANAGER = "gyre-operator"
+REPORTING_COMPONENT = "gyre-operator"
 # (connect, read) seconds: a hung API server fails the call, which is retried, instead of hanging a worker.
 TIMEOUT = (5.0, 30.0)
 _RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -161,14 +165,15 @@ def list_events(namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
 def create(body: Mapping[str, Any]) -> bool:
     """Create an object; False when one of that name exists already (names are deterministic)."""
     res = _resource(body["apiVersion"], body["kind"])
-    namespace = body["metadata"]["namespace"]
+    meta = body["metadata"]
+    namespace = meta["namespace"]
     try:
         _unread(
             _retrying(
                 lambda: res.create(
                     body=dict(body), namespace=namespace, serialize=False, _request_timeout=TIMEOUT
                 ),
-                f"create {body['kind']} {body['metadata']['name']}",
+                f"create {body['kind']} {meta.get('name') or meta['generateName']}",
             )
         )
     except ApiException as exc:
@@ -250,6 +255,33 @@ def patch_status(kind: str, namespace: str, name: str, patch: dict[str, Any]) ->
             f"patch status of {kind} {name}",
         )
     )
+
+
+def post_event(involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Post a core/v1 Event about `involved` (apiVersion, kind, name, namespace, uid), as `kubectl describe` shows
+    them: From is the reporting component."""
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{involved['name']}.", "namespace": involved["namespace"]},
+        "involvedObject": dict(involved),
+        "type": type_,
+        "reason": reason,
+        "message": message,
+        "action": reason,
+        "source": {"component": REPORTING_COMPONENT},
+        "reportingComponent": REPORTING_COMPONENT,
+        "reportingInstance": _INSTANCE,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "eventTime": now,
+        "count": 1,
+    }
+    create(body)
+
+
+_INSTANCE = os.environ.get("POD_NAME") or socket.gethostname()
 
 
 class _KnownClaims:

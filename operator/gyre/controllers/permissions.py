@@ -72,7 +72,7 @@ WORKLOAD: tuple[Grant, ...] = (
         ("create",),
         "the namespace's artifact claim (created once, never changed)",
     ),
-    Grant("", "events", ("create",), "kopf.event posts core/v1 Events"),
+    Grant("", "events", ("create",), "the recorder posts core/v1 Events"),
 )
 
 # In the operator's own namespace, when leader election is on (gyre.controllers.leader).
