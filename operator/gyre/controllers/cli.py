@@ -75,7 +75,7 @@ def _operator(args: argparse.Namespace) -> int:
     import gyre.controllers.handlers  # noqa: F401  (registers the handlers)
     from gyre.api import env
     from gyre.controllers import leader, metrics
-    from gyre.controllers.common import configure, settings
+    from gyre.controllers.common import configure, recorder, settings
 
     current = settings()  # fail before connecting when GYRE_* is invalid
     if args.instance:
@@ -120,6 +120,7 @@ def _operator(args: argparse.Namespace) -> int:
 
         def on_lost() -> None:
             lost.set()
+            recorder.stop()
             loop.call_soon_threadsafe(stop.set)
             # Fencing: if kopf does not stop before a standby may take over, leave anyway.
             grace = max(1.0, elector.timing.duration - elector.timing.renew_deadline - 1)

@@ -53,6 +53,7 @@ class Recorder:
         self._writing: set[tuple[str, str, str]] = set()
         self._changed = threading.Condition()
         self._started = False
+        self._stopped = False
 
     def record(
         self, owner: Owner, status: dict[str, Any] | None = None, events: list[Event] | None = None
@@ -62,6 +63,8 @@ class Recorder:
             return
         key = (owner.kind, owner.namespace, owner.name)
         with self._changed:
+            if self._stopped:
+                return
             waiting = self._waiting.get(key)
             if waiting is None:
                 waiting = self._waiting[key] = _Record(owner)
@@ -82,6 +85,14 @@ class Recorder:
                     return False
                 self._changed.wait(left)
         return True
+
+    def stop(self) -> None:
+        """Drop what is queued and record nothing more: a replica that lost its lease must not write over what the
+        new leader records (the new leader plans every object again when it starts)."""
+        with self._changed:
+            self._stopped = True
+            self._waiting.clear()
+            self._changed.notify_all()
 
     def _start(self) -> None:
         for i in range(self._threads):

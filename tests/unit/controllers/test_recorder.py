@@ -101,3 +101,18 @@ def test_an_empty_record_writes_nothing() -> None:
     recorder = Recorder(log.status, log.event)
     recorder.record(RUN, {}, [])
     assert recorder.idle(1) and log.writes == []
+
+
+def test_a_stopped_recorder_drops_what_is_queued_and_records_nothing_more() -> None:
+    gate = threading.Event()
+    log = Log(gate)
+    recorder = Recorder(log.status, log.event, threads=1)
+    recorder.record(OTHER, {"phase": "Running"})  # being written when the lease is lost
+    while log.in_flight.get("other") != 1:
+        threading.Event().wait(0.01)
+    recorder.record(RUN, {"phase": "Running"}, [STARTED])
+    recorder.stop()
+    recorder.record(RUN, {"phase": "Succeeded"})
+    gate.set()
+    assert recorder.idle(5)
+    assert log.writes == [("status", "other", {"phase": "Running"})]
