@@ -97,6 +97,7 @@ def _operator(args: argparse.Namespace) -> int:
     # An asyncio.Event on kopf's own loop: a threading.Event would park one of kopf's executor threads on it, and
     # the loop's shutdown would then wait for that thread forever (SIGTERM would hang).
     # uvloop (kopf's extra) when installed: the event loop is where the operator spends most of its CPU.
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 
