@@ -91,6 +91,12 @@ def _regression(y: Any, predicted: Any) -> dict[str, float]:
 def predict_test(task: str, model: Any, x: Any) -> tuple[Any, Any, list[Any] | None]:
     """(predictions, probabilities or None, classes or None) of `model` on `x`: what every metric is computed
     from, so the trainer predicts its test rows once for the metrics, the card's intervals and the ONNX check."""
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    if task == "classification" and type(final).__name__ in ("XGBClassifier", "LGBMClassifier"):
+        # Both libraries' predict is the class of the highest probability (XGBoost's binary `p > 0.5` picks the
+        # same class as argmax over [1 - p, p], ties included), so one prediction serves both.
+        proba = np.asarray(model.predict_proba(x))
+        return np.asarray(model.classes_)[proba.argmax(axis=1)], proba, list(model.classes_)
     predicted = model.predict(x)
     if task == "classification" and hasattr(model, "predict_proba"):
         return predicted, np.asarray(model.predict_proba(x)), list(model.classes_)

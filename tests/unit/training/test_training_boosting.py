@@ -259,3 +259,23 @@ def test_the_validation_part_is_carved_from_the_rows_given_and_the_preprocessing
     np.testing.assert_allclose(imputer.statistics_, x_fit[numbers].median().to_numpy())
     assert not np.allclose(imputer.statistics_, x[numbers].median().to_numpy())
     assert json.dumps(pipeline.steps[-1][1].best_iteration)  # XGBoost recorded a best iteration
+
+
+@pytest.mark.parametrize("kind", ["XGBClassifier", "LGBMClassifier"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_test_predictions_made_from_probabilities_equal_the_libraries_own_predict(
+    kind: str, n_classes: int
+) -> None:
+    from gyre.training.metrics import predict_test
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    frame["label"] = [
+        f"k{v}" for v in np.digitize(x[:, 0] + rng.normal(0, 1, 400), [-0.5, 0.5][: n_classes - 1])
+    ]
+    frame["c"] = frame["c"].round(0)  # few distinct values: rows with equal scores, some probabilities tied
+    result = _train(frame, kind)
+    predicted, proba, classes = predict_test("classification", result.pipeline, result.x_test)
+    assert predicted.tolist() == result.pipeline.predict(result.x_test).tolist()
+    assert classes == list(result.pipeline.classes_) and proba.shape == (len(result.x_test), n_classes)
