@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,3 +139,74 @@ def test_resampled_roc_auc_equals_the_rank_sum_formula_to_the_last_bit(n_classes
         else:
             expected = float(np.mean([rank_sum(y[rows] == c, proba[rows, c]) for c in range(n_classes)]))
         assert resampler(rows)["roc_auc"] == expected
+
+
+def _bootstrap_one_by_one(
+    task: str, y: Any, predicted: Any, proba: Any, classes: Any, metrics: list[str], resamples: int, seed: int
+) -> dict[str, tuple[float, float]]:
+    """The bootstrap as it was computed before the resamples were batched: one resample at a time."""
+    resampler = _Resampler(task, y, predicted, proba, classes)
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {name: [] for name in metrics}
+    n = len(resampler.y)
+    for _ in range(resamples):
+        values = resampler(rng.integers(0, n, n), auc="roc_auc" in samples)
+        for name in metrics:
+            value = values.get(name)
+            if value is not None and math.isfinite(value):
+                samples[name].append(value)
+    tail = (1 - 0.95) / 2 * 100
+    return {
+        name: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+        for name, v in samples.items()
+        if v
+    }
+
+
+CLASSIFICATION = [
+    "accuracy",
+    "balanced_accuracy",
+    "f1_macro",
+    "f1_weighted",
+    "precision_macro",
+    "recall_macro",
+]
+
+
+# 12 classes on 60 rows: resamples that miss classes, where roc_auc is undefined.
+@pytest.mark.parametrize(("n_classes", "rows"), [(2, 400), (3, 300), (12, 60)])
+def test_batched_classification_resamples_give_the_intervals_of_one_resample_at_a_time_to_the_last_bit(
+    n_classes: int, rows: int
+) -> None:
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, n_classes, rows)
+    proba = rng.dirichlet(np.ones(n_classes), rows).round(3)  # rounded: tied scores
+    predicted = np.where(rng.random(rows) < 0.6, y, proba.argmax(axis=1))
+    metrics = [*CLASSIFICATION, "log_loss", "roc_auc"]
+    classes = list(range(n_classes))
+    expected = _bootstrap_one_by_one("classification", y, predicted, proba, classes, metrics, 300, 4)
+    got = bootstrap_intervals("classification", y, predicted, proba, classes, metrics, resamples=300, seed=4)
+    assert {name: (i.low, i.high) for name, i in got.items()} == expected
+    assert set(expected) >= set(CLASSIFICATION)
+
+
+def test_batched_regression_resamples_give_the_intervals_of_one_resample_at_a_time_to_the_last_bit() -> None:
+    rng = np.random.default_rng(9)
+    y = rng.normal(size=500)
+    predicted = y + rng.normal(0, 0.3, 500)
+    metrics = ["r2", "rmse", "mse", "mae", "median_ae"]
+    expected = _bootstrap_one_by_one("regression", y, predicted, None, None, metrics, 200, 7)
+    got = bootstrap_intervals("regression", y, predicted, None, None, metrics, resamples=200, seed=7)
+    assert {name: (i.low, i.high) for name, i in got.items()} == expected
+
+
+def test_resamples_scored_in_small_blocks_give_the_same_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gyre.governance.evaluation as evaluation
+
+    rng = np.random.default_rng(10)
+    y = rng.integers(0, 2, 200)
+    proba = rng.dirichlet(np.ones(2), 200)
+    args = ("classification", y, proba.argmax(axis=1), proba, [0, 1], ["accuracy", "roc_auc"])
+    whole = bootstrap_intervals(*args, resamples=50, seed=1)
+    monkeypatch.setattr(evaluation, "BATCH_CELLS", 7 * 200)  # blocks of 7 resamples, the last one of 1
+    assert bootstrap_intervals(*args, resamples=50, seed=1) == whole
