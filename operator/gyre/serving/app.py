@@ -231,6 +231,23 @@ class ModelServer:
 
     # -- request handling --------------------------------------------------------------------------------------
 
+    def _buffered_body(self, request: web.BaseRequest) -> bytes | None:
+        """The body without a coroutine or a timer when it is already buffered whole, within the limit and not
+        compressed (the common case); else None, for `_read_body`."""
+        content = request.content
+        length = request.content_length
+        if (
+            length is None
+            or length > self.config.max_body_bytes
+            or not content.is_eof()
+            or hdrs.CONTENT_ENCODING in request.headers
+        ):
+            return None
+        raw = content.read_nowait()
+        if len(raw) != length:
+            raise RequestError(400, "request body shorter than its Content-Length")
+        return raw
+
     async def _read_body(self, request: web.BaseRequest) -> bytes:
         """The whole body, decompressed, within the size limit and the body timeout."""
         content = request.content
@@ -289,17 +306,20 @@ class ModelServer:
 
     @staticmethod
     def _parse_json(raw: bytes | memoryview) -> dict[str, Any]:
-        body = load_json_body(raw, "a JSON object")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = load_json_body(raw, "a JSON object")  # raises, with the reason
         if type(body) is not dict:
             raise RequestError(400, "the request body must be a JSON object")
         return body
 
     async def _read_json(self, request: web.BaseRequest) -> dict[str, Any]:
-        return self._parse_json(await self._read_body(request))
+        raw = self._buffered_body(request)
+        return self._parse_json(raw if raw is not None else await self._read_body(request))
 
-    async def _read_v2(self, request: web.BaseRequest) -> tuple[dict[str, Any], memoryview | None]:
+    def _split_v2(self, request: web.BaseRequest, raw: bytes) -> tuple[dict[str, Any], memoryview | None]:
         """The JSON header of a v2 request and, under the binary extension, the bytes after it."""
-        raw = await self._read_body(request)
         header = request.headers.get(HEADER_LENGTH)
         if header is None:
             return self._parse_json(raw), None
@@ -329,7 +349,8 @@ class ModelServer:
         """KServe v1 predict; `"predict_proba": true` in the body or `?predict_proba=true` adds probabilities."""
         start = perf_counter()
         try:
-            body = await self._read_json(request)
+            raw = self._buffered_body(request)
+            body = self._parse_json(raw if raw is not None else await self._read_body(request))
             instances = body.get("instances")
             if instances is None:
                 instances = body.get("inputs")
@@ -357,15 +378,21 @@ class ModelServer:
         """Open Inference Protocol v2 infer; `outputs` may ask for `predict` and/or `predict_proba`."""
         start = perf_counter()
         try:
-            self._check_version(version)
-            body, binary = await self._read_v2(request)
+            if version is not None:
+                self._check_version(version)
+            raw = self._buffered_body(request)
+            body, binary = self._split_v2(request, raw if raw is not None else await self._read_body(request))
             request_id = body.get("id")
             if request_id is not None and type(request_id) is not str:
                 raise RequestError(422, '"id" must be a string')
             request_id = request_id or new_prediction_id()
             parameters = body.get("parameters")
-            binary_default = type(parameters) is dict and parameters.get("binary_data_output") is True
-            names, binary_names = self._requested_outputs(body.get("outputs"), binary_default)
+            outputs = body.get("outputs")
+            names: tuple[str, ...] = _PREDICT_ONLY
+            binary_names: tuple[str, ...] = ()
+            if parameters is not None or outputs is not None:  # else the commonest request: labels, as JSON
+                binary_default = type(parameters) is dict and parameters.get("binary_data_output") is True
+                names, binary_names = self._requested_outputs(outputs, binary_default)
             inputs = body.get("inputs")
             if binary is not None:
                 inputs = attach_binary(inputs, binary)
@@ -670,18 +697,10 @@ class ModelServer:
         }
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        response = await self._dispatch(request)
-        # Draining: keep-alive clients move to a pod that stays. At the cap: the slot goes to a waiting client.
-        connections = self._connections
-        if self.draining or (connections is not None and connections.full and connections.clients_waiting()):
-            response.force_close()
-        return response
-
-    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         """The aiohttp low-level handler: exact paths by dict lookup, then versioned v2 paths, else 404/405.
 
         No Application, router or middleware: they cost every request, and every answer here, errors included,
-        is already JSON.
+        is already JSON. One coroutine around the endpoint's: each level of awaiting costs every request.
         """
         try:
             path = request.path
@@ -691,14 +710,21 @@ class ModelServer:
                 version, _, tail = path[len(self._versioned_prefix) :].partition("/")
                 methods = self._versioned.get(tail) if version else None
             if methods is None:
-                return await self.not_found(request)
-            handler = methods.get(request.method)
-            if handler is None:
-                return _error(405, f"method {request.method} is not allowed on {path}")
-            return await handler(request, version)
+                response = await self.not_found(request)
+            else:
+                handler = methods.get(request.method)
+                if handler is None:
+                    response = _error(405, f"method {request.method} is not allowed on {path}")
+                else:
+                    response = await handler(request, version)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            return _error(500, "internal server error")
+            response = _error(500, "internal server error")
+        # Draining: keep-alive clients move to a pod that stays. At the cap: the slot goes to a waiting client.
+        connections = self._connections
+        if self.draining or (connections is not None and connections.full and connections.clients_waiting()):
+            response.force_close()
+        return response
 
     def server(self, **kwargs: Any) -> web_server.Server:
         """An aiohttp low-level server for `handle`, with the head timeout and one-line logs for malformed requests.

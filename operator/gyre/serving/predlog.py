@@ -10,6 +10,7 @@ flusher, shared with the feedback endpoint's writer (gyre.serving.feedback).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -49,14 +50,30 @@ def _value(value: Any) -> Any:
     return value
 
 
-_UUID4_KEEP = ((1 << 128) - 1) ^ (0xF000 << 64) ^ (0xC000 << 48)
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+_IDS_PER_DRAW = 256
+_ids: collections.deque[str] = collections.deque()
+# A forked child must not hand out the ids its parent still holds.
+os.register_at_fork(after_in_child=_ids.clear)
+
+
+def _draw_ids() -> None:
+    # One urandom call and one hex() for many ids: per id, this leaves a deque pop (a tenth of the cost of a
+    # urandom call and the formatting of a 128-bit int each time).
+    raw = np.frombuffer(bytearray(os.urandom(16 * _IDS_PER_DRAW)), dtype=np.uint8).reshape(_IDS_PER_DRAW, 16)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
+    _ids.extend([text[i : i + 32] for i in range(0, len(text), 32)])
 
 
 def new_prediction_id() -> str:
-    """A random uuid4 as 32 hex digits, as `uuid.uuid4().hex` gives, for a third of its cost (no UUID object:
-    it runs once per request that brings no id)."""
-    return f"{int.from_bytes(os.urandom(16)) & _UUID4_KEEP | _UUID4_SET:032x}"
+    """A random uuid4 as 32 hex digits, as `uuid.uuid4().hex` gives (122 random bits from os.urandom), cut from a
+    batch drawn at once: it runs once per request that brings no id."""
+    while True:
+        try:
+            return _ids.popleft()  # atomic: threads never share an id
+        except IndexError:
+            _draw_ids()
 
 
 def prediction_ids(request_id: str, rows: int, positions: np.ndarray | None = None) -> list[str]:
