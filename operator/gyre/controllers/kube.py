@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.resource import Resource
 
+from gyre.api import env
 from gyre.api.common import API_VERSION
 from gyre.controllers import metrics
 from gyre.reconcile.observed import JOB_NAME_LABEL
@@ -44,6 +45,7 @@ __all__ = [
     "list_events",
     "merge_patch",
     "patch_status",
+    "pod_name",
     "post_event",
 ]
 
@@ -272,7 +274,7 @@ def post_event(involved: Mapping[str, Any], type_: str, reason: str, message: st
         "action": reason,
         "source": {"component": REPORTING_COMPONENT},
         "reportingComponent": REPORTING_COMPONENT,
-        "reportingInstance": _INSTANCE,
+        "reportingInstance": pod_name(),
         "firstTimestamp": now,
         "lastTimestamp": now,
         "eventTime": now,
@@ -281,7 +283,9 @@ def post_event(involved: Mapping[str, Any], type_: str, reason: str, message: st
     create(body)
 
 
-_INSTANCE = os.environ.get("POD_NAME") or socket.gethostname()
+def pod_name() -> str:
+    """The operator's pod name (downward API), else the hostname, which is the pod name in a pod."""
+    return os.environ.get(env.POD_NAME) or socket.gethostname()
 
 
 class _KnownClaims:

@@ -22,7 +22,6 @@ import enum
 import http.server
 import logging
 import os
-import socket
 import threading
 import time
 import urllib.parse
@@ -34,6 +33,8 @@ from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
+
+from gyre.controllers import kube
 
 __all__ = [
     "Decision",
@@ -131,7 +132,7 @@ def decide(record: LeaseRecord | None, me: str, now: float, observed: Observatio
 
 def default_identity() -> str:
     """Pod name (the hostname in a pod) and pid: unique per process, stable for its lifetime."""
-    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
+    return f"{kube.pod_name()}_{os.getpid()}"
 
 
 def default_namespace() -> str | None:
