@@ -138,7 +138,8 @@ def _plain_rows(rows: list[Any], width: int) -> np.ndarray | None:
 
 
 def _plain_flat(values: list[Any], rows: int, width: int) -> np.ndarray | None:
-    """`_plain_rows` for the `rows` x `width` values of a flat list."""
+    """`_plain_rows` for the `rows` x `width` values of a flat list. Its own loop on purpose: `_plain_rows([values],
+    ...)` adds about 0.4 us to a one-row v2 request, a fifth of its parse."""
     small = len(values) <= _SMALL
     if small:
         for value in values:
