@@ -215,7 +215,8 @@ class Preprocessing(ApiModel):
     """Encoding of categorical columns; unseen categories at prediction time are ignored (onehot) or mapped to
     -1 (ordinal)."""
     impute: bool = True
-    """Fill missing values (median for numeric, most frequent for categorical) instead of failing."""
+    """Fill missing numbers with the column's training median instead of failing. XGBoost and LightGBM are left
+    their missing numbers: they learn at each split where missing values go."""
     max_categories: int = Field(default=50, ge=2, le=10000)
     """onehot: at most this many columns per categorical column; the rarest categories (and unseen ones at
     serving) share one "infrequent" column, so a column with a million distinct values stays small."""

@@ -52,6 +52,7 @@ __all__ = [
     "ONNX_FILE",
     "ONNX_TOLERANCE",
     "LoadedModel",
+    "ModelFiles",
     "ModelIntegrityError",
     "OnnxOutcome",
     "UntrustedModelError",
@@ -61,7 +62,9 @@ __all__ = [
     "library_versions",
     "load_model_dir",
     "model_types",
+    "write_manifest",
     "write_model_dir",
+    "write_model_files",
 ]
 
 MODEL_FILE = "model.skops"
@@ -400,25 +403,23 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def write_model_dir(
-    out_dir: str | os.PathLike[str],
-    result: TrainingResult,
-    *,
-    name: str,
-    dataset: DatasetRef | None,
-    lineage: Lineage | None = None,
-    image: str | None = None,
-    onnx: bool = True,
-    created_at: datetime | None = None,
-    evaluation: Evaluation | None = None,
-    data_summary: DataSummary | None = None,
-) -> ModelManifest:
-    """Write model.skops, model.onnx (only when verified) and manifest.json (last) into `out_dir`.
+@dataclass(frozen=True)
+class ModelFiles:
+    """What write_model_files wrote, for the manifest."""
+
+    artifact: ArtifactRef
+    native: NativeModelRef | None
+    onnx: OnnxInfo
+
+
+def write_model_files(
+    out_dir: str | os.PathLike[str], result: TrainingResult, *, onnx: bool = True
+) -> ModelFiles:
+    """Write model.skops, the booster's own file and model.onnx (only when verified) into `out_dir`: every file of
+    the model directory but its manifest.
 
     An XGBoost or LightGBM model is written in its library's own format (manifest `native`) and model.skops holds
     only the preprocessing before it.
-
-    The model's digest is the returned manifest's `sha256()`.
     """
     import skops.io as sio
 
@@ -448,6 +449,25 @@ def write_model_dir(
         _write_atomic(directory / ONNX_FILE, outcome.model)
     elif (directory / ONNX_FILE).exists():
         (directory / ONNX_FILE).unlink()
+    artifact = ArtifactRef(path=MODEL_FILE, sha256=hashlib.sha256(model_bytes).hexdigest())
+    return ModelFiles(artifact=artifact, native=native, onnx=outcome.info)
+
+
+def write_manifest(
+    out_dir: str | os.PathLike[str],
+    result: TrainingResult,
+    files: ModelFiles,
+    *,
+    name: str,
+    dataset: DatasetRef | None,
+    lineage: Lineage | None = None,
+    image: str | None = None,
+    created_at: datetime | None = None,
+    evaluation: Evaluation | None = None,
+    data_summary: DataSummary | None = None,
+) -> ModelManifest:
+    """Write manifest.json, which names and digests the files write_model_files wrote; it is written last, so a
+    directory with a manifest is complete. The model's digest is the returned manifest's `sha256()`."""
     manifest = ModelManifest(
         name=name,
         task=result.task,
@@ -459,9 +479,9 @@ def write_model_dir(
         metrics=result.metrics,
         test_rows=result.rows_test,
         dataset=dataset,
-        artifact=ArtifactRef(path=MODEL_FILE, sha256=hashlib.sha256(model_bytes).hexdigest()),
-        native=native,
-        onnx=outcome.info,
+        artifact=files.artifact,
+        native=files.native,
+        onnx=files.onnx,
         seed=result.seed,
         image=image if image is not None else os.environ.get(env.IMAGE),
         libraries=library_versions(),
@@ -473,8 +493,37 @@ def write_model_dir(
         importances=result.importances,
         reference_mean=result.reference_mean,
     )
-    _write_atomic(directory / MANIFEST_FILE, manifest.to_bytes())
+    _write_atomic(Path(out_dir) / MANIFEST_FILE, manifest.to_bytes())
     return manifest
+
+
+def write_model_dir(
+    out_dir: str | os.PathLike[str],
+    result: TrainingResult,
+    *,
+    name: str,
+    dataset: DatasetRef | None,
+    lineage: Lineage | None = None,
+    image: str | None = None,
+    onnx: bool = True,
+    created_at: datetime | None = None,
+    evaluation: Evaluation | None = None,
+    data_summary: DataSummary | None = None,
+) -> ModelManifest:
+    """The whole model directory: write_model_files, then write_manifest."""
+    files = write_model_files(out_dir, result, onnx=onnx)
+    return write_manifest(
+        out_dir,
+        result,
+        files,
+        name=name,
+        dataset=dataset,
+        lineage=lineage,
+        image=image,
+        created_at=created_at,
+        evaluation=evaluation,
+        data_summary=data_summary,
+    )
 
 
 def _verified_bytes(directory: Path, relpath: str, sha256: str) -> bytes:

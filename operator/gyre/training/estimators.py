@@ -12,6 +12,7 @@ from gyre.api.trainingrun import BOOSTED_KINDS, ESTIMATOR_ALLOWLIST, Task
 __all__ = [
     "ESTIMATORS",
     "LINEAR_ESTIMATORS",
+    "NATIVE_MISSING_ESTIMATORS",
     "PREPROCESSING_TYPES",
     "TREE_ESTIMATORS",
     "EstimatorError",
@@ -30,6 +31,10 @@ ESTIMATORS: dict[str, tuple[str, str, Task]] = {
 TREE_ESTIMATORS: frozenset[str] = frozenset(
     name for name in ESTIMATORS if "Forest" in name or "Trees" in name or "Tree" in name or "Boosting" in name
 ) | frozenset(BOOSTED_KINDS)
+
+# They learn at each split which side missing numbers go to, as they do in a notebook, so the trainer leaves
+# missing numbers to them: a median imputer would replace that with a guess (and cost a sort of every column).
+NATIVE_MISSING_ESTIMATORS: frozenset[str] = frozenset(BOOSTED_KINDS)
 
 # Linear in their inputs after preprocessing (a prediction, or a classifier's log-odds, is coef . x + intercept):
 # their per-prediction attributions are exact (gyre.serving.explain), from the mean training row the manifest keeps.

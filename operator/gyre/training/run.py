@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from gyre.api.dataset import ColumnKind
 from gyre.api.gates import GatesVerdict, combine_verdicts, evaluate_slice_gates
 from gyre.api.trainingrun import Preprocessing, SplitSpec, TrainingRunSpec, primary_metric
@@ -21,10 +23,11 @@ from gyre.governance.evaluation import evaluate, summarise_data
 from gyre.store import ArtifactStore, StoreError, model_dir, trial_dir
 from gyre.tracking.mlflow import TrackingTarget, log_training
 from gyre.tracking.records import ARTIFACT_FILES, build_record
-from gyre.training.artifact import UntrustedModelError, write_model_dir
+from gyre.training.artifact import UntrustedModelError, write_manifest, write_model_files
+from gyre.training.forked import Forked
 from gyre.training.gates import evaluate_gates
 from gyre.training.importance import summary
-from gyre.training.manifest import MANIFEST_FILE, DatasetRef, Lineage, ModelManifest
+from gyre.training.manifest import MANIFEST_FILE, DatasetRef, DataSummary, Evaluation, Lineage, ModelManifest
 from gyre.training.report import GateOutcome, TrackingOutcome, TrainReport
 from gyre.training.search import SearchError, trial_params
 from gyre.training.trainer import TRAINER_ERRORS, TrainOptions, train_model
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.json"
 """The full (untruncated) TrainReport, written beside the manifest."""
+
+_CARD_FIGURES = TypeAdapter(tuple[Evaluation, DataSummary])
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class TrainJob:
     onnx: bool = True
     tracking: TrackingTarget | None = None
     """Log the run to this MLflow server (gyre.tracking); its failure never fails the run."""
+    parallel: bool = True
+    """Compute the card's figures in a forked child while the model files are written (gyre.training.forked)."""
 
 
 def _failed(job: TrainJob, reason: str, error: str) -> TrainReport:
@@ -230,18 +237,24 @@ def _run(job: TrainJob) -> TrainReport:
         trigger=job.trigger,
     )
 
-    evaluation = evaluate(result)
-    data_summary = summarise_data(frame, result.features, target, result.task, job.kinds)
+    def card_figures() -> bytes:
+        figures = (evaluate(result), summarise_data(frame, result.features, target, result.task, job.kinds))
+        return _CARD_FIGURES.dump_json(figures, by_alias=True)
 
     def write(directory: str, store: ArtifactStore | None = None) -> Any:
-        manifest = write_model_dir(
+        # The figures need only numpy and the test predictions: a child computes them while this process writes
+        # the model files (skops, the ONNX conversion and its check), each single-threaded.
+        with Forked(card_figures, fork=job.parallel) as figures:
+            files = write_model_files(directory, result, onnx=job.onnx)
+            evaluation, data_summary = _CARD_FIGURES.validate_json(figures.result())
+        manifest = write_manifest(
             directory,
             result,
+            files,
             name=job.name,
             dataset=dataset,
             lineage=lineage,
             image=job.image,
-            onnx=job.onnx,
             evaluation=evaluation,
             data_summary=data_summary,
         )

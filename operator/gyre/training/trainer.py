@@ -13,6 +13,7 @@ from gyre.api.trainingrun import BOOSTED_KINDS, DEFAULT_METRICS, ESTIMATOR_ALLOW
 from gyre.data.schema import infer_schema
 from gyre.training.estimators import (
     LINEAR_ESTIMATORS,
+    NATIVE_MISSING_ESTIMATORS,
     TREE_ESTIMATORS,
     EstimatorError,
     build_estimator,
@@ -279,7 +280,7 @@ def train_model(frame: pd.DataFrame, options: TrainOptions) -> TrainingResult:
     preprocess = PreprocessOptions(
         numeric=numeric,
         categorical=options.categorical,
-        impute=options.impute,
+        impute=options.impute and options.estimator not in NATIVE_MISSING_ESTIMATORS,
         max_categories=options.max_categories,
         min_frequency=options.min_frequency,
         sparse=options.estimator in SPARSE_ESTIMATORS,

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from gyre.api.features import FeaturesSpec
 from gyre.api.trainingrun import BOOSTED_KINDS, EarlyStopping, EstimatorSpec, SearchSpec
 from gyre.serving.model import load_served_model
 from gyre.training.artifact import ModelIntegrityError, load_model_dir, model_types, write_model_dir
@@ -185,6 +186,22 @@ def test_the_onnx_twin_is_verified_on_held_out_rows_and_served_like_the_native_m
         np.testing.assert_allclose(from_onnx.predict, from_native.predict, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", BOOSTED_KINDS)
+def test_boosters_get_missing_numbers_as_missing_while_other_estimators_get_them_imputed(
+    kind: str, mixed_frame: pd.DataFrame
+) -> None:
+    gaps = mixed_frame["size (cm)"].isna().to_numpy()
+    assert gaps.any()
+    result = _train(mixed_frame, kind)
+    x = coerce_features(mixed_frame, result.features)
+    preprocess = result.pipeline[:-1]
+    column = list(preprocess.get_feature_names_out()).index("numeric__size (cm)")
+    assert np.isnan(preprocess.transform(x)[:, column][gaps]).all()
+    other = "LogisticRegression" if kind.endswith("Classifier") else "Ridge"
+    imputed = train_model(mixed_frame, TrainOptions(target=TARGETS[kind], estimator=other))
+    assert not np.isnan(imputed.pipeline[:-1].transform(x)).any()
+
+
 def test_search_and_gates_work_unchanged_with_an_xgboost_kind(mixed_frame: pd.DataFrame) -> None:
     search = SearchSpec.model_validate(
         {
@@ -247,14 +264,18 @@ def test_the_validation_part_is_carved_from_the_rows_given_and_the_preprocessing
 ) -> None:
     from sklearn.model_selection import train_test_split
 
-    result = _train(mixed_frame, "XGBRegressor")
+    # Boosters get no default imputer (they keep missing numbers), so one is asked for, to see what it fitted on.
+    impute = FeaturesSpec.model_validate(
+        {"transforms": [{"columns": ["size (cm)", "weight"], "steps": [{"impute": {}}]}]}
+    )
+    result = _train(mixed_frame, "XGBRegressor", transforms=tuple(impute.transforms or ()))
     pipeline = result.pipeline
     x = coerce_features(mixed_frame, result.features)
     y = mixed_frame["amount"].to_numpy()
     stop = EarlyStopping(rounds=2, validation_fraction=0.3)
     fit_boosted(pipeline, x, y, task="regression", early_stopping=stop, seed=5)
     x_fit, _x_val = train_test_split(x, test_size=0.3, random_state=5)
-    imputer = pipeline.named_steps["preprocess"].named_transformers_["numeric"].named_steps["impute"]
+    imputer = pipeline.named_steps["preprocess"].named_transformers_["features0"]
     numbers = list(imputer.feature_names_in_)
     np.testing.assert_allclose(imputer.statistics_, x_fit[numbers].median().to_numpy())
     assert not np.allclose(imputer.statistics_, x[numbers].median().to_numpy())
