@@ -244,7 +244,9 @@ def _run(job: TrainJob) -> TrainReport:
     def write(directory: str, store: ArtifactStore | None = None) -> Any:
         # The figures need only numpy and the test predictions: a child computes them while this process writes
         # the model files (skops, the ONNX conversion and its check), each single-threaded.
-        with Forked(card_figures, fork=job.parallel) as figures:
+        # Without the predictions the child would call the model, whose OpenMP pool does not survive a fork.
+        fork = job.parallel and result.test_predictions is not None
+        with Forked(card_figures, fork=fork) as figures:
             files = write_model_files(directory, result, onnx=job.onnx)
             evaluation, data_summary = _CARD_FIGURES.validate_json(figures.result())
         manifest = write_manifest(
