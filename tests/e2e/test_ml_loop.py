@@ -426,10 +426,17 @@ def test_drift_triggers_a_guarded_retrain_that_rolls_out(
     assert not created, [c["metric"]["__name__"] for c in created]
 
     # The dashboard drawn from this Prometheus over the test's window, for this namespace and deployment: every
-    # panel draws series (tests/dashboard_render.py, not Grafana).
+    # panel draws series (tests/dashboard_render.py, not Grafana). The checks above match every namespace, where
+    # earlier tests' client errors already are; this deployment's first one needs two scrapes before its rate has
+    # a point, so the window ends once every panel has series here (the wait bounds liveness only).
     variables = {"namespace": kube.namespace, "deployment": "iris"}
-    end = time.time()
-    panels = dashboard_render.fetch(prometheus.query_range, started, end, variables=variables)
+    deadline = time.monotonic() + 60
+    while True:
+        end = time.time()
+        panels = dashboard_render.fetch(prometheus.query_range, started, end, variables=variables)
+        if all(p.series for p in panels if p.kind != "row") or time.monotonic() > deadline:
+            break
+        time.sleep(5)
     page = tmp_path / "dashboard.html"
     page.write_text(dashboard_render.render(panels, started, end, variables=variables))
     seen = dashboard_render.screenshot(page, tmp_path / "dashboard.png")
