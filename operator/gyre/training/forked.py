@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -67,7 +68,9 @@ class Forked:
 
     def __exit__(self, *exc: object) -> None:
         if self._pid is not None and self._read_fd is not None:
-            os.close(self._read_fd)  # a child still writing gets EPIPE and exits
+            # Nobody will read the result (the parent's own work raised): stop the child rather than wait for it.
+            os.kill(self._pid, signal.SIGKILL)
+            os.close(self._read_fd)
             os.waitpid(self._pid, 0)
             self._pid = self._read_fd = None
 
