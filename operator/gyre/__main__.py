@@ -1,7 +1,5 @@
 """`python -m gyre ...`: the same entry point as the `gyre` command."""
 
-import sys
+from gyre.cli import run
 
-from gyre.cli import main
-
-sys.exit(main())
+run()

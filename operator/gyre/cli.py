@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import sys
 import traceback
@@ -109,5 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(result or 0)
 
 
+def run() -> None:
+    """The `gyre` command and `python -m gyre`: main(), then the end of the process.
+
+    The interpreter's teardown garbage-collects every object before it frees the modules: after a training run,
+    about 0.4 s spent freeing what the operating system frees at once. Frozen objects are skipped; atexit
+    handlers, the flushing of open files and the joining of threads still happen as usual.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

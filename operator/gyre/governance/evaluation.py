@@ -69,6 +69,7 @@ class _Resampler:
                 for k, c in scored:
                     distinct, group = np.unique(p[:, k], return_inverse=True)
                     self.auc_columns.append((self.y == c, group, len(distinct)))
+            self.predicted_by_group = self._predicted_by_group()
             if proba is not None and self.classes is not None and set(self.y.tolist()) <= set(self.classes):
                 column = np.array([self.classes.index(v) for v in self.y.tolist()])
                 p = np.asarray(proba, dtype="float64")
@@ -77,6 +78,25 @@ class _Resampler:
         else:
             self.y = self.y.astype("float64")
             self.errors = self.y - self.predicted.astype("float64")
+
+    def _predicted_by_group(self) -> Any:
+        """Binary, with the prediction a function of the score (as a threshold on it is): the confusion cell of each
+        roc_auc count key; else None. A resample's counts by key then give its confusion matrix too, the same
+        integers that another gather and bincount of its rows would give."""
+        if len(self.auc_columns) != 1 or self.classes is None or list(self.labels) != sorted(self.classes):
+            return None
+        positive, group, groups = self.auc_columns[0]
+        if not np.array_equal(positive, self.true_index == 1):
+            return None
+        by_group = np.zeros(groups, dtype=np.int64)
+        by_group[group] = self.pred_index
+        if not np.array_equal(by_group[group], self.pred_index):
+            return None
+        # One row per bincount key (2 x group + positive), one column per confusion cell (2 x true + predicted).
+        cells = np.zeros((2 * groups, 4), dtype=np.int64)
+        keys = np.arange(2 * groups)
+        cells[keys, 2 * (keys % 2) + by_group[keys // 2]] = 1
+        return cells
 
     def __call__(self, rows: Any, *, auc: bool = True) -> dict[str, float]:
         """The metrics on the test rows at `rows` (indices, repeats allowed); roc_auc only when `auc`."""
@@ -145,8 +165,20 @@ class _Resampler:
 
     def _classification_batch(self, rows: Any, auc: bool) -> dict[str, Any]:
         k, count, n = len(self.labels), rows.shape[0], rows.shape[1]
-        cells = (self.true_index * k + self.pred_index)[rows] + (np.arange(count) * (k * k))[:, None]
-        cm = np.bincount(cells.ravel(), minlength=count * k * k).reshape(count, k, k)
+        auc = auc and self.proba is not None and self.classes is not None and bool(self.auc_columns)
+        group_counts = (
+            [
+                _group_counts(rows, 2 * group + positive, groups)
+                for positive, group, groups in self.auc_columns
+            ]
+            if auc
+            else []
+        )
+        if group_counts and self.predicted_by_group is not None:
+            cm = (group_counts[0].reshape(count, -1) @ self.predicted_by_group).reshape(count, 2, 2)
+        else:
+            cells = (self.true_index * k + self.pred_index)[rows] + (np.arange(count) * (k * k))[:, None]
+            cm = np.bincount(cells.ravel(), minlength=count * k * k).reshape(count, k, k)
         diagonal = np.arange(k)
         tp, support, predicted = cm[:, diagonal, diagonal].astype("float64"), cm.sum(axis=2), cm.sum(axis=1)
         present = (support + predicted) > 0
@@ -163,14 +195,8 @@ class _Resampler:
         }
         if self.row_loss is not None:
             out["log_loss"] = self.row_loss[rows].mean(axis=1)
-        if auc and self.proba is not None and self.classes is not None and self.auc_columns:
-            aucs = np.stack(
-                [
-                    _batch_auc(rows, 2 * group + positive, groups)
-                    for positive, group, groups in self.auc_columns
-                ],
-                axis=1,
-            )
+        if group_counts:
+            aucs = np.stack([_auc_of_counts(counts) for counts in group_counts], axis=1)
             out["roc_auc"] = aucs.mean(axis=1)  # NaN when a class is missing, as the single resample's None
         return out
 
@@ -215,13 +241,17 @@ def _masked_mean(values: Any, mask: Any) -> Any:
     return out
 
 
-def _batch_auc(rows: Any, key: Any, groups: int) -> Any:
-    """_weighted_auc for each resample of `rows` at once (NaN where it is None), in integers: the same whole
-    numbers, so the same result to the last bit. `key` is 2 x the row's score group + 1 for a positive row, so one
-    bincount counts both classes per group."""
+def _group_counts(rows: Any, key: Any, groups: int) -> Any:
+    """For each resample of `rows`, its rows counted by score group and class: (resamples, groups, 2), negatives
+    first. `key` is 2 x the row's score group + 1 for a positive row, so one bincount counts both classes."""
     count = rows.shape[0]
     index = key[rows] + (np.arange(count) * (2 * groups))[:, None]
-    counts = np.bincount(index.ravel(), minlength=count * 2 * groups).reshape(count, groups, 2)
+    return np.bincount(index.ravel(), minlength=count * 2 * groups).reshape(count, groups, 2)
+
+
+def _auc_of_counts(counts: Any) -> Any:
+    """_weighted_auc for each resample's group counts at once (NaN where it is None), in integers: the same whole
+    numbers, so the same result to the last bit."""
     neg, pos = counts[:, :, 0], counts[:, :, 1]
     n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
     below = np.cumsum(neg, axis=1) - neg

@@ -3,6 +3,8 @@ command runs in a subprocess, as a user runs it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
 import subprocess
 import sys
@@ -140,3 +142,20 @@ def test_train_local_failures_go_to_stderr_not_json_on_stdout(tmp_path: Path) ->
     assert result.returncode != 0
     assert result.stdout == ""
     assert one_line(result).startswith("gyre train: UnknownBuiltin: unknown builtin dataset 'nope'")
+
+
+def test_a_run_through_the_command_exits_0_with_its_whole_report_and_model(tmp_path: Path) -> None:
+    # The command skips the interpreter's final garbage collection (gyre.cli.run): what it wrote must be whole.
+    result = train_local("builtin://iris", tmp_path / "model")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["phase"] == "Succeeded"
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert (
+        report["modelSha256"]
+        == hashlib.sha256((tmp_path / "model" / "manifest.json").read_bytes()).hexdigest()
+    )
+    assert (
+        manifest["artifact"]["sha256"]
+        == hashlib.sha256((tmp_path / "model" / "model.skops").read_bytes()).hexdigest()
+    )

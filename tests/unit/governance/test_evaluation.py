@@ -184,6 +184,25 @@ def test_batched_classification_resamples_give_the_intervals_of_one_resample_at_
     assert set(expected) >= set(CLASSIFICATION)
 
 
+@pytest.mark.parametrize("labels", [[0, 1], ["no", "yes"]])
+def test_a_binary_prediction_by_threshold_gives_the_intervals_of_one_resample_at_a_time_to_the_last_bit(
+    labels: list[Any],
+) -> None:
+    # Predicted by a threshold on the score, as every binary classifier does: the confusion matrices then come
+    # from the roc_auc counts, not from a second pass over the resampled rows.
+    rng = np.random.default_rng(11)
+    y = np.array(labels)[rng.integers(0, 2, 500)]
+    positive = rng.random(500).round(2)  # rounded: tied scores
+    proba = np.column_stack([1 - positive, positive])
+    predicted = np.array(labels)[(positive > 0.5).astype(int)]
+    metrics = [*CLASSIFICATION, "log_loss", "roc_auc"]
+    assert _Resampler("classification", y, predicted, proba, labels).predicted_by_group is not None
+    expected = _bootstrap_one_by_one("classification", y, predicted, proba, labels, metrics, 300, 3)
+    got = bootstrap_intervals("classification", y, predicted, proba, labels, metrics, resamples=300, seed=3)
+    assert {name: (i.low, i.high) for name, i in got.items()} == expected
+    assert set(expected) == set(metrics)
+
+
 def test_batched_regression_resamples_give_the_intervals_of_one_resample_at_a_time_to_the_last_bit() -> None:
     rng = np.random.default_rng(9)
     y = rng.normal(size=500)
