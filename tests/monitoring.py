@@ -137,7 +137,7 @@ def metric_names(expr: str) -> set[str]:
 
 def selectors(expr: str) -> list[str]:
     """Each vector selector of an expression (`name{matchers}`), as an instant query."""
-    out = []
+    out: list[str] = []
     for name in sorted(metric_names(expr)):
         found = re.findall(rf"(?<![\w]){re.escape(name)}(\{{[^}}]*\}})?", expr)
         out.extend(name + matchers for matchers in dict.fromkeys(found))

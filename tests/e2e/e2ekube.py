@@ -6,6 +6,7 @@ DNS name, kube-proxy, and whichever server pods are ready at that moment.
 
 from __future__ import annotations
 
+import builtins
 import json
 import textwrap
 import time
@@ -147,7 +148,7 @@ class Kube:
 
         return wait_for(check, timeout=timeout, what=f"{kind} {name} condition {type_}={status}")
 
-    def events(self, name: str | None = None) -> list[tuple[str, str, str]]:
+    def events(self, name: str | None = None) -> builtins.list[tuple[str, str, str]]:
         """(type, reason, message) of the namespace's Events, optionally about one object."""
         items = self.core.list_namespaced_event(self.namespace).items
         return [
@@ -160,7 +161,7 @@ class Kube:
     def run_pod(
         self,
         name: str,
-        args: list[str],
+        args: builtins.list[str],
         *,
         env: dict[str, str] | None = None,
         mount_artifacts: bool = False,
