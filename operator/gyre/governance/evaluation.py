@@ -49,8 +49,10 @@ class _Resampler:
     on hundreds of resamples would take longer than training. Every metric follows from the resample's confusion
     matrix (classification), its score ranks (roc_auc) or its errors (regression), with sklearn's definitions:
     macro averages over the labels present in the resample, zero for an undefined precision or recall,
-    probabilities clipped at the float epsilon for log_loss, r2 of 1 (perfect) or 0 on a constant target. A unit test holds these equal to
-    gyre.training.metrics on the full test split.
+    probabilities clipped at the float epsilon for log_loss, r2 of 1 (perfect) or 0 on a constant target; roc_auc
+    with the second class positive (binary) or as the unweighted mean of each class against the rest, only when
+    every class is present. The scores are ranked once, so a resample's roc_auc costs a bincount, not a sort. A unit
+    test holds these equal to gyre.training.metrics on the full test split.
     """
 
     def __init__(self, task: str, y: Any, predicted: Any, proba: Any, classes: Sequence[Any] | None) -> None:
@@ -98,50 +100,9 @@ class _Resampler:
         cells[keys, 2 * (keys % 2) + by_group[keys // 2]] = 1
         return cells
 
-    def __call__(self, rows: Any, *, auc: bool = True) -> dict[str, float]:
-        """The metrics on the test rows at `rows` (indices, repeats allowed); roc_auc only when `auc`."""
-        if self.task == "classification":
-            return self._classification(rows, auc)
-        e, y = self.errors[rows], self.y[rows]
-        mse = float(np.mean(e**2))
-        sse, sst = float(np.sum(e**2)), float(np.sum((y - y.mean()) ** 2))
-        r2 = 1 - sse / sst if sst > 0 else (1.0 if sse == 0 else 0.0)
-        absolute = np.abs(e)
-        return {
-            "r2": r2,
-            "rmse": math.sqrt(mse),
-            "mse": mse,
-            "mae": float(absolute.mean()),
-            "median_ae": float(np.median(absolute)),
-        }
-
-    def _classification(self, rows: Any, auc: bool) -> dict[str, float]:
-        k = len(self.labels)
-        cm = np.bincount(self.true_index[rows] * k + self.pred_index[rows], minlength=k * k).reshape(k, k)
-        tp, support, predicted = np.diag(cm).astype("float64"), cm.sum(axis=1), cm.sum(axis=0)
-        present = (support + predicted) > 0
-        precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-        recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
-        f1 = np.divide(2 * tp, support + predicted, out=np.zeros(k), where=present)
-        out = {
-            "accuracy": float(tp.sum() / len(rows)),
-            "balanced_accuracy": float(recall[support > 0].mean()),
-            "f1_macro": float(f1[present].mean()),
-            "f1_weighted": float((f1 * support).sum() / support.sum()),
-            "precision_macro": float(precision[present].mean()),
-            "recall_macro": float(recall[present].mean()),
-        }
-        if self.row_loss is not None:
-            out["log_loss"] = float(self.row_loss[rows].mean())
-        if auc and self.proba is not None and self.classes is not None:
-            value = self._roc_auc(rows)
-            if value is not None:
-                out["roc_auc"] = value
-        return out
-
     def batch(self, rows: Any, *, auc: bool = True) -> dict[str, Any]:
         """The metrics on each row of `rows` (resamples x test rows), one array per metric, NaN where a resample
-        has no value; equal to calling this object on each resample, to the last bit.
+        has no value; equal to scoring each resample on its own, to the last bit (a unit test holds this).
 
         Every reduction is over a contiguous row, which numpy sums exactly as it sums the one resample's array.
         """
@@ -197,34 +158,8 @@ class _Resampler:
             out["log_loss"] = self.row_loss[rows].mean(axis=1)
         if group_counts:
             aucs = np.stack([_auc_of_counts(counts) for counts in group_counts], axis=1)
-            out["roc_auc"] = aucs.mean(axis=1)  # NaN when a class is missing, as the single resample's None
+            out["roc_auc"] = aucs.mean(axis=1)  # NaN when a resample misses a class
         return out
-
-    def _roc_auc(self, rows: Any) -> float | None:
-        # sklearn's definition (binary: the second class is positive; more classes: the unweighted mean of each
-        # class against the rest, only when every class is present) as the Mann-Whitney statistic over the
-        # resample's row counts: the scores were sorted once, so a resample costs a few bincounts, not a sort.
-        counts = np.bincount(rows, minlength=len(self.y))
-        aucs = [
-            _weighted_auc(positive, group, groups, counts) for positive, group, groups in self.auc_columns
-        ]
-        known = [a for a in aucs if a is not None]
-        return float(np.mean(known)) if known and len(known) == len(aucs) else None
-
-
-def _weighted_auc(positive: Any, group: Any, groups: int, counts: Any) -> float | None:
-    """ROC AUC of rows repeated `counts` times, rows of equal score sharing a `group` (numbered by ascending
-    score): the share of (positive, negative) pairs ranked right, ties counting half; None without both classes.
-
-    Every sum is of whole numbers, so this equals the rank-sum formula with mean ranks to the last bit.
-    """
-    pos = np.bincount(group, weights=counts * positive, minlength=groups)
-    neg = np.bincount(group, weights=counts * ~positive, minlength=groups)
-    n_pos, n_neg = pos.sum(), neg.sum()
-    if n_pos == 0 or n_neg == 0:
-        return None
-    below = np.cumsum(neg) - neg
-    return float((pos @ below + 0.5 * (pos @ neg)) / (n_pos * n_neg))
 
 
 def _masked_mean(values: Any, mask: Any) -> Any:
@@ -250,8 +185,9 @@ def _group_counts(rows: Any, key: Any, groups: int) -> Any:
 
 
 def _auc_of_counts(counts: Any) -> Any:
-    """_weighted_auc for each resample's group counts at once (NaN where it is None), in integers: the same whole
-    numbers, so the same result to the last bit."""
+    """ROC AUC of each resample from its group counts (NaN without both classes): the share of (positive,
+    negative) pairs ranked right, ties counting half, as the Mann-Whitney statistic. Every sum is of whole numbers,
+    so this equals the rank-sum formula with mean ranks to the last bit."""
     neg, pos = counts[:, :, 0], counts[:, :, 1]
     n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
     below = np.cumsum(neg, axis=1) - neg
