@@ -71,7 +71,7 @@ class _Resampler:
                 for k, c in scored:
                     distinct, group = np.unique(p[:, k], return_inverse=True)
                     self.auc_columns.append((self.y == c, group, len(distinct)))
-            self.predicted_by_group = self._predicted_by_group()
+            self.confusion_cells = self._confusion_cells()
             if proba is not None and self.classes is not None and set(self.y.tolist()) <= set(self.classes):
                 column = np.array([self.classes.index(v) for v in self.y.tolist()])
                 p = np.asarray(proba, dtype="float64")
@@ -81,7 +81,7 @@ class _Resampler:
             self.y = self.y.astype("float64")
             self.errors = self.y - self.predicted.astype("float64")
 
-    def _predicted_by_group(self) -> Any:
+    def _confusion_cells(self) -> Any:
         """Binary, with the prediction a function of the score (as a threshold on it is): the confusion cell of each
         roc_auc count key; else None. A resample's counts by key then give its confusion matrix too, the same
         integers that another gather and bincount of its rows would give."""
@@ -126,7 +126,7 @@ class _Resampler:
 
     def _classification_batch(self, rows: Any, auc: bool) -> dict[str, Any]:
         k, count, n = len(self.labels), rows.shape[0], rows.shape[1]
-        auc = auc and self.proba is not None and self.classes is not None and bool(self.auc_columns)
+        # auc_columns is empty without probabilities and classes.
         group_counts = (
             [
                 _group_counts(rows, 2 * group + positive, groups)
@@ -135,8 +135,8 @@ class _Resampler:
             if auc
             else []
         )
-        if group_counts and self.predicted_by_group is not None:
-            cm = (group_counts[0].reshape(count, -1) @ self.predicted_by_group).reshape(count, 2, 2)
+        if group_counts and self.confusion_cells is not None:
+            cm = (group_counts[0].reshape(count, -1) @ self.confusion_cells).reshape(count, 2, 2)
         else:
             cells = (self.true_index * k + self.pred_index)[rows] + (np.arange(count) * (k * k))[:, None]
             cm = np.bincount(cells.ravel(), minlength=count * k * k).reshape(count, k, k)

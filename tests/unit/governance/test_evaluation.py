@@ -66,7 +66,7 @@ def one_resample(r: _Resampler, rows: Any, *, auc: bool = True) -> dict[str, flo
     if auc and r.proba is not None and r.classes is not None:
         counts = np.bincount(rows, minlength=len(r.y))
         aucs = [_weighted_auc(positive, group, groups, counts) for positive, group, groups in r.auc_columns]
-        if all(a is not None for a in aucs):
+        if aucs and all(a is not None for a in aucs):
             out["roc_auc"] = float(np.mean(aucs))
     return out
 
@@ -247,7 +247,7 @@ def test_a_binary_prediction_by_threshold_gives_the_intervals_of_one_resample_at
     proba = np.column_stack([1 - positive, positive])
     predicted = np.array(labels)[(positive > 0.5).astype(int)]
     metrics = [*CLASSIFICATION, "log_loss", "roc_auc"]
-    assert _Resampler("classification", y, predicted, proba, labels).predicted_by_group is not None
+    assert _Resampler("classification", y, predicted, proba, labels).confusion_cells is not None
     expected = _bootstrap_one_by_one("classification", y, predicted, proba, labels, metrics, 300, 3)
     got = bootstrap_intervals("classification", y, predicted, proba, labels, metrics, resamples=300, seed=3)
     assert {name: (i.low, i.high) for name, i in got.items()} == expected
